@@ -1,0 +1,23 @@
+/**
+ * Runs servers of a config in this process until interrupted (Ctrl-C or
+ * SIGTERM): `herd serve` runs one, `herd up` all of them. They share one
+ * Places provider, so the offline gazetteer is loaded once.
+ */
+import { layerFromConfig, PlacesClient } from "@herd/places"
+import type { HerdConfigValue } from "@herd/server"
+import { HerdConfig, HerdServer } from "@herd/server"
+import { Console, Context, Effect, Layer } from "effect"
+
+export const runHerd = (config: HerdConfigValue, names: ReadonlyArray<string>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const shared = yield* Layer.build(
+      Layer.succeed(HerdConfig, config).pipe(Layer.merge(layerFromConfig(config.places, process.env)))
+    )
+    yield* Console.log(`Places provider: ${Context.get(shared, PlacesClient).provider}`)
+    for (const name of names) {
+      const server = yield* Layer.build(HerdServer.layer({ name })).pipe(Effect.provide(shared))
+      const { address } = Context.get(server, HerdServer.HerdServer)
+      yield* Console.log(`${name} listening on ${address.host}:${address.port}`)
+    }
+    return yield* Effect.never
+  }))

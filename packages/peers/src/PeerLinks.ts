@@ -1,0 +1,218 @@
+/**
+ * The links from one server to its neighbours (PROTOCOL.md section 7).
+ *
+ * For each neighbour, one fiber owned by the layer's scope dials it, says
+ * `PEER <self>`, sends every stored record (catch-up), then writes the
+ * records flooded to it, all that arrived since the last write in one write.
+ * Any failure ends the connection and the fiber dials again on a capped,
+ * jittered exponential schedule. Closing the layer's scope stops every link.
+ *
+ * Memory stays bounded whatever the neighbour does:
+ * - while a neighbour is unreachable nothing is queued for it: catch-up on
+ *   reconnect resends the whole store, which holds every record it missed;
+ * - while it is connected but does not read, records queue up to
+ *   `maxPendingRecords`; one more and the link is cut, the queue dropped, and
+ *   the next connection's catch-up brings the neighbour up to date.
+ */
+import * as Socket from "@effect/platform/Socket"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import type { LocationRecord } from "@herd/protocol"
+import { formatAtLine } from "@herd/protocol"
+import { LocationStore } from "@herd/store"
+import { Context, Data, Deferred, Duration, Effect, Layer, Schedule } from "effect"
+import * as Net from "node:net"
+
+export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
+  PeerLinks,
+  {
+    /** The neighbours this server floods to, by name. */
+    readonly neighbours: ReadonlyArray<string>
+    /**
+     * Queues `record` for every neighbour except `from`, the server it came
+     * from. Never waits for the network.
+     */
+    readonly flood: (record: LocationRecord, from?: string) => Effect.Effect<void>
+  }
+>() {}
+
+/** A server with no neighbours: a herd of one. */
+export const layerAlone: Layer.Layer<PeerLinks> = Layer.succeed(
+  PeerLinks,
+  PeerLinks.of({ neighbours: [], flood: () => Effect.void })
+)
+
+export interface Neighbour {
+  readonly name: string
+  readonly host: string
+  readonly port: number
+}
+
+/** Link changes, for the server's event log. */
+export type LinkEvent =
+  | { readonly event: "link-up"; readonly peer: string; readonly address: string; readonly catchUp: number }
+  | { readonly event: "link-down"; readonly peer: string; readonly address: string; readonly reason: string }
+
+export interface PeerLinksOptions {
+  /** This server's name, sent in `PEER <self>`. */
+  readonly self: string
+  readonly neighbours: ReadonlyArray<Neighbour>
+  readonly reconnect: { readonly initialMs: number; readonly capMs: number }
+  /** Records queued for a connected neighbour past which its link is cut. */
+  readonly maxPendingRecords?: number
+  readonly onEvent?: (event: LinkEvent) => void
+}
+
+export const defaultMaxPendingRecords = 100_000
+/** Records per write during catch-up, so a big store is not one huge string. */
+const catchUpBatch = 2048
+const dialTimeout = Duration.seconds(2)
+
+class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: string }> {}
+
+/** One neighbour's link state, shared by `flood` and the link's fiber. */
+class Link {
+  /** AT lines waiting to be written; `undefined` while the link is down. */
+  pending: Array<string> | undefined = undefined
+  readonly wake = Effect.unsafeMakeLatch(false)
+  /** Completed to cut the current connection (the neighbour is not reading). */
+  cut: Deferred.Deferred<never, LinkFailure> | undefined = undefined
+
+  constructor(readonly neighbour: Neighbour, readonly maxPending: number) {}
+
+  enqueue(line: string): void {
+    if (this.pending === undefined) return
+    if (this.pending.length >= this.maxPending) {
+      this.pending = undefined
+      if (this.cut) Deferred.unsafeDone(this.cut, new LinkFailure({ reason: `more than ${this.maxPending} records unsent: not reading` }))
+      return
+    }
+    this.pending.push(line)
+    this.wake.unsafeOpen()
+  }
+}
+
+export const make = (options: PeerLinksOptions) =>
+  Effect.gen(function*() {
+    const store = yield* LocationStore
+    const onEvent = options.onEvent ?? (() => {})
+    const links = options.neighbours.map((neighbour) =>
+      new Link(neighbour, options.maxPendingRecords ?? defaultMaxPendingRecords)
+    )
+
+    const retrySchedule = Schedule.exponential(Duration.millis(options.reconnect.initialMs)).pipe(
+      Schedule.union(Schedule.spaced(Duration.millis(options.reconnect.capMs))),
+      Schedule.jitteredWith({ min: 0.5, max: 1 }),
+      // A link that stayed up a while starts again from the initial delay.
+      Schedule.resetAfter(Duration.millis(options.reconnect.capMs * 2))
+    )
+
+    const connectOnce = (link: Link) =>
+      Effect.scoped(Effect.gen(function*() {
+        const { host, name, port } = link.neighbour
+        const address = `${host}:${port}`
+        const socket = yield* dial(link.neighbour)
+        const write = yield* socket.writer
+        const cut = yield* Deferred.make<never, LinkFailure>()
+        // Queue from now on, before the snapshot is taken: a record accepted
+        // meanwhile is in both, and the neighbour drops the second copy.
+        link.pending = []
+        link.cut = cut
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            link.pending = undefined
+            link.cut = undefined
+          })
+        )
+        const closedByPeer = socket.run(() => {}).pipe(
+          Effect.matchEffect({
+            onFailure: (error) => new LinkFailure({ reason: describeSocketError(error) }),
+            onSuccess: () => new LinkFailure({ reason: "closed by neighbour" })
+          })
+        )
+        const sendAll = Effect.gen(function*() {
+          const snapshot = yield* store.snapshot
+          yield* write(`PEER ${options.self}\n`)
+          for (let i = 0; i < snapshot.length; i += catchUpBatch) {
+            yield* write(linesOf(snapshot.slice(i, i + catchUpBatch).map(formatAtLine)))
+          }
+          onEvent({ event: "link-up", peer: name, address, catchUp: snapshot.length })
+          while (true) {
+            yield* link.wake.await
+            link.wake.unsafeClose()
+            const batch = link.pending
+            if (batch === undefined || batch.length === 0) continue
+            link.pending = []
+            yield* write(linesOf(batch))
+          }
+        }).pipe(Effect.mapError((error) => new LinkFailure({ reason: describeSocketError(error) })))
+        return yield* Effect.raceFirst(sendAll, Effect.raceFirst(closedByPeer, Deferred.await(cut)))
+      })).pipe(
+        Effect.tapError((failure) =>
+          Effect.sync(() =>
+            onEvent({
+              event: "link-down",
+              peer: link.neighbour.name,
+              address: `${link.neighbour.host}:${link.neighbour.port}`,
+              reason: failure.reason
+            })
+          )
+        )
+      )
+
+    for (const link of links) {
+      yield* connectOnce(link).pipe(Effect.retry(retrySchedule), Effect.forkScoped)
+    }
+
+    return PeerLinks.of({
+      neighbours: options.neighbours.map((neighbour) => neighbour.name),
+      flood: (record, from) =>
+        Effect.sync(() => {
+          let line: string | undefined
+          for (const link of links) {
+            if (link.neighbour.name === from || link.pending === undefined) continue
+            line ??= formatAtLine(record)
+            link.enqueue(line)
+          }
+        })
+    })
+  })
+
+export const layer = (options: PeerLinksOptions): Layer.Layer<PeerLinks, never, LocationStore> =>
+  Layer.scoped(PeerLinks, make(options))
+
+const linesOf = (lines: ReadonlyArray<string>): Uint8Array => Buffer.from(lines.join("\n") + "\n", "latin1")
+
+/**
+ * A connection to a neighbour whose release destroys the socket at once:
+ * a neighbour that stopped reading would keep a graceful close waiting
+ * forever, and nothing unsent is lost (catch-up resends it).
+ */
+const dial = (neighbour: Neighbour) =>
+  NodeSocket.fromDuplex(
+    Effect.acquireRelease(
+      Effect.async<Net.Socket, Socket.SocketError>((resume) => {
+        const conn = Net.createConnection({ host: neighbour.host, port: neighbour.port, noDelay: true })
+        const onError = (cause: Error) => resume(Effect.fail(new Socket.SocketGenericError({ reason: "Open", cause })))
+        conn.once("error", onError)
+        conn.once("connect", () => {
+          conn.off("error", onError)
+          // Errors after this are reported through the socket's run.
+          conn.on("error", () => {})
+          resume(Effect.succeed(conn))
+        })
+        return Effect.sync(() => conn.destroy())
+      }).pipe(Effect.timeoutFail({
+        duration: dialTimeout,
+        onTimeout: () => new Socket.SocketGenericError({ reason: "Open", cause: new Error("connect timed out") })
+      })),
+      (conn) => Effect.sync(() => conn.destroy())
+    )
+  )
+
+const describeSocketError = (error: Socket.SocketError | LinkFailure): string => {
+  if (error._tag === "LinkFailure") return error.reason
+  if (error.reason === "Close") return "closed by neighbour"
+  const cause = error.cause
+  const detail = cause instanceof Error ? ("code" in cause && typeof cause.code === "string" ? cause.code : cause.message) : String(cause)
+  return `${error.reason.toLowerCase()}: ${detail}`
+}

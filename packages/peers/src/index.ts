@@ -1,0 +1,2 @@
+export { defaultMaxPendingRecords, layer, layerAlone, make, PeerLinks } from "./PeerLinks.ts"
+export type { LinkEvent, Neighbour, PeerLinksOptions } from "./PeerLinks.ts"

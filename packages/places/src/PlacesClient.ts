@@ -1,0 +1,52 @@
+/**
+ * The Places provider behind WHATSAT: what is near a point, as a body in the
+ * shape of Google's Nearby Search (legacy) answer, whatever the provider.
+ */
+import { Context, Schema } from "effect"
+import type { Effect } from "effect"
+
+export interface NearbyQuery {
+  readonly latitude: number
+  readonly longitude: number
+  readonly radiusMetres: number
+  /** The most results to keep (the WHATSAT bound). */
+  readonly limit: number
+}
+
+/** A Nearby Search (legacy) response body. */
+export interface PlacesBody {
+  readonly html_attributions: ReadonlyArray<unknown>
+  readonly results: ReadonlyArray<unknown>
+  readonly status: string
+  readonly next_page_token?: string
+  readonly error_message?: string
+  readonly [field: string]: unknown
+}
+
+/**
+ * Why a provider gave no answer. `status` is the provider's own status where
+ * it gave one (`OVER_QUERY_LIMIT`, `REQUEST_DENIED`, ...). The message never
+ * holds the API key.
+ */
+export class PlacesError extends Schema.TaggedError<PlacesError>()("PlacesError", {
+  reason: Schema.Literal("Timeout", "Http", "BadBody", "Quota", "Denied", "Transport"),
+  status: Schema.optional(Schema.String),
+  message: Schema.String
+}) {}
+
+export class PlacesClient extends Context.Tag("@herd/places/PlacesClient")<
+  PlacesClient,
+  {
+    /** The provider's name, as `herd serve` prints it: `offline`, `google`, ... */
+    readonly provider: string
+    readonly nearby: (query: NearbyQuery) => Effect.Effect<PlacesBody, PlacesError>
+  }
+>() {}
+
+/** The body WHATSAT answers with when the provider failed (PROTOCOL.md section 4). */
+export const failureBody = (error: PlacesError): PlacesBody => ({
+  html_attributions: [],
+  results: [],
+  status: error.status ?? "UNKNOWN_ERROR",
+  error_message: error.message
+})

@@ -1,0 +1,125 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Ref, Scope, TestClock } from "effect"
+import { cachedNearby, PlacesError } from "../src/index.ts"
+import type { NearbyQuery, PlacesBody } from "../src/index.ts"
+
+const ucla: NearbyQuery = { latitude: 34.06893, longitude: -118.445127, radiusMetres: 10_000, limit: 5 }
+
+const bodyFor = (call: number): PlacesBody => ({ html_attributions: [], results: [{ call }], status: "OK" })
+
+/**
+ * An upstream that takes one (test) second per request and counts them.
+ * `answer` decides each call's outcome.
+ */
+const countingUpstream = (answer: (call: number) => Effect.Effect<PlacesBody, PlacesError> = (call) =>
+  Effect.succeed(bodyFor(call))) =>
+  Effect.map(Ref.make(0), (calls) => ({
+    calls,
+    upstream: (_query: NearbyQuery) =>
+      Ref.updateAndGet(calls, (n) => n + 1).pipe(
+        Effect.flatMap((call) => Effect.zipRight(Effect.sleep("1 second"), answer(call)))
+      )
+  }))
+
+/** Asks and lets the test clock run the upstream's second. */
+const ask = (nearby: (query: NearbyQuery) => Effect.Effect<PlacesBody, PlacesError>, query: NearbyQuery) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.fork(nearby(query))
+    yield* TestClock.adjust("1 second")
+    return yield* Fiber.join(fiber)
+  })
+
+describe("cachedNearby", () => {
+  it.scoped("sends ten concurrent identical queries upstream once", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      const nearby = yield* cachedNearby(upstream, { ttlMs: 0 })
+      const all = yield* Effect.fork(Effect.all(Array.from({ length: 10 }, () => nearby(ucla)), { concurrency: "unbounded" }))
+      yield* TestClock.adjust("1 second")
+      const bodies = yield* Fiber.join(all)
+      expect(bodies).toHaveLength(10)
+      expect(bodies.every((body) => body === bodies[0])).toBe(true)
+      expect(yield* Ref.get(calls)).toBe(1)
+    }))
+
+  it.scoped("asks again for a different radius or limit", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      const nearby = yield* cachedNearby(upstream)
+      const all = yield* Effect.fork(
+        Effect.all([nearby(ucla), nearby({ ...ucla, limit: 4 }), nearby({ ...ucla, radiusMetres: 9000 }), nearby(ucla)], {
+          concurrency: "unbounded"
+        })
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Fiber.join(all)
+      expect(yield* Ref.get(calls)).toBe(3)
+    }))
+
+  it.scoped("serves an answer for cacheTtlMs, then asks again", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      const nearby = yield* cachedNearby(upstream, { ttlMs: 30_000 })
+      expect(yield* ask(nearby, ucla)).toEqual(bodyFor(1))
+      yield* TestClock.adjust(30_000 - 1)
+      expect(yield* nearby(ucla)).toEqual(bodyFor(1))
+      yield* TestClock.adjust(1)
+      expect(yield* ask(nearby, ucla)).toEqual(bodyFor(2))
+      expect(yield* Ref.get(calls)).toBe(2)
+    }))
+
+  it.scoped("does not cache failures, but callers waiting together share one", () =>
+    Effect.gen(function*() {
+      const down = new PlacesError({ reason: "Http", message: "down" })
+      const { calls, upstream } = yield* countingUpstream((call) => call <= 1 ? Effect.fail(down) : Effect.succeed(bodyFor(call)))
+      const nearby = yield* cachedNearby(upstream)
+      const together = yield* Effect.fork(
+        Effect.all(Array.from({ length: 5 }, () => Effect.flip(nearby(ucla))), { concurrency: "unbounded" })
+      )
+      yield* TestClock.adjust("1 second")
+      expect(yield* Fiber.join(together)).toEqual(Array.from({ length: 5 }, () => down))
+      expect(yield* Ref.get(calls)).toBe(1)
+      expect(yield* ask(nearby, ucla)).toEqual(bodyFor(2))
+      expect(yield* Ref.get(calls)).toBe(2)
+    }))
+
+  it.scoped("keeps answering the others when the caller that asked first goes away", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      const nearby = yield* cachedNearby(upstream)
+      const first = yield* Effect.fork(nearby(ucla))
+      const second = yield* Effect.fork(nearby(ucla))
+      yield* TestClock.adjust("500 millis")
+      yield* Fiber.interrupt(first)
+      yield* TestClock.adjust("500 millis")
+      expect(yield* Fiber.join(second)).toEqual(bodyFor(1))
+      expect(yield* Ref.get(calls)).toBe(1)
+    }))
+
+  it.scoped("forgets the oldest query past its capacity", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      const nearby = yield* cachedNearby(upstream, { capacity: 2 })
+      const [a, b, c] = [ucla, { ...ucla, limit: 1 }, { ...ucla, limit: 2 }]
+      for (const query of [a, b, c]) yield* ask(nearby, query)
+      expect(yield* Ref.get(calls)).toBe(3)
+      yield* nearby(c) // still cached
+      expect(yield* Ref.get(calls)).toBe(3)
+      yield* ask(nearby, a) // evicted
+      expect(yield* Ref.get(calls)).toBe(4)
+    }))
+
+  it.effect("fails the callers still waiting when its scope closes", () =>
+    Effect.gen(function*() {
+      const { upstream } = yield* countingUpstream()
+      const scope = yield* Scope.make()
+      const nearby = yield* Scope.extend(cachedNearby(upstream), scope)
+      const waiting = yield* Effect.fork(nearby(ucla))
+      yield* TestClock.adjust("100 millis")
+      yield* Scope.close(scope, Exit.void)
+      const error = yield* Effect.flip(Fiber.join(waiting))
+      expect(error).toBeInstanceOf(PlacesError)
+      expect(error.message).toBe("the Places client has shut down")
+      expect((yield* Effect.flip(nearby(ucla))).message).toBe("the Places client has shut down")
+    }))
+})

@@ -1,0 +1,42 @@
+/**
+ * The replies other than an AT line: a WHATSAT answer and the refusal of an
+ * invalid line (PROTOCOL.md sections 4 and 6).
+ */
+
+/**
+ * A WHATSAT answer, as a latin1 string like every line of this package (one
+ * char per byte: write it with `Buffer.from(reply, "latin1")`): the stored AT
+ * line, LF, the Places body of `formatPlacesJson` in UTF-8, then two LFs.
+ *
+ * The AT line already holds the client's bytes, while the body is Unicode text
+ * (`São Paulo`); the body is turned into its UTF-8 bytes so that both halves
+ * go out in one encoding and neither is mangled.
+ */
+export const formatWhatsatReply = (atLine: string, body: unknown): string =>
+  atLine + "\n" + utf8BytesAsLatin1(formatPlacesJson(body)) + "\n\n"
+
+/**
+ * The Places body of a WHATSAT answer as Unicode text: three-space indentation.
+ * `body` is plain JSON data (as parsed from a Places response or built from one).
+ *
+ * PROTOCOL.md asks for runs of LFs in the body to be collapsed and trailing
+ * LFs removed, so that the final two LFs of the answer are the only empty line
+ * a client reads. JSON.stringify already guarantees both: it escapes LFs inside
+ * strings, puts exactly one LF between items and ends on `}`, `]` or a scalar.
+ * So the body goes out as printed, without a second pass over it.
+ */
+export const formatPlacesJson = (body: unknown): string => JSON.stringify(body, null, 3) ?? "null"
+
+/** `? `, the line as received (without its CR LF), LF: the bytes echoed exactly. */
+export const invalidReply = (line: Uint8Array): Buffer => {
+  const reply = Buffer.allocUnsafe(line.length + 3)
+  reply[0] = 0x3f
+  reply[1] = 0x20
+  reply.set(line, 2)
+  reply[line.length + 2] = 0x0a
+  return reply
+}
+
+/** The UTF-8 bytes of `text`, one latin1 char each; ASCII text is its own encoding. */
+const utf8BytesAsLatin1 = (text: string): string =>
+  Buffer.byteLength(text, "utf8") === text.length ? text : Buffer.from(text, "utf8").toString("latin1")

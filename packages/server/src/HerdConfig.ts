@@ -1,0 +1,112 @@
+/**
+ * The herd's configuration: one schema for `herd.config.ts`, `--config PATH`
+ * and library users alike (ARCHITECTURE.md, "Configuration"). A bad value
+ * fails at start with a message that names the field, e.g.
+ * `links[2][1]: unknown server "Parkr"`.
+ */
+import { PlacesConfig } from "@herd/places"
+import { Context, Effect, Either, ParseResult, Schema } from "effect"
+
+const Port = Schema.Int.pipe(Schema.between(0, 65535, { message: () => "must be an integer from 0 to 65535" }))
+const PositiveInt = Schema.Int.pipe(Schema.positive({ message: () => "must be a positive integer" }))
+
+/** Server names travel in AT and PEER lines: one token of printable ASCII. */
+const ServerName = Schema.String.pipe(
+  Schema.pattern(/^[\x21-\x7e]{1,255}$/, { message: () => "must be 1 to 255 printable ASCII characters" })
+)
+
+export const ServerAddress = Schema.Struct({
+  host: Schema.optionalWith(Schema.String, { default: () => "127.0.0.1" }),
+  port: Port
+})
+export type ServerAddress = typeof ServerAddress.Type
+
+export const ReconnectConfig = Schema.Struct({
+  initialMs: Schema.optionalWith(PositiveInt, { default: () => 50 }),
+  capMs: Schema.optionalWith(PositiveInt, { default: () => 5000 })
+})
+
+export const LimitsConfig = Schema.Struct({
+  /** Client connections open at once; past it a new one is closed at once. */
+  maxConnections: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
+  /** A partial line held open longer than this closes its connection (slow-loris). */
+  partialLineTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 30_000 }),
+  /** Reply bytes waiting for a slow reader before the server stops reading from it. */
+  pendingReplyBytes: Schema.optionalWith(PositiveInt, { default: () => 1024 * 1024 })
+})
+
+const HerdConfigFields = Schema.Struct({
+  servers: Schema.Record({ key: ServerName, value: ServerAddress }),
+  links: Schema.optionalWith(Schema.Array(Schema.Tuple(Schema.String, Schema.String)), { default: () => [] }),
+  places: Schema.optionalWith(PlacesConfig, { default: () => ({}) }),
+  logDir: Schema.optionalWith(Schema.String, { default: () => "logs" }),
+  lineLimit: Schema.optionalWith(PositiveInt, { default: () => 8192 }),
+  reconnect: Schema.optionalWith(ReconnectConfig, { default: () => Schema.decodeSync(ReconnectConfig)({}) }),
+  limits: Schema.optionalWith(LimitsConfig, { default: () => Schema.decodeSync(LimitsConfig)({}) })
+})
+
+export const HerdConfigSchema = HerdConfigFields.pipe(
+  Schema.filter((config) => {
+    const issues: Array<Schema.FilterIssue> = []
+    config.links.forEach((link, index) => {
+      link.forEach((name, end) => {
+        if (!Object.hasOwn(config.servers, name)) {
+          issues.push({ path: ["links", index, end], message: `unknown server ${JSON.stringify(name)}` })
+        }
+      })
+      if (link[0] === link[1]) issues.push({ path: ["links", index], message: "links a server to itself" })
+    })
+    if (Object.keys(config.servers).length === 0) issues.push({ path: ["servers"], message: "names no server" })
+    return issues
+  })
+)
+
+export type HerdConfigInput = typeof HerdConfigSchema.Encoded
+export type HerdConfigValue = typeof HerdConfigSchema.Type
+
+export class HerdConfig extends Context.Tag("@herd/server/HerdConfig")<HerdConfig, HerdConfigValue>() {}
+
+export class HerdConfigError extends Schema.TaggedError<HerdConfigError>()("HerdConfigError", {
+  source: Schema.String,
+  message: Schema.String
+}) {}
+
+/**
+ * Every problem of a config, one per line: `path: message`. An optional field
+ * is a union with `undefined`, which adds a second, useless "Expected
+ * undefined" issue at the same path: the first issue of each path is kept.
+ */
+const describeIssues = (error: ParseResult.ParseError): string => {
+  const byPath = new Map<string, string>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const path = issue.path.length === 0 ? "config" : formatPath(issue.path)
+    if (!byPath.has(path)) byPath.set(path, issue.message)
+  }
+  return [...byPath].map(([path, message]) => `${path}: ${message}`).join("\n")
+}
+
+const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
+  path.map((key, index) =>
+    typeof key === "number"
+      ? `[${key}]`
+      : /^[A-Za-z_$][\w$]*$/.test(String(key))
+      ? `${index === 0 ? "" : "."}${String(key)}`
+      : `[${JSON.stringify(String(key))}]`
+  ).join("")
+
+/** Checks a value against the schema; `source` names where it came from. */
+export const decodeConfig = (input: unknown, source: string): Effect.Effect<HerdConfigValue, HerdConfigError> =>
+  Either.match(Schema.decodeUnknownEither(HerdConfigSchema, { errors: "all", onExcessProperty: "error" })(input), {
+    onLeft: (error) => Effect.fail(new HerdConfigError({ source, message: describeIssues(error) })),
+    onRight: Effect.succeed
+  })
+
+/** The neighbours of `name` in the config's links. */
+export const neighboursOf = (config: HerdConfigValue, name: string): ReadonlyArray<string> => {
+  const neighbours = new Set<string>()
+  for (const [a, b] of config.links) {
+    if (a === name) neighbours.add(b)
+    if (b === name) neighbours.add(a)
+  }
+  return [...neighbours]
+}

@@ -1,0 +1,14 @@
+export { loadConfigFile } from "./ConfigFile.ts"
+export * as EventLog from "./EventLog.ts"
+export {
+  decodeConfig,
+  HerdConfig,
+  HerdConfigError,
+  HerdConfigSchema,
+  LimitsConfig,
+  neighboursOf,
+  ReconnectConfig,
+  ServerAddress
+} from "./HerdConfig.ts"
+export type { HerdConfigInput, HerdConfigValue } from "./HerdConfig.ts"
+export * as HerdServer from "./HerdServer.ts"

@@ -1,0 +1,74 @@
+import { describe, expect, it } from "@effect/vitest"
+import { NodeContext } from "@effect/platform-node"
+import { Effect, Either } from "effect"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { decodeConfig, loadConfigFile, neighboursOf } from "../src/index.ts"
+
+const defaultHerdPath = fileURLToPath(new URL("../../../herd.config.ts", import.meta.url))
+
+const messageOf = (input: unknown) =>
+  Effect.map(Effect.either(decodeConfig(input, "test")), (result) =>
+    Either.match(result, { onLeft: (error) => error.message, onRight: () => "accepted" }))
+
+describe("HerdConfig", () => {
+  it.effect("accepts the default herd and fills in the defaults", () =>
+    Effect.gen(function*() {
+      const config = yield* loadConfigFile(defaultHerdPath).pipe(Effect.provide(NodeContext.layer))
+      expect(Object.keys(config.servers)).toEqual(["Alford", "Bolden", "Hamilton", "Parker", "Welsh"])
+      expect(neighboursOf(config, "Parker")).toEqual(["Alford", "Bolden", "Hamilton"])
+      expect(neighboursOf(config, "Hamilton")).toEqual(["Parker"])
+      expect(config.lineLimit).toBe(8192)
+      expect(config.limits).toEqual({ maxConnections: 10000, partialLineTimeoutMs: 30000, pendingReplyBytes: 1048576 })
+      const minimal = yield* decodeConfig({ servers: { A: { port: 1 } } }, "test")
+      expect(minimal).toMatchObject({ links: [], logDir: "logs", lineLimit: 8192, reconnect: { initialMs: 50, capMs: 5000 } })
+      expect(minimal.servers["A"]).toEqual({ host: "127.0.0.1", port: 1 })
+    }))
+
+  it.effect("names the field of a link to an unknown server", () =>
+    Effect.gen(function*() {
+      const message = yield* messageOf({
+        servers: { Alford: { port: 1 }, Parker: { port: 2 } },
+        links: [["Alford", "Parker"], ["Parker", "Alford"], ["Alford", "Parkr"]]
+      })
+      expect(message).toBe(`links[2][1]: unknown server "Parkr"`)
+    }))
+
+  it.effect("names the field of a bad value", () =>
+    Effect.gen(function*() {
+      expect(yield* messageOf({ servers: { A: { port: 70000 } } })).toBe(
+        `servers.A.port: must be an integer from 0 to 65535`
+      )
+      expect(yield* messageOf({ servers: { A: { port: 1 } }, lineLimit: -1 })).toBe(
+        `lineLimit: must be a positive integer`
+      )
+      expect(yield* messageOf({ servers: { A: { port: 1 } }, reconect: {} })).toContain("reconect")
+      expect(yield* messageOf({ servers: {} })).toBe("servers: names no server")
+    }))
+})
+
+describe("loadConfigFile", () => {
+  it.effect("reads JSON, and says what is wrong with a file it cannot use", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.sync(() => mkdtempSync(join(tmpdir(), "herd-config-")))
+      const good = join(dir, "herd.json")
+      const bad = join(dir, "bad.json")
+      const yaml = join(dir, "herd.yaml")
+      writeFileSync(good, JSON.stringify({ servers: { Solo: { port: 4000 } } }))
+      writeFileSync(bad, "{ not json")
+      writeFileSync(yaml, "servers: {}")
+      const load = (path: string) =>
+        loadConfigFile(path).pipe(
+          Effect.map((config) => Object.keys(config.servers).join()),
+          Effect.catchTag("HerdConfigError", (error) => Effect.succeed(error.message)),
+          Effect.provide(NodeContext.layer)
+        )
+      expect(yield* load(good)).toBe("Solo")
+      expect(yield* load(bad)).toMatch(/^not valid JSON/)
+      expect(yield* load(yaml)).toBe(`unknown extension ".yaml": use .ts, .js, .mjs or .json`)
+      expect(yield* load(join(dir, "missing.json"))).toBe("no such file")
+      rmSync(dir, { recursive: true })
+    }))
+})

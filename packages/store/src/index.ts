@@ -1,0 +1,1 @@
+export { LocationStore, layerMemory, makeMemory } from "./LocationStore.ts"

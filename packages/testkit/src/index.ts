@@ -1,0 +1,6 @@
+export { connect, LineClientError } from "./LineClient.ts"
+export type { LineClient } from "./LineClient.ts"
+export { fixedPlaces, startServer } from "./SingleServer.ts"
+export type { StartedServer } from "./SingleServer.ts"
+export { defaultTopology, startHerd } from "./TestHerd.ts"
+export type { TestHerd, TestHerdOptions } from "./TestHerd.ts"
