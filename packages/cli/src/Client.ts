@@ -2,7 +2,8 @@
  * `herd client <name>`: stdin to the server, the server's replies to stdout.
  * When stdin ends the session half-closes and waits for the last replies.
  */
-import { NodeSocket, NodeStream } from "@effect/platform-node"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import type { HerdConfigValue } from "@herd/server"
 import { HerdServer } from "@herd/server"
 import { Effect, Fiber, Stream } from "effect"

@@ -13,11 +13,13 @@ export const runHerd = (config: HerdConfigValue, names: ReadonlyArray<string>) =
     const shared = yield* Layer.build(
       Layer.succeed(HerdConfig, config).pipe(Layer.merge(layerFromConfig(config.places, process.env)))
     )
-    yield* Console.log(`Places provider: ${Context.get(shared, PlacesClient).provider}`)
+    const places = Context.get(shared, PlacesClient)
+    yield* Console.log(`Places provider: ${places.provider}`)
     for (const name of names) {
       const server = yield* Layer.build(HerdServer.layer({ name })).pipe(Effect.provide(shared))
       const { address } = Context.get(server, HerdServer.HerdServer)
       yield* Console.log(`${name} listening on ${address.host}:${address.port}`)
     }
+    if (places.warmUp !== undefined) yield* Effect.forkScoped(places.warmUp)
     return yield* Effect.never
   }))

@@ -3,7 +3,9 @@
  * to a server the way people use redis-cli.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { NodeContext, NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { FetchHttpClient } from "@effect/platform"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Console, Effect, Layer } from "effect"
 import { runClient } from "./Client.ts"
 import { resolveConfig } from "./Config.ts"
@@ -55,7 +57,7 @@ cli(process.argv).pipe(
     HerdConfigError: (error) => fail(`config ${error.source}:\n${error.message}`),
     HerdServerError: (error) => fail(`${error.server} ${error.message}`)
   }),
-  Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici)),
+  Effect.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer)),
   NodeRuntime.runMain({ disableErrorReporting: false })
 )
 

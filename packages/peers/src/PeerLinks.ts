@@ -47,10 +47,14 @@ export interface Neighbour {
   readonly port: number
 }
 
-/** Link changes, for the server's event log. */
+/**
+ * Link changes, for the server's event log: `link-up` once catch-up is sent,
+ * `link-down` when a link that was up fails, `link-failed` when dialling
+ * (or catch-up) fails before the link came up.
+ */
 export type LinkEvent =
   | { readonly event: "link-up"; readonly peer: string; readonly address: string; readonly catchUp: number }
-  | { readonly event: "link-down"; readonly peer: string; readonly address: string; readonly reason: string }
+  | { readonly event: "link-down" | "link-failed"; readonly peer: string; readonly address: string; readonly reason: string }
 
 export interface PeerLinksOptions {
   /** This server's name, sent in `PEER <self>`. */
@@ -106,8 +110,10 @@ export const make = (options: PeerLinksOptions) =>
       Schedule.resetAfter(Duration.millis(options.reconnect.capMs * 2))
     )
 
-    const connectOnce = (link: Link) =>
-      Effect.scoped(Effect.gen(function*() {
+    // Suspended, so that every retry starts with `up` false.
+    const connectOnce = (link: Link) => Effect.suspend(() => {
+      let up = false
+      return Effect.scoped(Effect.gen(function*() {
         const { host, name, port } = link.neighbour
         const address = `${host}:${port}`
         const socket = yield* dial(link.neighbour)
@@ -135,6 +141,7 @@ export const make = (options: PeerLinksOptions) =>
           for (let i = 0; i < snapshot.length; i += catchUpBatch) {
             yield* write(linesOf(snapshot.slice(i, i + catchUpBatch).map(formatAtLine)))
           }
+          up = true
           onEvent({ event: "link-up", peer: name, address, catchUp: snapshot.length })
           while (true) {
             yield* link.wake.await
@@ -150,7 +157,7 @@ export const make = (options: PeerLinksOptions) =>
         Effect.tapError((failure) =>
           Effect.sync(() =>
             onEvent({
-              event: "link-down",
+              event: up ? "link-down" : "link-failed",
               peer: link.neighbour.name,
               address: `${link.neighbour.host}:${link.neighbour.port}`,
               reason: failure.reason
@@ -158,6 +165,7 @@ export const make = (options: PeerLinksOptions) =>
           )
         )
       )
+    })
 
     for (const link of links) {
       yield* connectOnce(link).pipe(Effect.retry(retrySchedule), Effect.forkScoped)

@@ -14,22 +14,32 @@ import type { PlacesBody } from "./PlacesClient.ts"
 /** GeoNames data is CC BY 4.0: every offline answer credits it. */
 export const geonamesAttribution = "Place data from <a href=\"https://www.geonames.org/\">GeoNames</a>, CC BY 4.0"
 
-/**
- * The gazetteer module. Importing it decodes the data and builds the index, so
- * it is imported on first use only; the module system then hands the same
- * module to every later import, so every server of the process shares one.
- */
-const gazetteer = Effect.promise(() => import("./internal/gazetteer.ts"))
+type Gazetteer = typeof import("./internal/gazetteer.ts")
 
-/** The offline client, with its cache. The gazetteer is loaded here, not on the first query. */
+/**
+ * The gazetteer module. Importing it decodes the data and builds the index
+ * (a few hundred milliseconds), so it is imported on first use, not when the
+ * layer is built: a server starts listening at once (`herd serve` warms it up
+ * right after). The module system hands the same module to every later
+ * import, so every server of the process shares one.
+ */
+let loaded: Gazetteer | undefined
+const gazetteer: Effect.Effect<Gazetteer> = Effect.suspend(() =>
+  loaded !== undefined
+    ? Effect.succeed(loaded)
+    : Effect.promise(() => import("./internal/gazetteer.ts")).pipe(Effect.tap((module) => {
+      loaded = module
+    }))
+)
+
+/** The offline client, with its cache. */
 export const makeOffline = (
   options: CacheOptions = {}
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { placesAround } = yield* gazetteer
     const nearby = yield* cachedNearby(
       (query) =>
-        Effect.sync(() =>
+        Effect.map(gazetteer, ({ placesAround }) =>
           offlineBody(
             // geokdbush reads a limit below 1 as "no limit".
             query.limit < 1
@@ -39,7 +49,7 @@ export const makeOffline = (
         ),
       options
     )
-    return PlacesClient.of({ provider: "offline", nearby })
+    return PlacesClient.of({ provider: "offline", nearby, warmUp: Effect.asVoid(gazetteer) })
   })
 
 export const layerOffline: Layer.Layer<PlacesClient> = Layer.scoped(PlacesClient, makeOffline())

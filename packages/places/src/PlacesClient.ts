@@ -40,6 +40,11 @@ export class PlacesClient extends Context.Tag("@herd/places/PlacesClient")<
     /** The provider's name, as `herd serve` prints it: `offline`, `google`, ... */
     readonly provider: string
     readonly nearby: (query: NearbyQuery) => Effect.Effect<PlacesBody, PlacesError>
+    /**
+     * Loads what the provider needs before its first answer (the offline
+     * gazetteer); run after a server is listening, so start-up stays fast.
+     */
+    readonly warmUp?: Effect.Effect<void>
   }
 >() {}
 

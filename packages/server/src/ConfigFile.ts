@@ -1,7 +1,7 @@
 /**
  * Loads a `HerdConfig` from a file: `.ts`, `.js` and `.mjs` modules
- * default-export the config (TypeScript is loaded through tsx, which the
- * `herd` command registers), `.json` files hold it as JSON.
+ * default-export the config (TypeScript through tsx, loaded only for a `.ts`
+ * config), `.json` files hold it as JSON.
  */
 import { FileSystem } from "@effect/platform"
 import { Effect } from "effect"
@@ -11,6 +11,13 @@ import { decodeConfig, HerdConfigError } from "./HerdConfig.ts"
 import type { HerdConfigValue } from "./HerdConfig.ts"
 
 const moduleExtensions = new Set([".ts", ".js", ".mjs"])
+
+const importModule = (absolute: string): Promise<{ readonly default?: unknown }> => {
+  const url = pathToFileURL(absolute).href
+  return absolute.endsWith(".ts")
+    ? import("tsx/esm/api").then(({ tsImport }) => tsImport(url, import.meta.url))
+    : import(url)
+}
 
 export const loadConfigFile = (
   path: string
@@ -32,7 +39,7 @@ export const loadConfigFile = (
       })
     } else if (moduleExtensions.has(extension)) {
       const module = yield* Effect.tryPromise({
-        try: () => import(pathToFileURL(absolute).href) as Promise<{ readonly default?: unknown }>,
+        try: () => importModule(absolute),
         catch: (error) => fail(`cannot be loaded: ${error instanceof Error ? error.message : String(error)}`)
       })
       if (module.default === undefined) return yield* fail("has no default export")

@@ -3,7 +3,8 @@
  * supervised fiber per inbound connection (client or neighbour), answering
  * the line protocol of PROTOCOL.md.
  */
-import { NodeContext, NodeSocketServer } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import { PeerLinks } from "@herd/peers"
 import * as Peers from "@herd/peers"
 import { PlacesClient } from "@herd/places"

