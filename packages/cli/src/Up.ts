@@ -3,6 +3,7 @@
  * SIGTERM): `herd serve` runs one, `herd up` all of them. They share one
  * Places provider, so the offline gazetteer is loaded once.
  */
+import type { LinkEvent } from "@herd/peers"
 import { layerFromConfig, PlacesClient } from "@herd/places"
 import type { HerdConfigValue } from "@herd/server"
 import { HerdConfig, HerdServer } from "@herd/server"
@@ -16,10 +17,18 @@ export const runHerd = (config: HerdConfigValue, names: ReadonlyArray<string>) =
     const places = Context.get(shared, PlacesClient)
     yield* Console.log(`Places provider: ${places.provider}`)
     for (const name of names) {
-      const server = yield* Layer.build(HerdServer.layer({ name })).pipe(Effect.provide(shared))
+      const server = yield* Layer.build(HerdServer.layer({ name, onLinkEvent: printLink(name) })).pipe(
+        Effect.provide(shared)
+      )
       const { address } = Context.get(server, HerdServer.HerdServer)
       yield* Console.log(`${name} listening on ${address.host}:${address.port}`)
     }
     if (places.warmUp !== undefined) yield* Effect.forkScoped(places.warmUp)
     return yield* Effect.never
   }))
+
+/** One line per link that comes up or goes down; failed dials stay in the log. */
+const printLink = (name: string) => (event: LinkEvent) => {
+  if (event.event === "link-up") console.log(`${name} -> ${event.peer} up (${event.address}, sent ${event.catchUp} records)`)
+  if (event.event === "link-down") console.log(`${name} -> ${event.peer} down: ${event.reason}`)
+}

@@ -29,16 +29,17 @@ export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
     readonly neighbours: ReadonlyArray<string>
     /**
      * Queues `record` for every neighbour except `from`, the server it came
-     * from. Never waits for the network.
+     * from. Synchronous and never waits for the network: a server calls it on
+     * its hot path, for every record that wins.
      */
-    readonly flood: (record: LocationRecord, from?: string) => Effect.Effect<void>
+    readonly flood: (record: LocationRecord, from?: string) => void
   }
 >() {}
 
 /** A server with no neighbours: a herd of one. */
 export const layerAlone: Layer.Layer<PeerLinks> = Layer.succeed(
   PeerLinks,
-  PeerLinks.of({ neighbours: [], flood: () => Effect.void })
+  PeerLinks.of({ neighbours: [], flood: () => {} })
 )
 
 export interface Neighbour {
@@ -136,7 +137,7 @@ export const make = (options: PeerLinksOptions) =>
           })
         )
         const sendAll = Effect.gen(function*() {
-          const snapshot = yield* store.snapshot
+          const snapshot = store.snapshot()
           yield* write(`PEER ${options.self}\n`)
           for (let i = 0; i < snapshot.length; i += catchUpBatch) {
             yield* write(linesOf(snapshot.slice(i, i + catchUpBatch).map(formatAtLine)))
@@ -173,15 +174,14 @@ export const make = (options: PeerLinksOptions) =>
 
     return PeerLinks.of({
       neighbours: options.neighbours.map((neighbour) => neighbour.name),
-      flood: (record, from) =>
-        Effect.sync(() => {
-          let line: string | undefined
-          for (const link of links) {
-            if (link.neighbour.name === from || link.pending === undefined) continue
-            line ??= formatAtLine(record)
-            link.enqueue(line)
-          }
-        })
+      flood: (record, from) => {
+        let line: string | undefined
+        for (const link of links) {
+          if (link.neighbour.name === from || link.pending === undefined) continue
+          line ??= formatAtLine(record)
+          link.enqueue(line)
+        }
+      }
     })
   })
 

@@ -28,6 +28,8 @@ export interface HerdServerOptions {
   readonly name: string
   /** Listen on this port instead of the config's (0: any free port). */
   readonly port?: number
+  /** Called on every peer link change, besides the event log (`herd up` prints them). */
+  readonly onLinkEvent?: (event: Peers.LinkEvent) => void
 }
 
 export class HerdServer extends Context.Tag("@herd/server/HerdServer")<
@@ -74,7 +76,9 @@ export const layerWith = (
         host: configured.host,
         port: options.port ?? configured.port,
         // Answer what a client sent before it half-closed its side.
-        allowHalfOpen: true
+        allowHalfOpen: true,
+        // Replies are written once per batch already: Nagle would only delay them.
+        noDelay: true
       }).pipe(
         Effect.mapError((error) =>
           new HerdServerError({
@@ -124,12 +128,15 @@ export const layer = (
   // `fresh`: every server of a process gets a store of its own, even when
   // several are built together (herd up, or a user's mergeAll).
   const own = Layer.mergeAll(ProtocolLayer.layer, Layer.fresh(Store.layerMemory), eventLogFile(options.name))
-  return layerWith(options).pipe(Layer.provide(peerLinksFromConfig(options.name).pipe(Layer.provideMerge(own))))
+  return layerWith(options).pipe(
+    Layer.provide(peerLinksFromConfig(options.name, options.onLinkEvent).pipe(Layer.provideMerge(own)))
+  )
 }
 
 /** Links to the neighbours of `name` in the config, reported to its event log. */
 export const peerLinksFromConfig = (
-  name: string
+  name: string,
+  onLinkEvent?: (event: Peers.LinkEvent) => void
 ): Layer.Layer<PeerLinks, never, HerdConfig | LocationStore | EventLog.EventLog> =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const config = yield* HerdConfig
@@ -142,7 +149,11 @@ export const peerLinksFromConfig = (
       self: name,
       neighbours,
       reconnect: config.reconnect,
-      onEvent: ({ event, ...fields }) => log.record(event, fields)
+      onEvent: (linkEvent) => {
+        const { event, ...fields } = linkEvent
+        log.record(event, fields)
+        onLinkEvent?.(linkEvent)
+      }
     })
   }))
 

@@ -1,7 +1,7 @@
 import { formatAtLine } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FastCheck as fc, Option } from "effect"
+import { Effect, FastCheck as fc } from "effect"
 import { makeMemory } from "../src/index.ts"
 
 const record = (client: string, time: string, origin = "Alford", location = "+34.068930-118.445127"): LocationRecord => ({
@@ -16,31 +16,29 @@ describe("LocationStore (memory)", () => {
   it.effect("keeps the record with the greater client time", () =>
     Effect.gen(function*() {
       const store = yield* makeMemory
-      expect(yield* store.offer(record("kiwi", "1621464827.5"))).toBe(true)
-      expect(yield* store.offer(record("kiwi", "1621464827.4"))).toBe(false)
-      expect(yield* store.offer(record("kiwi", "1621464827.500000001"))).toBe(true)
-      const stored = yield* store.get("kiwi")
-      expect(Option.map(stored, (r) => r.time)).toEqual(Option.some("1621464827.500000001"))
-      expect(yield* store.size).toBe(1)
+      expect(store.offer(record("kiwi", "1621464827.5"))).toBe(true)
+      expect(store.offer(record("kiwi", "1621464827.4"))).toBe(false)
+      expect(store.offer(record("kiwi", "1621464827.500000001"))).toBe(true)
+      expect(store.get("kiwi")?.time).toBe("1621464827.500000001")
+      expect(store.size()).toBe(1)
     }))
 
   it.effect("breaks a tie of client times by origin, then by location (byte order)", () =>
     Effect.gen(function*() {
       const store = yield* makeMemory
-      expect(yield* store.offer(record("kiwi", "10", "Bolden", "+1+1"))).toBe(true)
-      expect(yield* store.offer(record("kiwi", "10", "Alford", "+9+9"))).toBe(false)
-      expect(yield* store.offer(record("kiwi", "10", "Welsh", "+1+1"))).toBe(true)
-      expect(yield* store.offer(record("kiwi", "10", "Welsh", "+2+1"))).toBe(true)
-      expect(yield* store.offer(record("kiwi", "10", "Welsh", "+2+1"))).toBe(false)
-      expect(Option.map(yield* store.get("kiwi"), formatAtLine)).toEqual(
-        Option.some("AT Welsh +0.000000000 kiwi +2+1 10")
-      )
+      expect(store.offer(record("kiwi", "10", "Bolden", "+1+1"))).toBe(true)
+      expect(store.offer(record("kiwi", "10", "Alford", "+9+9"))).toBe(false)
+      expect(store.offer(record("kiwi", "10", "Welsh", "+1+1"))).toBe(true)
+      expect(store.offer(record("kiwi", "10", "Welsh", "+2+1"))).toBe(true)
+      expect(store.offer(record("kiwi", "10", "Welsh", "+2+1"))).toBe(false)
+      const stored = store.get("kiwi")
+      expect(stored && formatAtLine(stored)).toBe("AT Welsh +0.000000000 kiwi +2+1 10")
     }))
 
   it.effect("answers none for an unknown client", () =>
     Effect.gen(function*() {
       const store = yield* makeMemory
-      expect(Option.isNone(yield* store.get("nobody"))).toBe(true)
+      expect(store.get("nobody")).toBeUndefined()
     }))
 
   const arbitraryRecord = fc.record({
@@ -62,9 +60,8 @@ describe("LocationStore (memory)", () => {
         const winners = (order: ReadonlyArray<LocationRecord>) =>
           Effect.gen(function*() {
             const store = yield* makeMemory
-            for (const r of order) yield* store.offer(r)
-            const all = yield* store.snapshot
-            return all.map(formatAtLine).sort()
+            for (const r of order) store.offer(r)
+            return store.snapshot().map(formatAtLine).sort()
           })
         expect(yield* winners(shuffled)).toEqual(yield* winners(records))
         expect(yield* winners([...records].reverse())).toEqual(yield* winners(records))

@@ -3,7 +3,7 @@
  * convergence (PROTOCOL.md sections 5 and 7), through the testkit harness.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { connect, defaultTopology, eventually, startHerd } from "../src/index.ts"
 import type { TestHerd } from "../src/index.ts"
 
@@ -23,12 +23,12 @@ const iamat = <N extends string>(
 
 /** The AT lines of a store, sorted: equal stores give equal lists. */
 const storeLines = <N extends string>(herd: TestHerd<N>, name: N) =>
-  Effect.map(herd.store(name).snapshot, (records) =>
-    records.map((r) => `AT ${r.origin} ${r.skew} ${r.client} ${r.location} ${r.time}`).sort())
+  herd.store(name).snapshot().map((r) => `AT ${r.origin} ${r.skew} ${r.client} ${r.location} ${r.time}`).sort()
 
 const allStoresEqual = <N extends string>(herd: TestHerd<N>, names: ReadonlyArray<N>, timeoutMs = 5000) =>
   eventually(
-    Effect.map(Effect.forEach(names, (name) => storeLines(herd, name)), (stores) => {
+    Effect.sync(() => {
+      const stores = names.map((name) => storeLines(herd, name))
       const first = JSON.stringify(stores[0])
       return stores.every((store) => JSON.stringify(store) === first) ? stores[0] : undefined
     }),
@@ -85,7 +85,7 @@ describe("a herd", () => {
       yield* iamat(herd, "A", "loop", "100")
       yield* allStoresEqual(herd, servers)
       yield* iamat(herd, "B", "sentinel", "100")
-      yield* eventually(Effect.map(herd.store("D").get("sentinel"), Option.getOrUndefined))
+      yield* eventually(Effect.sync(() => herd.store("D").get("sentinel")))
       const sentinelAndLoop = floodLinesIn() - before
       // Each record crosses each link at most once each way: 2 × 5 per record.
       expect(sentinelAndLoop).toBeGreaterThanOrEqual(2 * (servers.length - 1))
@@ -106,8 +106,8 @@ describe("a herd", () => {
       yield* iamat(herd, "Bolden", "also-during", "201")
       const rest = ["Alford", "Bolden", "Welsh"] as const
       yield* allStoresEqual(herd, rest)
-      expect((yield* storeLines(herd, "Welsh")).length).toBe(2)
-      expect(yield* herd.store("Hamilton").size).toBe(0)
+      expect(storeLines(herd, "Welsh").length).toBe(2)
+      expect(herd.store("Hamilton").size()).toBe(0)
       const hamiltonLinksBefore = countEvents(herd, "Hamilton", "link-up", "Parker")
       yield* herd.start("Parker")
       yield* linkUp(herd, "Hamilton", "Parker", hamiltonLinksBefore)
@@ -133,7 +133,7 @@ describe("a herd", () => {
       yield* herd.start("Hamilton", { emptyStore: true })
       yield* linkUp(herd, "Hamilton", "Parker", linksBefore)
       const linkUpAt = Date.now()
-      yield* eventually(Effect.map(herd.store("Hamilton").size, (n) => n === clients.length ? true : undefined), {
+      yield* eventually(Effect.sync(() => herd.store("Hamilton").size() === clients.length ? true : undefined), {
         timeoutMs: 1000,
         describe: () => "Hamilton to learn every client"
       })

@@ -2,25 +2,27 @@
  * One inbound connection, client or peer: frame its bytes into lines, answer
  * them in order, and keep its memory bounded whatever the other side does.
  *
- * The socket's reads are push-based (ARCHITECTURE.md, platform facts), so the
- * data callback does only synchronous work: it frames the bytes and queues
- * complete lines. One worker fiber per connection takes the queued lines in
- * batches, answers a batch in request order and writes all its replies in one
- * write. When the queue or the unwritten replies grow past their bounds the
- * raw socket is paused, so a client that sends without reading stalls itself,
- * not the server.
+ * The socket's reads are push-based (ARCHITECTURE.md, platform facts), and
+ * almost every line can be answered at once, so each read is handled right in
+ * the data callback: frame, parse, store, flood, and write all the replies of
+ * the read in one write, with no fiber hop or Effect per line. Only a WHATSAT
+ * waits (for Places): its reply takes a slot in the reply queue, a fiber of
+ * this connection fills it, and the replies behind it are written once it
+ * is. Reading pauses while too many replies are unwritten (a client that
+ * sends without reading stalls itself, not the server).
  */
 import type * as Socket from "@effect/platform/Socket"
 import type { PeerLinks } from "@herd/peers"
 import type { PlacesClient } from "@herd/places"
 import { failureBody } from "@herd/places"
-import type { Command, LocationRecord, Protocol, Whatsat } from "@herd/protocol"
+import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
 import { coordinatesOf, formatWhatsatReply } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
-import { Clock, Effect, Option, Queue } from "effect"
+import { Deferred, Effect, FiberSet } from "effect"
+import type * as Net from "node:net"
 import type { EventLog } from "../EventLog.ts"
-import { netSocketOf } from "./NetSocket.ts"
 import { LineFramer } from "./LineFramer.ts"
+import { netSocketOf } from "./NetSocket.ts"
 
 export interface ConnectionServices {
   readonly serverName: string
@@ -36,228 +38,256 @@ export interface ConnectionServices {
   readonly partialLineTimeoutMs: number
 }
 
-/** Lines answered together, at most; bounds the size of one write. */
-const maxBatchLines = 256
-/** Bytes of complete lines queued but not yet answered, past which reading pauses. */
-const maxQueuedLineBytes = 64 * 1024
+/** Replies queued behind a WHATSAT still waiting for Places, past which reading pauses. */
+const maxQueuedReplies = 1024
 
-const EndOfInput = Symbol("EndOfInput")
-type Inbound = Uint8Array | typeof EndOfInput
+/** A reply that is not known yet: a WHATSAT waiting for Places. */
+interface PendingReply {
+  text: string | undefined
+}
 
 let connectionCount = 0
 
 export const serveConnection = (services: ConnectionServices) => (socket: Socket.Socket) =>
-  Effect.gen(function*() {
-    const conn = yield* netSocketOf
-    const id = ++connectionCount
-    const remote = `${conn.remoteAddress}:${conn.remotePort}`
-    const { log } = services
-    log.record("open", { conn: id, remote })
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const conn = yield* netSocketOf
+      const clock = yield* Effect.clock
+      const lookups = yield* FiberSet.make()
+      const runLookup = yield* FiberSet.runtime(lookups)()
+      const inputClosed = yield* Deferred.make<void>()
+      const settled = yield* Deferred.make<void>()
+      const connection = new Connection(services, conn, ++connectionCount, {
+        now: () => clock.unsafeCurrentTimeNanos(),
+        lookUp: (effect) => {
+          runLookup(effect)
+        },
+        onInputClosed: () => Deferred.unsafeDone(inputClosed, Effect.void),
+        onSettled: () => Deferred.unsafeDone(settled, Effect.void)
+      })
+      // Runs until the client half-closes or the socket fails, or until this
+      // side stops reading (line too long, partial line too slow).
+      yield* restore(Effect.raceFirst(
+        socket.run((chunk) => connection.receive(chunk)).pipe(Effect.ignore),
+        Deferred.await(inputClosed)
+      )).pipe(Effect.exit)
+      // Also on interruption (the server shutting down): what was read gets
+      // its reply before the connection closes.
+      connection.endInput(connection.closeReason ?? "closed by client")
+      yield* Deferred.await(settled)
+      connection.close()
+    }).pipe(Effect.scoped)
+  )
 
-    const inbox = yield* Queue.unbounded<Inbound>()
-    const framer = new LineFramer(services.lineLimit)
-    let queuedBytes = 0
-    let readingPaused = false
-    let inputEnded = false
-    let closeReason = "closed by client"
+interface ConnectionHooks {
+  readonly now: () => bigint
+  readonly lookUp: (effect: Effect.Effect<void>) => void
+  readonly onInputClosed: () => void
+  readonly onSettled: () => void
+}
 
-    const endInput = (reason: string) => {
-      if (inputEnded) return
-      inputEnded = true
-      closeReason = reason
-      conn.pause()
-      inbox.unsafeOffer(EndOfInput)
-    }
-
-    const queueLine = (line: Uint8Array) => {
-      queuedBytes += line.length
-      inbox.unsafeOffer(line)
-    }
-
-    let partialTimer: ReturnType<typeof setTimeout> | undefined
-    const clearPartialTimer = () => {
-      if (partialTimer !== undefined) clearTimeout(partialTimer)
-      partialTimer = undefined
-    }
-
-    const onChunk = (chunk: Uint8Array) => {
-      if (inputEnded) return
-      if (!framer.push(chunk, queueLine)) {
-        log.record("violation", { conn: id, remote, reason: `line longer than ${services.lineLimit} bytes` })
-        clearPartialTimer()
-        endInput("line too long")
-        return
-      }
-      // A slow-loris client trickles a line that never ends: give each
-      // partial line a deadline, restarted whenever a line completes.
-      if (framer.pendingBytes === 0) {
-        clearPartialTimer()
-      } else if (partialTimer === undefined) {
-        partialTimer = setTimeout(() => {
-          partialTimer = undefined
-          log.record("violation", { conn: id, remote, reason: "partial line timed out" })
-          endInput("partial line timed out")
-        }, services.partialLineTimeoutMs)
-      }
-      if (!readingPaused && queuedBytes > maxQueuedLineBytes) {
-        readingPaused = true
-        conn.pause()
-      }
-    }
-
-    const session = new Session(services, id, remote)
-
-    const worker = Effect.gen(function*() {
-      while (true) {
-        const exit = yield* Effect.exit(Effect.interruptible(Queue.takeBetween(inbox, 1, maxBatchLines)))
-        // Interrupted (the server is shutting down): answer what was already
-        // read, then stop.
-        const stopping = exit._tag === "Failure"
-        if (stopping) endInput("server shutting down")
-        const batch = stopping ? yield* Queue.takeAll(inbox) : exit.value
-        const lines: Array<Uint8Array> = []
-        let ended = false
-        for (const item of batch) {
-          if (item === EndOfInput) ended = true
-          else if (!ended) lines.push(item)
-        }
-        for (const line of lines) queuedBytes -= line.length
-        if (readingPaused && !inputEnded && queuedBytes <= maxQueuedLineBytes / 2) {
-          readingPaused = false
-          conn.resume()
-        }
-        const replies = yield* session.answer(lines)
-        if (replies.length > 0 && conn.writable) conn.write(replies, "latin1")
-        if (ended || stopping) return
-        if (conn.writableLength > services.pendingReplyBytes) yield* Effect.interruptible(drained(conn))
-      }
-    })
-
-    const reader = socket.run(onChunk).pipe(
-      Effect.catchAll(() => Effect.void),
-      Effect.ensuring(Effect.sync(() => endInput(inputEnded ? closeReason : "closed by client")))
-    )
-
-    yield* Effect.fork(Effect.interruptible(reader))
-    yield* worker.pipe(
-      Effect.ensuring(Effect.sync(() => {
-        clearPartialTimer()
-        log.record("close", { conn: id, remote, reason: closeReason, ...(session.peerName ? { peer: session.peerName } : {}) })
-      }))
-    )
-  }).pipe(Effect.uninterruptible)
-
-/** Resolves once the socket has written out its buffered replies (or closed). */
-const drained = (conn: import("node:net").Socket) =>
-  Effect.async<void>((resume) => {
-    if (conn.writableLength === 0 || conn.destroyed) return resume(Effect.void)
-    const done = () => resume(Effect.void)
-    conn.once("drain", done)
-    conn.once("close", done)
-    return Effect.sync(() => {
-      conn.off("drain", done)
-      conn.off("close", done)
-    })
-  })
-
-/** `? ` and the line as received: the answer to anything invalid. */
-const invalidReply = (line: Uint8Array): string => `? ${Buffer.from(line.buffer, line.byteOffset, line.length).toString("latin1")}\n`
-
-const withoutCarriageReturn = (line: Uint8Array): Uint8Array =>
-  line.length > 0 && line[line.length - 1] === 13 ? line.subarray(0, line.length - 1) : line
-
-/** What a connection remembers between batches, and how it answers one. */
-class Session {
+class Connection {
+  private readonly framer: LineFramer
+  private readonly remote: string
+  /** Replies not yet written, in request order. */
+  private queued: Array<string | PendingReply> = []
+  private waiting = 0
+  private inputEnded = false
+  private readingPaused = false
+  private partialTimer: ReturnType<typeof setTimeout> | undefined
+  private receivedNs = 0n
   /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
-  peerName: string | undefined = undefined
+  private peerName: string | undefined
+  closeReason: string | undefined
 
   constructor(
     private readonly services: ConnectionServices,
+    private readonly conn: Net.Socket,
     private readonly id: number,
-    private readonly remote: string
-  ) {}
+    private readonly hooks: ConnectionHooks
+  ) {
+    this.framer = new LineFramer(services.lineLimit)
+    this.remote = `${conn.remoteAddress}:${conn.remotePort}`
+    services.log.record("open", { conn: id, remote: this.remote })
+    conn.on("drain", () => this.resumeIfClear())
+  }
 
-  /** Answers a batch of lines: the replies in request order, as one latin1 string. */
-  answer(lines: ReadonlyArray<Uint8Array>): Effect.Effect<string> {
-    if (lines.length === 0) return Effect.succeed("")
-    const self = this
-    return Effect.gen(function*() {
-      const receivedNs = yield* Clock.currentTimeNanos
-      const replies: Array<string | Effect.Effect<string>> = []
-      let waiting = false
-      for (const line of lines) {
-        self.services.log.record("in", { conn: self.id, line })
-        const reply = yield* self.handle(self.services.protocol.parse(line), line, receivedNs)
-        if (reply === undefined) continue
-        if (typeof reply !== "string") waiting = true
-        replies.push(reply)
-      }
-      const texts = waiting
-        ? yield* Effect.all(replies.map((r) => typeof r === "string" ? Effect.succeed(r) : r), {
-          concurrency: "unbounded"
-        })
-        : replies as Array<string>
-      for (const text of texts) self.services.log.record("out", { conn: self.id, line: text })
-      return texts.join("")
+  /** One read: every complete line in it is answered before this returns (WHATSATs queued). */
+  receive(chunk: Uint8Array): void {
+    if (this.inputEnded) return
+    this.receivedNs = this.hooks.now()
+    if (!this.framer.push(chunk, this.onLine)) {
+      this.violation(`line longer than ${this.services.lineLimit} bytes`)
+      this.endInput("line too long")
+    } else {
+      this.watchPartialLine()
+    }
+    this.flush()
+  }
+
+  /** Stops reading; once every queued reply is written, `onSettled` fires. */
+  endInput(reason: string): void {
+    if (!this.inputEnded) {
+      this.inputEnded = true
+      this.closeReason = reason
+      this.conn.pause()
+      this.clearPartialTimer()
+      this.hooks.onInputClosed()
+    }
+    this.settleIfDone()
+  }
+
+  close(): void {
+    this.services.log.record("close", {
+      conn: this.id,
+      remote: this.remote,
+      reason: this.closeReason ?? "closed",
+      ...(this.peerName === undefined ? {} : { peer: this.peerName })
     })
   }
 
-  /** The reply to one command (a string, or an effect for one that must wait), if any. */
-  private handle(
-    command: Command,
-    line: Uint8Array,
-    receivedNs: bigint
-  ): Effect.Effect<string | Effect.Effect<string> | undefined> {
-    const { log, protocol, serverName, store } = this.services
+  private readonly onLine = (line: Uint8Array): void => {
+    const { log, protocol, serverName } = this.services
+    log.record("in", { conn: this.id, line })
+    const command = protocol.parse(line)
     switch (command._tag) {
       case "Blank":
-        return Effect.succeed(undefined)
+        return
       case "Invalid":
         if (this.peerName !== undefined) {
           log.record("violation", { conn: this.id, peer: this.peerName, reason: command.reason, line: command.line })
-          return Effect.succeed(undefined)
+        } else {
+          this.reply(invalidReply(command.line))
         }
-        return Effect.succeed(invalidReply(command.line))
+        return
       case "Iamat": {
-        const record = protocol.record(command, serverName, receivedNs)
-        return this.accept(record, undefined).pipe(Effect.as(protocol.formatAt(record) + "\n"))
+        const record = protocol.record(command, serverName, this.receivedNs)
+        this.accept(record, undefined)
+        this.reply(protocol.formatAt(record) + "\n")
+        return
       }
       case "At":
-        return this.accept(command.record, this.peerName).pipe(Effect.as(undefined))
+        this.accept(command.record, this.peerName)
+        return
       case "Peer":
         this.peerName = command.name
         log.record("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
-        return Effect.succeed(undefined)
-      case "Whatsat":
-        return Effect.map(store.get(command.client), (stored) =>
-          Option.isNone(stored)
-            ? invalidReply(withoutCarriageReturn(line))
-            : this.whatsatReply(stored.value, command))
+        return
+      case "Whatsat": {
+        const stored = this.services.store.get(command.client)
+        if (stored === undefined) this.reply(invalidReply(withoutCarriageReturn(line)))
+        else this.whatsat(stored, command)
+        return
+      }
     }
   }
 
   /** Stores a record and, if it won, floods it on (never back to `from`). */
-  private accept(record: LocationRecord, from: string | undefined): Effect.Effect<void> {
-    const { peers, store } = this.services
-    return Effect.flatMap(store.offer(record), (won) => won ? peers.flood(record, from) : Effect.void)
+  private accept(record: LocationRecord, from: string | undefined): void {
+    if (this.services.store.offer(record)) this.services.peers.flood(record, from)
   }
 
-  private whatsatReply(record: LocationRecord, command: Whatsat): Effect.Effect<string> {
+  private reply(text: string): void {
+    this.queued.push(text)
+  }
+
+  private whatsat(record: LocationRecord, command: Whatsat): void {
     const { log, places, protocol } = this.services
+    const slot: PendingReply = { text: undefined }
+    this.queued.push(slot)
+    this.waiting++
     const { latitude, longitude } = coordinatesOf(record.location)
-    return places.nearby({ latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound }).pipe(
-      Effect.tap((body) => log.record("places", { conn: this.id, provider: places.provider, status: body.status })),
-      Effect.catchAll((error) => {
-        log.record("places", {
-          conn: this.id,
-          provider: places.provider,
-          status: error.status ?? "UNKNOWN_ERROR",
-          reason: error.reason,
-          error: error.message
+    this.hooks.lookUp(
+      places.nearby({ latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound }).pipe(
+        Effect.tap((body) => log.record("places", { conn: this.id, provider: places.provider, status: body.status })),
+        Effect.catchAll((error) => {
+          log.record("places", {
+            conn: this.id,
+            provider: places.provider,
+            status: error.status ?? "UNKNOWN_ERROR",
+            reason: error.reason,
+            error: error.message
+          })
+          return Effect.succeed(failureBody(error))
+        }),
+        Effect.map((body) => {
+          slot.text = formatWhatsatReply(protocol.formatAt(record), body)
+          this.waiting--
+          this.flush()
+          this.settleIfDone()
         })
-        return Effect.succeed(failureBody(error))
-      }),
-      Effect.map((body) => formatWhatsatReply(protocol.formatAt(record), body))
+      )
     )
   }
+
+  /** Writes every reply that is ready, in order, in one write. */
+  private flush(): void {
+    let text = ""
+    let ready = 0
+    for (const reply of this.queued) {
+      const replyText = typeof reply === "string" ? reply : reply.text
+      if (replyText === undefined) break
+      this.services.log.record("out", { conn: this.id, line: replyText })
+      text += replyText
+      ready++
+    }
+    if (ready === 0) return
+    this.queued = ready === this.queued.length ? [] : this.queued.slice(ready)
+    if (!this.conn.writable) return
+    this.conn.write(text, "latin1")
+    if (this.conn.writableLength > this.services.pendingReplyBytes || this.queued.length > maxQueuedReplies) {
+      this.pauseReading()
+    } else {
+      this.resumeIfClear()
+    }
+  }
+
+  private pauseReading(): void {
+    if (this.readingPaused || this.inputEnded) return
+    this.readingPaused = true
+    this.conn.pause()
+  }
+
+  private resumeIfClear(): void {
+    if (!this.readingPaused || this.inputEnded) return
+    if (this.conn.writableLength > this.services.pendingReplyBytes / 2 || this.queued.length > maxQueuedReplies / 2) return
+    this.readingPaused = false
+    this.conn.resume()
+  }
+
+  private settleIfDone(): void {
+    if (this.inputEnded && this.waiting === 0) this.hooks.onSettled()
+  }
+
+  /**
+   * A slow-loris client trickles a line that never ends: each partial line
+   * gets a deadline, cleared when a line completes.
+   */
+  private watchPartialLine(): void {
+    if (this.framer.pendingBytes === 0) {
+      this.clearPartialTimer()
+    } else if (this.partialTimer === undefined) {
+      this.partialTimer = setTimeout(() => {
+        this.partialTimer = undefined
+        this.violation("partial line timed out")
+        this.endInput("partial line timed out")
+      }, this.services.partialLineTimeoutMs)
+    }
+  }
+
+  private clearPartialTimer(): void {
+    if (this.partialTimer !== undefined) clearTimeout(this.partialTimer)
+    this.partialTimer = undefined
+  }
+
+  private violation(reason: string): void {
+    this.services.log.record("violation", { conn: this.id, remote: this.remote, reason })
+  }
 }
+
+/** `? ` and the line as received: the answer to anything invalid. */
+const invalidReply = (line: Uint8Array): string =>
+  `? ${Buffer.from(line.buffer, line.byteOffset, line.length).toString("latin1")}\n`
+
+const withoutCarriageReturn = (line: Uint8Array): Uint8Array =>
+  line.length > 0 && line[line.length - 1] === 13 ? line.subarray(0, line.length - 1) : line
