@@ -1,0 +1,101 @@
+/**
+ * The resource limits of a server, each configurable and each logged: too
+ * many connections, a client that sends without reading, a partial line
+ * held open (slow-loris).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { connect, eventually, startServer } from "../src/index.ts"
+
+const events = (lines: ReadonlyArray<string>, event: string) =>
+  lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry["event"] === event)
+
+describe("server limits", () => {
+  it.scopedLive("closes a connection past maxConnections at once and keeps serving the others", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ config: { limits: { maxConnections: 3 } } })
+      const first = yield* connect(server.address)
+      const second = yield* connect(server.address)
+      const third = yield* connect(server.address)
+      for (const client of [first, second, third]) {
+        yield* client.write("IAMAT held +1+1 1\n")
+        yield* client.nextReply()
+      }
+      const extra = yield* connect(server.address)
+      yield* extra.closed()
+      expect(extra.received().length).toBe(0)
+      expect(events(server.logLines(), "refused").length).toBe(1)
+      yield* first.write("IAMAT still +1+1 1\n")
+      expect(yield* first.nextReply()).toMatch(/^AT Alford \S+ still \+1\+1 1$/)
+      // Once one closes, a new one is let in.
+      third.socket.destroy()
+      yield* eventually(Effect.sync(() => events(server.logLines(), "close").length === 1 ? true : undefined))
+      const next = yield* connect(server.address)
+      yield* next.write("IAMAT next +1+1 1\n")
+      expect(yield* next.nextReply()).toMatch(/^AT Alford \S+ next \+1\+1 1$/)
+    }))
+
+  it.scopedLive("stops reading a client that sends without reading, and answers everything once it reads", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ config: { limits: { pendingReplyBytes: 16 * 1024 } } })
+      const client = yield* connect(server.address)
+      const socket = client.socket
+      socket.pause() // the client does not read
+      const batch = "IAMAT a-client-that-never-reads +34.068930-118.445127 1621464827.959498503\n".repeat(1000)
+      // Write until the bytes stop leaving: the server's unwritten replies passed
+      // the limit, it stopped reading, and the kernel buffers between us filled.
+      let batches = 0
+      while (batches < 300 && socket.writableLength < 1024 * 1024) {
+        socket.write(batch)
+        batches++
+        yield* Effect.sleep("1 millis")
+      }
+      const stalled = socket.writableLength
+      expect(stalled).toBeGreaterThanOrEqual(1024 * 1024)
+      // Stopped, not slow: nothing more leaves while the client does not read.
+      yield* Effect.sleep("200 millis")
+      expect(socket.writableLength).toBe(stalled)
+      // Now read: every line gets its reply, in order.
+      const sentLines = batches * 1000
+      let replies = 0
+      let wrong = 0
+      let partial = ""
+      socket.on("data", (chunk: Buffer) => {
+        const lines = (partial + chunk.toString("latin1")).split("\n")
+        partial = lines.pop() ?? ""
+        for (const reply of lines) {
+          replies++
+          if (!/^AT Alford \S+ a-client-that-never-reads \S+ 1621464827\.959498503$/.test(reply)) wrong++
+        }
+      })
+      socket.resume()
+      yield* eventually(Effect.sync(() => replies >= sentLines ? true : undefined), {
+        timeoutMs: 20_000,
+        describe: () => `${sentLines} replies (got ${replies})`
+      })
+      expect(replies).toBe(sentLines)
+      expect(wrong).toBe(0)
+    }), 30_000)
+
+  it.scopedLive("closes a connection whose partial line stays unfinished past partialLineTimeoutMs", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ config: { limits: { partialLineTimeoutMs: 150 } } })
+      const slow = yield* connect(server.address)
+      const steady = yield* connect(server.address)
+      yield* slow.write("IAMAT slow +1+1 1\nIAMAT sl")
+      const opened = Date.now()
+      // A client that finishes its lines in time is not affected.
+      for (let i = 0; i < 4; i++) {
+        yield* steady.write("IAMAT stea")
+        yield* Effect.sleep("50 millis")
+        yield* steady.write(`dy +1+1 ${i}\n`)
+        yield* steady.nextReply()
+      }
+      yield* slow.closed(2000)
+      expect(Date.now() - opened).toBeGreaterThanOrEqual(140)
+      expect(slow.received().toString("latin1")).toMatch(/^AT Alford \S+ slow \+1\+1 1\n$/)
+      expect(steady.isClosed()).toBe(false)
+      const violations = events(server.logLines(), "violation")
+      expect(violations.map((v) => v["reason"])).toEqual(["partial line timed out"])
+    }))
+})
