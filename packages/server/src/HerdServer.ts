@@ -61,6 +61,8 @@ export const layerWith = (
         return yield* new HerdServerError({ server: options.name, message: "is not a server of the config" })
       }
       const log = yield* EventLog.EventLog
+      // Added first, so it runs last: after the listener and every connection closed.
+      yield* Effect.addFinalizer(() => Effect.sync(() => log.record("stopped")))
       const services = {
         serverName: options.name,
         protocol: yield* Protocol,
@@ -112,7 +114,6 @@ export const layerWith = (
       ).pipe(Effect.forkScoped)
 
       log.record("listening", { host: address.host, port: address.port })
-      yield* Effect.addFinalizer(() => Effect.sync(() => log.record("stopped")))
       return HerdServer.of({ name: options.name, address })
     })
   )
