@@ -12,7 +12,7 @@ import { Protocol } from "@herd/protocol"
 import * as ProtocolLayer from "@herd/protocol"
 import { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
-import { Context, Effect, Layer, Schema } from "effect"
+import { Context, Effect, FiberSet, Layer, Schema } from "effect"
 import * as EventLog from "./EventLog.ts"
 import { HerdConfig, neighboursOf } from "./HerdConfig.ts"
 import { serveConnection } from "./internal/Connection.ts"
@@ -63,6 +63,7 @@ export const layerWith = (
       const log = yield* EventLog.EventLog
       // Added first, so it runs last: after the listener and every connection closed.
       yield* Effect.addFinalizer(() => Effect.sync(() => log.record("stopped")))
+      const lookUp = yield* FiberSet.makeRuntime<never, void, never>()
       const services = {
         serverName: options.name,
         protocol: yield* Protocol,
@@ -72,7 +73,10 @@ export const layerWith = (
         log,
         lineLimit: config.lineLimit,
         pendingReplyBytes: config.limits.pendingReplyBytes,
-        partialLineTimeoutMs: config.limits.partialLineTimeoutMs
+        partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
+        lookUp: (lookup: Effect.Effect<void>) => {
+          lookUp(lookup)
+        }
       }
       const server = yield* NodeSocketServer.make({
         host: configured.host,
