@@ -3,10 +3,11 @@
  * `<logDir>/<server>.log`, for every line in and out, every connection and
  * peer link change, Places outcomes and protocol violations.
  *
- * Logging is off the hot path: `record` only pushes the raw parts of an entry
- * onto an array (no JSON, no decoding, no I/O); a background fiber turns the
- * batch into JSON and appends it to the file, and the layer's finalizer writes
- * whatever is left, so closing the scope loses nothing.
+ * A server logs two entries per request, so the cost is kept low: entries are
+ * written as JSON straight into a growing byte buffer (no object per entry,
+ * no string per line of plain ASCII), and a background fiber appends the
+ * buffer to the file every 50 ms; the layer's finalizer writes whatever is
+ * left, so closing the scope loses nothing.
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
@@ -27,73 +28,122 @@ export class EventLog extends Context.Tag("@herd/server/EventLog")<
   {
     /** Buffers one entry; never blocks and never fails. */
     readonly record: (event: string, fields?: EventFields) => void
+    /**
+     * Buffers a line in or out of connection `conn`: the same entry as
+     * `record(event, { conn, line })`, on the quick path.
+     */
+    readonly line: (event: "in" | "out", conn: number, line: Uint8Array | string) => void
     /** Writes every buffered entry now. */
     readonly flush: Effect.Effect<void>
   }
 >() {}
 
-interface PendingEntry {
-  readonly timeMs: number
-  readonly event: string
-  readonly fields: EventFields | undefined
-}
-
 /**
- * Turns entries into JSON lines. It runs for every line in and out, so the
- * common case is kept cheap: the time text is reused within a millisecond,
- * the server and event names are quoted once, and a wire line of plain
- * printable ASCII is quoted as it is, without a decode or JSON.stringify.
+ * Writes entries as JSON lines into a byte buffer that grows as needed;
+ * `take` hands the bytes over and starts a new buffer.
  */
-export class EntryFormatter {
+export class EntryWriter {
+  private buffer: Buffer
+  private length = 0
   private lastMs = -1
-  private lastTime = ""
-  private readonly quotedEvents = new Map<string, string>()
+  private timePrefix = ""
   private readonly serverField: string
+  private readonly quotedEvents = new Map<string, string>()
 
-  constructor(server: string) {
+  constructor(server: string, private readonly initialSize = 64 * 1024) {
     this.serverField = `","server":${JSON.stringify(server)},"event":`
+    this.buffer = Buffer.allocUnsafe(initialSize)
   }
 
-  format(entry: PendingEntry): string {
-    if (entry.timeMs !== this.lastMs) {
-      this.lastMs = entry.timeMs
-      this.lastTime = new Date(entry.timeMs).toISOString()
-    }
-    let event = this.quotedEvents.get(entry.event)
-    if (event === undefined) {
-      event = JSON.stringify(entry.event)
-      this.quotedEvents.set(entry.event, event)
-    }
-    let text = `{"time":"${this.lastTime}${this.serverField}${event}`
-    const fields = entry.fields
+  get size(): number {
+    return this.length
+  }
+
+  record(event: string, fields?: EventFields): void {
+    this.head(event)
     if (fields !== undefined) {
       for (const key in fields) {
         const value = fields[key]
         if (value === undefined) continue
-        text += key === "line" && (typeof value === "string" || value instanceof Uint8Array)
-          ? wireLineFields(value)
-          : `,${JSON.stringify(key)}:${JSON.stringify(value)}`
+        if (key === "line" && (typeof value === "string" || value instanceof Uint8Array)) this.wireLine(value)
+        else this.text(`,${JSON.stringify(key)}:${JSON.stringify(value)}`)
       }
     }
-    return text + "}\n"
+    this.ascii("}\n")
   }
-}
 
-/** One JSON line for an entry (for tests and one-off use). */
-export const formatEntry = (server: string, entry: PendingEntry): string => new EntryFormatter(server).format(entry)
-
-/**
- * `"line"` for a wire line given as bytes or as a latin1 string (one char per
- * byte): its UTF-8 text, and its bytes in base64 as well when they are not
- * valid UTF-8, so the log loses nothing.
- */
-const wireLineFields = (line: Uint8Array | string): string => {
-  if (isPlainAscii(line)) {
-    return `,"line":"${typeof line === "string" ? line : Buffer.from(line.buffer, line.byteOffset, line.length).toString("latin1")}"`
+  line(event: string, conn: number, line: Uint8Array | string): void {
+    this.head(event)
+    this.ascii(`,"conn":${conn}`)
+    this.wireLine(line)
+    this.ascii("}\n")
   }
-  const bytes = typeof line === "string" ? Buffer.from(line, "latin1") : Buffer.from(line.buffer, line.byteOffset, line.length)
-  const text = `,"line":${JSON.stringify(bytes.toString("utf8"))}`
-  return isUtf8(bytes) ? text : `${text},"lineBase64":"${bytes.toString("base64")}"`
+
+  /** The entries written so far, as bytes of JSON lines; the writer starts afresh. */
+  take(): Buffer {
+    const taken = this.buffer.subarray(0, this.length)
+    this.buffer = Buffer.allocUnsafe(Math.max(this.initialSize, this.length))
+    this.length = 0
+    return taken
+  }
+
+  /** `{"time":...,"server":...,"event":...` */
+  private head(event: string): void {
+    const now = Date.now()
+    if (now !== this.lastMs) {
+      this.lastMs = now
+      this.timePrefix = `{"time":"${new Date(now).toISOString()}${this.serverField}`
+    }
+    let quoted = this.quotedEvents.get(event)
+    if (quoted === undefined) {
+      quoted = JSON.stringify(event)
+      this.quotedEvents.set(event, quoted)
+    }
+    this.ascii(this.timePrefix)
+    this.text(quoted)
+  }
+
+  /**
+   * `"line"`: a wire line given as bytes or as a latin1 string (one char per
+   * byte). Printable ASCII is copied as it is; anything else is logged as
+   * its UTF-8 text, with the bytes in base64 too when they are not valid
+   * UTF-8, so the log loses nothing.
+   */
+  private wireLine(line: Uint8Array | string): void {
+    if (isPlainAscii(line)) {
+      this.ascii(`,"line":"`)
+      if (typeof line === "string") this.ascii(line)
+      else this.bytes(line)
+      this.ascii(`"`)
+      return
+    }
+    const bytes = typeof line === "string" ? Buffer.from(line, "latin1") : Buffer.from(line.buffer, line.byteOffset, line.length)
+    this.text(`,"line":${JSON.stringify(bytes.toString("utf8"))}`)
+    if (!isUtf8(bytes)) this.ascii(`,"lineBase64":"${bytes.toString("base64")}"`)
+  }
+
+  private ascii(text: string): void {
+    this.reserve(text.length)
+    this.length += this.buffer.write(text, this.length, "latin1")
+  }
+
+  private text(text: string): void {
+    this.reserve(text.length * 3)
+    this.length += this.buffer.write(text, this.length, "utf8")
+  }
+
+  private bytes(bytes: Uint8Array): void {
+    this.reserve(bytes.length)
+    this.buffer.set(bytes, this.length)
+    this.length += bytes.length
+  }
+
+  private reserve(extra: number): void {
+    if (this.length + extra <= this.buffer.length) return
+    const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + extra))
+    this.buffer.copy(grown, 0, 0, this.length)
+    this.buffer = grown
+  }
 }
 
 /** Printable ASCII other than `"` and `\\`: what JSON quotes as it is. */
@@ -104,6 +154,13 @@ const isPlainAscii = (line: Uint8Array | string): boolean => {
     if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return false
   }
   return true
+}
+
+/** One JSON line for an entry (for tests and one-off use). */
+export const formatEntry = (server: string, event: string, fields?: EventFields): string => {
+  const writer = new EntryWriter(server, 256)
+  writer.record(event, fields)
+  return writer.take().toString("utf8")
 }
 
 const flushEvery = "50 millis"
@@ -120,37 +177,37 @@ export const layerFile = (options: {
       const path = yield* Path.Path
       yield* fs.makeDirectory(options.dir, { recursive: true })
       const file = yield* fs.open(path.join(options.dir, `${options.server}.log`), { flag: "a" })
-      const formatter = new EntryFormatter(options.server)
-      let pending: Array<PendingEntry> = []
-      const flush = Effect.suspend(() => {
-        if (pending.length === 0) return Effect.void
-        const batch = pending
-        pending = []
-        let text = ""
-        for (const entry of batch) text += formatter.format(entry)
-        return file.writeAll(Buffer.from(text, "utf8"))
-      }).pipe(
-        Effect.catchAll((error) => Effect.logError(`event log of ${options.server}: write failed`, error))
+      const writer = new EntryWriter(options.server, 1024 * 1024)
+      // Uninterruptible: a batch taken from the writer is written whole, even
+      // when shutdown interrupts the flushing fiber mid-write.
+      const flush = Effect.suspend(() => writer.size === 0 ? Effect.void : file.writeAll(writer.take())).pipe(
+        Effect.catchAll((error) => Effect.logError(`event log of ${options.server}: write failed`, error)),
+        Effect.uninterruptible
       )
       yield* Effect.addFinalizer(() => flush)
       yield* flush.pipe(Effect.repeat(Schedule.spaced(flushEvery)), Effect.forkScoped)
       return EventLog.of({
-        record: (event, fields) => {
-          pending.push({ timeMs: Date.now(), event, fields })
-        },
+        record: (event, fields) => writer.record(event, fields),
+        line: (event, conn, line) => writer.line(event, conn, line),
         flush
       })
     })
   )
 
-/** Keeps entries in memory as formatted JSON lines, for tests. */
+/** Keeps entries in memory as JSON lines, for tests: the same writer as the file's. */
 export const makeMemory = (server: string) =>
   Effect.sync(() => {
     const lines: Array<string> = []
-    const formatter = new EntryFormatter(server)
+    const writer = new EntryWriter(server, 1024)
+    const keep = () => lines.push(writer.take().toString("utf8"))
     const log = EventLog.of({
       record: (event, fields) => {
-        lines.push(formatter.format({ timeMs: Date.now(), event, fields }))
+        writer.record(event, fields)
+        keep()
+      },
+      line: (event, conn, line) => {
+        writer.line(event, conn, line)
+        keep()
       },
       flush: Effect.void
     })

@@ -1,26 +1,41 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
-import { EntryFormatter, formatEntry } from "../src/EventLog.ts"
+import { EntryWriter, formatEntry } from "../src/EventLog.ts"
 
 describe("EventLog entries", () => {
   it("writes one JSON object per line with the time, server, event and fields", () => {
-    const line = formatEntry("Alford", { timeMs: 0, event: "in", fields: { conn: 3, line: Buffer.from("IAMAT a +1+1 1") } })
-    expect(line).toBe(`{"time":"1970-01-01T00:00:00.000Z","server":"Alford","event":"in","conn":3,"line":"IAMAT a +1+1 1"}\n`)
+    const line = formatEntry("Alford", "in", { conn: 3, line: Buffer.from("IAMAT a +1+1 1") })
+    expect(line).toMatch(
+      /^\{"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","server":"Alford","event":"in","conn":3,"line":"IAMAT a \+1\+1 1"\}\n$/
+    )
   })
 
   it("keeps bytes that are not UTF-8 in base64 beside their text", () => {
-    const entry = JSON.parse(formatEntry("A", { timeMs: 0, event: "in", fields: { line: Buffer.from([0x41, 0xff, 0x00]) } }))
+    const entry = JSON.parse(formatEntry("A", "in", { line: Buffer.from([0x41, 0xff, 0x00]) }))
     expect(entry).toMatchObject({ line: "A\ufffd\u0000", lineBase64: "Qf8A" })
   })
 
+  it("grows its buffer past the initial size and hands over every entry", () => {
+    const writer = new EntryWriter("S", 16)
+    for (let i = 0; i < 1000; i++) writer.line("out", i, `AT S +0.000000000 c${i} +1+1 1\n`)
+    const lines = writer.take().toString("utf8").trimEnd().split("\n")
+    expect(lines.length).toBe(1000)
+    expect(JSON.parse(lines[999] ?? "")).toMatchObject({ event: "out", conn: 999, line: "AT S +0.000000000 c999 +1+1 1\n" })
+    expect(writer.size).toBe(0)
+  })
+
   it.effect.prop(
-    "the quick path and JSON.stringify agree on any wire line, as bytes or as latin1 text",
+    "the quick path and the general one agree with JSON on any wire line, as bytes or as latin1 text",
     [fc.uint8Array({ maxLength: 40 })],
     ([bytes]) =>
       Effect.sync(() => {
-        const formatter = new EntryFormatter("S")
+        const writer = new EntryWriter("S", 8)
         for (const line of [Buffer.from(bytes), Buffer.from(bytes).toString("latin1")]) {
-          const entry = JSON.parse(formatter.format({ timeMs: 1, event: "out", fields: { line } }))
+          writer.line("out", 1, line)
+          writer.record("out", { conn: 1, line })
+        }
+        for (const text of writer.take().toString("utf8").trimEnd().split("\n")) {
+          const entry = JSON.parse(text)
           expect(entry.line).toBe(Buffer.from(bytes).toString("utf8"))
           if (entry.lineBase64 !== undefined) expect(Buffer.from(entry.lineBase64, "base64")).toEqual(Buffer.from(bytes))
           else expect(Buffer.from(entry.line, "utf8")).toEqual(Buffer.from(bytes))

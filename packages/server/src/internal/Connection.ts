@@ -184,7 +184,7 @@ class Connection {
 
   private readonly onLine = (line: Uint8Array): void => {
     const { log, protocol, serverName } = this.services
-    log.record("in", { conn: this.id, line })
+    log.line("in", this.id, line)
     const command = protocol.parse(line)
     switch (command._tag) {
       case "Blank":
@@ -263,7 +263,8 @@ class Connection {
     for (const reply of this.queued) {
       const replyText = typeof reply === "string" ? reply : reply.text
       if (replyText === undefined) break
-      this.services.log.record("out", { conn: this.id, line: replyText })
+      // Logged without its final LF, like a line in.
+      this.services.log.line("out", this.id, replyText.slice(0, -1))
       text += replyText
       ready++
     }
