@@ -179,3 +179,27 @@ const makeClient = (socket: Net.Socket): LineClient => {
     socket
   }
 }
+
+/**
+ * Splits what a server sent into replies: one line each (without its LF), or
+ * for a WHATSAT answer its AT line and JSON through the `}` line's LF (the
+ * empty line that ends it dropped). An unfinished reply at the end is left out.
+ */
+export const splitReplies = (all: Buffer): Array<Buffer> => {
+  const replies: Array<Buffer> = []
+  let start = 0
+  while (start < all.length) {
+    const newline = all.indexOf(10, start)
+    if (newline === -1) break
+    if (all[newline + 1] === 0x7b) {
+      const end = all.indexOf("\n\n", newline)
+      if (end === -1) break
+      replies.push(all.subarray(start, end + 1))
+      start = end + 2
+    } else {
+      replies.push(all.subarray(start, newline))
+      start = newline + 1
+    }
+  }
+  return replies
+}

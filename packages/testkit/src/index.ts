@@ -1,4 +1,4 @@
-export { connect, LineClientError } from "./LineClient.ts"
+export { connect, LineClientError, splitReplies } from "./LineClient.ts"
 export type { LineClient } from "./LineClient.ts"
 export { fixedPlaces, startServer } from "./SingleServer.ts"
 export type { StartedServer } from "./SingleServer.ts"

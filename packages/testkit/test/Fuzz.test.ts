@@ -10,7 +10,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { parseLine } from "@herd/protocol"
 import { Effect, FastCheck as fc } from "effect"
-import { connect, startServer } from "../src/index.ts"
+import { connect, splitReplies, startServer } from "../src/index.ts"
 
 const lineLimit = 200
 
@@ -72,25 +72,6 @@ const expectationOf = (line: Buffer, known: Set<string>): ((reply: Buffer) => bo
         return text.startsWith("AT Alford ") && text.includes(`\n{`) && text.endsWith("}\n")
       }
   }
-}
-
-/** Splits what a server sent into replies: a line, or an AT line with its JSON up to the empty line. */
-const splitReplies = (all: Buffer): Array<Buffer> => {
-  const replies: Array<Buffer> = []
-  let start = 0
-  while (start < all.length) {
-    const newline = all.indexOf(10, start)
-    if (newline === -1) break
-    if (all[newline + 1] === 0x7b) {
-      const end = all.indexOf("\n\n", newline)
-      replies.push(all.subarray(start, end + 1))
-      start = end + 2
-    } else {
-      replies.push(all.subarray(start, newline))
-      start = newline + 1
-    }
-  }
-  return replies
 }
 
 describe("a server fed random byte streams", () => {

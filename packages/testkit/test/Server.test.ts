@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
-import { connect, startServer } from "../src/index.ts"
+import { connect, splitReplies, startServer } from "../src/index.ts"
 
 const kiwi = "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
 /**
@@ -62,7 +62,7 @@ describe("HerdServer over TCP", () => {
       }
       yield* client.write(requests.join("\n") + "\n")
       const received = yield* client.readUntil((all) => splitReplies(all).length >= 1000)
-      const replies = splitReplies(received)
+      const replies = splitReplies(received).map((reply) => reply.toString("latin1"))
       expect(replies.length).toBe(1000)
       replies.forEach((reply, i) => {
         if (!expected[i]!(reply)) expect.fail(`reply ${i} to ${JSON.stringify(requests[i])}: ${JSON.stringify(reply)}`)
@@ -218,28 +218,6 @@ describe("HerdServer over TCP", () => {
       }
     }))
 })
-
-/** Splits a reply stream into replies: one line each, a WHATSAT answer up to its blank line. */
-function splitReplies(all: Buffer): Array<string> {
-  const text = all.toString("latin1")
-  const replies: Array<string> = []
-  let start = 0
-  while (start < text.length) {
-    const newline = text.indexOf("\n", start)
-    if (newline === -1) break
-    const next = text.charAt(newline + 1)
-    if (next === "{") {
-      const end = text.indexOf("\n\n", newline)
-      if (end === -1) break
-      replies.push(text.slice(start, end + 2))
-      start = end + 2
-    } else {
-      replies.push(text.slice(start, newline))
-      start = newline + 1
-    }
-  }
-  return replies
-}
 
 /** The AT line for `c<i>`, sent at client time 1000.<i> s to a server at 2000 s. */
 function expectedAt(i: number): string {
