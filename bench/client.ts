@@ -212,44 +212,88 @@ const location = (conn: number, seq: number): string => {
   return coordinate(lat, 2) + coordinate(lon, 3)
 }
 
-const SKEW = /^[+-]\d+\.\d{9}$/
+const PLUS = 43
+const MINUS = 45
+const DOT = 46
+const ZERO = 48
+const NINE = 57
 
 /**
- * An IAMAT reply: `AT <name> <skew> <id> <location> <time>`, the client's
- * fields echoed byte for byte, the skew with a sign and nine decimals, and
- * client time + skew within the tolerance of this clock between send and reply.
+ * The skew `[+-]\d+\.\d{9}` in data[start, end), in seconds, or NaN when
+ * malformed (checked on char codes: no substring per reply).
+ */
+const skewSeconds = (data: string, start: number, end: number): number => {
+  const sign = data.charCodeAt(start)
+  if ((sign !== PLUS && sign !== MINUS) || end - start < 12 || data.charCodeAt(end - 10) !== DOT) return NaN
+  let whole = 0
+  for (let i = start + 1; i < end - 10; i++) {
+    const c = data.charCodeAt(i)
+    if (c < ZERO || c > NINE) return NaN
+    whole = whole * 10 + (c - ZERO)
+  }
+  let fraction = 0
+  for (let i = end - 9; i < end; i++) {
+    const c = data.charCodeAt(i)
+    if (c < ZERO || c > NINE) return NaN
+    fraction = fraction * 10 + (c - ZERO)
+  }
+  const seconds = whole + fraction / 1e9
+  return sign === MINUS ? -seconds : seconds
+}
+
+/**
+ * An IAMAT reply in data[start, end): `AT <name> <skew> <id> <location>
+ * <time>`, the client's fields echoed byte for byte, the skew with a sign and
+ * nine decimals, and client time + skew within the tolerance of this clock
+ * between send and reply.
  */
 const checkAt = (
-  line: string,
+  data: string,
+  start: number,
+  end: number,
   expect: string,
   clientMs: number,
   sentWallMs: number,
   nowWallMs: number,
   toleranceMs: number
 ): string | undefined => {
-  if (line.startsWith("? ")) return "rejected"
-  if (!line.startsWith("AT ")) return "not-at"
-  const nameEnd = line.indexOf(" ", 3)
-  const skewEnd = nameEnd < 0 ? -1 : line.indexOf(" ", nameEnd + 1)
-  if (nameEnd <= 3 || skewEnd < 0) return "malformed-at"
-  const skew = line.slice(nameEnd + 1, skewEnd)
-  if (!SKEW.test(skew)) return "bad-skew-format"
-  if (line.slice(skewEnd + 1) !== expect) return "echo-mismatch"
+  if (data.startsWith("? ", start)) return "rejected"
+  if (!data.startsWith("AT ", start)) return "not-at"
+  const nameEnd = data.indexOf(" ", start + 3)
+  const skewEnd = nameEnd < 0 || nameEnd >= end ? -1 : data.indexOf(" ", nameEnd + 1)
+  if (nameEnd === start + 3 || skewEnd < 0 || skewEnd >= end) return "malformed-at"
+  const skew = skewSeconds(data, nameEnd + 1, skewEnd)
+  if (Number.isNaN(skew)) return "bad-skew-format"
+  if (end - skewEnd - 1 !== expect.length || !data.startsWith(expect, skewEnd + 1)) return "echo-mismatch"
   if (toleranceMs > 0) {
-    const serverMs = clientMs + Number(skew) * 1000
+    const serverMs = clientMs + skew * 1000
     if (serverMs < sentWallMs - toleranceMs || serverMs > nowWallMs + toleranceMs) return "skew-implausible"
   }
   return undefined
 }
 
-/** A WHATSAT reply: the AT line for the asked client, then a body from `{` to `}`, then an empty line. */
-const checkWhatsat = (head: string, body: string, id: string): string | undefined => {
-  if (!head.startsWith("AT ")) return "not-at"
-  const fields = head.split(" ")
-  if (fields.length !== 6 || !SKEW.test(fields[2] ?? "")) return "malformed-at"
-  if (fields[3] !== id) return "wrong-client"
-  if (!body.startsWith("{") || body.slice(body.lastIndexOf("\n") + 1) !== "}") return "body-not-json-object"
+/**
+ * A WHATSAT reply: the AT line for the asked client in data[start, headEnd),
+ * then a body in data[headEnd + 1, blank) from a first line starting with `{`
+ * to a last line `}` (then LF and the empty line).
+ */
+const checkWhatsat = (data: string, start: number, headEnd: number, blank: number, id: string): string | undefined => {
+  if (!data.startsWith("AT ", start)) return "not-at"
+  const spaces: Array<number> = []
+  for (let i = data.indexOf(" ", start); i >= 0 && i < headEnd; i = data.indexOf(" ", i + 1)) spaces.push(i)
+  const [, nameEnd = 0, skewEnd = 0, idEnd = 0] = spaces
+  if (spaces.length !== 5 || Number.isNaN(skewSeconds(data, nameEnd + 1, skewEnd))) return "malformed-at"
+  if (idEnd - skewEnd - 1 !== id.length || !data.startsWith(id, skewEnd + 1)) return "wrong-client"
+  const lastLine = data.lastIndexOf("\n", blank - 1) + 1
+  if (blank <= headEnd || data.charCodeAt(headEnd + 1) !== 123 || blank - lastLine !== 1 || data.charCodeAt(lastLine) !== 125) {
+    return "body-not-json-object"
+  }
   return undefined
+}
+
+const lineAt = (data: string, start: number): string => {
+  const nl = data.indexOf("\n", start)
+  return data.slice(start, nl < 0 ? data.length : nl)
 }
 
 // ---------------------------------------------------------------------------
@@ -288,6 +332,7 @@ class Connection {
   readonly sentWall: Float64Array
   readonly clientMs: Float64Array
   readonly expect: Array<string>
+  readonly prefixes: Array<string> = []
   head = 0
   count = 0
   seq = 0
@@ -335,6 +380,9 @@ const runJob = async (job: Job, post: (message: FromWorker) => void, go: Promise
 
   const clientId = (c: number, seq: number): string =>
     `${unique ? "u" : "p"}${job.nonce}-${c}-${unique ? seq : seq % idsPerConn}`
+  /** The fixed part of a request for id `k` of the pool ("id loc" for IAMAT, the id for WHATSAT), built once. */
+  const prefix = (conn: Connection, k: number): string =>
+    conn.prefixes[k] ??= iamat ? `${clientId(conn.index, k)} ${location(conn.index, k)}` : clientId(conn.index, k)
 
   // Connect; for WHATSAT, first report a location for every id this connection will ask about.
   const connections: Array<Connection> = []
@@ -363,10 +411,9 @@ const runJob = async (job: Job, post: (message: FromWorker) => void, go: Promise
           const data = rest + chunk
           let pos = 0
           for (let nl = data.indexOf("\n"); nl >= 0 && next < expected.length; nl = data.indexOf("\n", pos)) {
-            const line = data.slice(pos, nl)
+            const kind = checkAt(data, pos, nl, expected[next++] ?? "", sentWall, sentWall, wallMs(), toleranceMs)
+            if (kind !== undefined) errors.add(`setup-${kind}`, data.slice(pos, nl))
             pos = nl + 1
-            const kind = checkAt(line, expected[next++] ?? "", sentWall, sentWall, wallMs(), toleranceMs)
-            if (kind !== undefined) errors.add(`setup-${kind}`, line)
           }
           rest = data.slice(pos)
           if (next === expected.length) finish(true)
@@ -416,11 +463,11 @@ const runJob = async (job: Job, post: (message: FromWorker) => void, go: Promise
       const slot = (conn.head + conn.count) % depth
       const seq = conn.seq++
       if (iamat) {
-        const fields = `${clientId(conn.index, seq)} ${location(conn.index, seq)} ${time}`
+        const fields = `${unique ? `${clientId(conn.index, seq)} ${location(conn.index, seq)}` : prefix(conn, seq % idsPerConn)} ${time}`
         conn.expect[slot] = fields
         out += `IAMAT ${fields}\n`
       } else {
-        const id = clientId(conn.index, seq)
+        const id = prefix(conn, seq % idsPerConn)
         conn.expect[slot] = id
         out += `WHATSAT ${id}${whatsatTail}`
       }
@@ -437,21 +484,27 @@ const runJob = async (job: Job, post: (message: FromWorker) => void, go: Promise
     conn.socket.write(out, "latin1")
   }
 
-  /** Account for one complete reply (`kind`: an error found while framing it, if any). */
-  const complete = (conn: Connection, now: number, nowWall: number, reply: string, body: string | undefined, kind?: string): void => {
+  /**
+   * Account for one complete reply: data[start, headEnd) is its first line;
+   * for a WHATSAT answer, data[headEnd + 1, blank) is its body, followed by
+   * the LF that ends it and the empty line (`blank` is -1 for a one-line reply).
+   */
+  const complete = (conn: Connection, now: number, nowWall: number, data: string, start: number, headEnd: number, blank: number): void => {
     if (conn.count === 0) {
-      errors.add("unsolicited-reply", reply)
+      errors.add("unsolicited-reply", lineAt(data, start))
       return
     }
     const slot = conn.head
     conn.head = (conn.head + 1) % depth
     conn.count--
     const expect = conn.expect[slot] ?? ""
-    const problem = kind ?? (body === undefined
-      ? checkAt(reply, expect, conn.clientMs[slot] ?? 0, conn.sentWall[slot] ?? 0, nowWall, toleranceMs)
-      : checkWhatsat(reply, body, expect))
+    const problem = iamat
+      ? checkAt(data, start, headEnd, expect, conn.clientMs[slot] ?? 0, conn.sentWall[slot] ?? 0, nowWall, toleranceMs)
+      : blank < 0
+      ? "rejected"
+      : checkWhatsat(data, start, headEnd, blank, expect)
     if (problem === undefined) ok++
-    else errors.add(problem, reply)
+    else errors.add(problem, lineAt(data, start))
     completed++
     lastReply = now
     const sentAt = conn.sentAt[slot] ?? 0
@@ -484,16 +537,14 @@ const runJob = async (job: Job, post: (message: FromWorker) => void, go: Promise
     while (pos < data.length) {
       const nl = data.indexOf("\n", pos)
       if (nl < 0) break
-      if (iamat) {
-        complete(conn, now, nowWall, data.slice(pos, nl), undefined)
-        pos = nl + 1
-      } else if (data.startsWith("? ", pos)) {
-        complete(conn, now, nowWall, data.slice(pos, nl), "", "rejected")
+      if (iamat || data.startsWith("? ", pos)) {
+        complete(conn, now, nowWall, data, pos, nl, -1)
         pos = nl + 1
       } else {
+        // The body runs to the first empty line (an AT line straight followed by one: no body).
         const blank = data.indexOf("\n\n", nl)
         if (blank < 0) break
-        complete(conn, now, nowWall, data.slice(pos, nl), blank > nl ? data.slice(nl + 1, blank) : "")
+        complete(conn, now, nowWall, data, pos, nl, blank)
         pos = blank + 2
       }
     }

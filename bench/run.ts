@@ -21,7 +21,7 @@ import type { ChildProcess } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createConnection, createServer } from "node:net"
 import type { AddressInfo, Socket } from "node:net"
-import { cpus, tmpdir } from "node:os"
+import { cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
@@ -139,6 +139,13 @@ class Child {
     })
   }
 
+  /** Fails if the process is gone (it should not be, until `stop`). */
+  assertRunning(): void {
+    if (this.exitCode !== undefined) {
+      throw new Error(`${this.label} is not running any more (exit ${this.exitCode ?? "?"}${this.signal === null ? "" : `, ${this.signal}`})`)
+    }
+  }
+
   get pid(): number {
     return this.process.pid ?? -1
   }
@@ -196,15 +203,16 @@ class Child {
 }
 
 const tmp = mkdtempSync(join(tmpdir(), "herd-bench-"))
-let cleanedUp = false
-const cleanup = async (): Promise<void> => {
-  if (cleanedUp) return
-  cleanedUp = true
-  await Promise.all([...children].map((child) => child.stop(10_000)))
-  rmSync(tmp, { recursive: true, force: true })
-}
+let cleaning: Promise<void> | undefined
+/** Stops every server still running and removes the temporary directory (once, however often called). */
+const cleanup = (): Promise<void> =>
+  cleaning ??= Promise.all([...children].map((child) => child.stop(10_000))).then(() => {
+    rmSync(tmp, { recursive: true, force: true })
+  })
+let interrupted = false
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
+    interrupted = true
     progress(`${signal}: stopping the servers`)
     void cleanup().finally(() => process.exit(130))
   })
@@ -513,6 +521,9 @@ const main = async (): Promise<void> => {
   const warmupMs = options.warmupS * 1000
   const out: Array<string> = []
   const notes: Array<string> = []
+  // The machine may be shared: a high load average before the run makes every figure suspect.
+  const loadBefore = loadavg()[0] ?? 0
+  let failed = false
   try {
     // 1. Throughput: one herd server (`herd serve`, no neighbours) and the baseline, each in its own process.
     progress("starting one herd server and the baseline")
@@ -531,8 +542,11 @@ const main = async (): Promise<void> => {
         const herd = await client.run(load(herdTarget))
         progress(`${label}: baseline`)
         const base = await client.run(load(baseline.address))
+        single.child.assertRunning()
+        baseline.child.assertRunning()
         cases.push({ label, herd, baseline: base })
         for (const [name, result] of [["herd", herd], ["baseline", base]] as const) {
+          failed ||= result.errors.total > 0
           if (result.errors.total > 0) notes.push(`${label} ${name}: ${result.errors.examples.slice(0, 3).join("; ")}`)
           if (result.connected < result.conns) notes.push(`${label} ${name}: only ${result.connected} of ${result.conns} connected`)
         }
@@ -548,7 +562,9 @@ const main = async (): Promise<void> => {
     const herd = await startHerd("herd", Object.fromEntries(names.map((name, i) => [name, ports[i] ?? 0])), links)
     await herd.child.waitFor(/^\S+ -> \S+ up /, links.length * 2, 15_000)
     const propagation = await measurePropagation(herd.address("Alford"), herd.address("Hamilton"), "Alford", options.samples, 5)
+    failed ||= propagation.errors.length > 0
     for (const error of propagation.errors.slice(0, 5)) notes.push(`propagation: ${error}`)
+    herd.child.assertRunning()
     await herd.child.stop()
 
     // 3. Memory per stored client: a fresh server, warmed up (IAMAT, WHATSAT, gazetteer), then filled.
@@ -559,6 +575,7 @@ const main = async (): Promise<void> => {
     await client.run({ ...warm, mode: "iamat" })
     await client.run({ ...warm, mode: "whatsat" })
     await sleep(1000)
+    filled.child.assertRunning()
     const empty = memoryOf(filled.child.pid)
     const fill = await client.run({
       mode: "iamat",
@@ -571,6 +588,7 @@ const main = async (): Promise<void> => {
       requests: options.clients
     })
     await sleep(1000)
+    filled.child.assertRunning()
     const full = memoryOf(filled.child.pid)
     const memory: MemoryResult = {
       clients: options.clients,
@@ -580,6 +598,7 @@ const main = async (): Promise<void> => {
       fill,
       logBytes: directoryBytes(filled.logDir)
     }
+    failed ||= fill.ok !== options.clients || fill.errors.total > 0
     if (fill.ok !== options.clients) notes.push(`memory fill: ${fill.ok} of ${options.clients} IAMATs answered correctly`)
     if (fill.errors.total > 0) notes.push(`memory fill: ${fill.errors.examples.slice(0, 3).join("; ")}`)
     await filled.child.stop()
@@ -593,30 +612,40 @@ const main = async (): Promise<void> => {
     out.push("")
     out.push(
       `herd bench: node ${process.version}, ${cores} cores, ${options.conns} connections, ${options.threads} client threads, ` +
-        `${options.warmupS} s warm-up + ${options.durationS} s per measurement`
+        `${options.warmupS} s warm-up + ${options.durationS} s per measurement, load average before ${loadBefore.toFixed(2)}`
     )
     out.push("one `herd serve` process (no neighbours, offline places, logging on) vs bench/baseline.ts, same client, same minute")
     out.push("")
     out.push(...throughputTable(cases))
     out.push("")
     out.push(
-      `3-hop propagation, IAMAT at Alford -> WHATSAT <id> 1 1 at Hamilton (herd up, default topology): ` +
-        `p50 ${propagation.p50Ms.toFixed(2)} ms, p99 ${propagation.p99Ms.toFixed(2)} ms, max ${propagation.maxMs.toFixed(2)} ms ` +
+      "client cores = the load client's CPU / wall time (it shares the 2 cores with the server under test); " +
+        "past about 1 core the client, not the server, sets the pace"
+    )
+    out.push("")
+    out.push("3-hop propagation (herd up, default topology; IAMAT at Alford, poll WHATSAT <id> 1 1 at Hamilton):")
+    out.push(
+      `  p50 ${propagation.p50Ms.toFixed(2)} ms, p99 ${propagation.p99Ms.toFixed(2)} ms, max ${propagation.maxMs.toFixed(2)} ms ` +
         `(${propagation.found}/${propagation.samples} samples, ${propagation.meanPolls.toFixed(1)} polls per sample)`
     )
-    const perClient = (memory.fullRss - memory.emptyRss) / memory.clients
+    const iamat16Baseline = cases.find((c) => c.label === "IAMAT depth 16")?.baseline.rps ?? NaN
+    out.push(`memory per stored client (a fresh herd serve, ${grouped(memory.clients)} distinct IAMATs):`)
     out.push(
-      `RSS per stored client: ${grouped(perClient)} B (${mib(memory.emptyRss)} empty after warm-up, ` +
-        `${mib(memory.fullRss)} after ${grouped(memory.clients)} distinct clients, peak ${mib(memory.fullPeak)}; ` +
-        `filled at ${grouped(fill.rps)} IAMAT/s, errors ${errorText(fill)}, log ${mib(memory.logBytes)})`
+      `  ${grouped((memory.fullRss - memory.emptyRss) / memory.clients)} B per client: VmRSS ${mib(memory.emptyRss)} empty after warm-up, ` +
+        `${mib(memory.fullRss)} full (peak ${mib(memory.fullPeak)})`
+    )
+    out.push(
+      `  fill: ${grouped(fill.rps)} IAMAT/s (${(fill.rps / iamat16Baseline).toFixed(3)}× the IAMAT depth 16 baseline), ` +
+        `errors ${errorText(fill)}, log ${mib(memory.logBytes)}`
     )
     const g = gazetteer.fields
+    out.push("gazetteer (packages/places/scripts/measure-gazetteer.ts, in its own process):")
     out.push(
       gazetteer.error === undefined
-        ? `gazetteer: ${g.get("places") ?? "?"} places, load + index ${g.get("load + index") ?? "?"}, ` +
-          `heap +${g.get("heap used delta") ?? "?"}, RSS +${g.get("RSS delta") ?? "?"}, peak RSS ${g.get("peak RSS") ?? "?"}, ` +
-          `query ${g.get("query, UCLA") ?? "?"} (UCLA) / ${g.get("query, anywhere") ?? "?"} (anywhere)`
-        : `gazetteer: not measured (${gazetteer.error})`
+        ? `  ${grouped(Number(g.get("places")))} places, load + index ${g.get("load + index") ?? "?"}, ` +
+          `heap +${g.get("heap used delta") ?? "?"}, RSS +${g.get("RSS delta") ?? "?"}, peak RSS ${g.get("peak RSS") ?? "?"}; ` +
+          `query ${g.get("query, UCLA") ?? "?"} (UCLA), ${g.get("query, anywhere") ?? "?"} (anywhere)`
+        : `  not measured (${gazetteer.error})`
     )
     if (notes.length > 0) out.push("", "notes:", ...notes.map((note) => `  ${note}`))
   } finally {
@@ -624,10 +653,11 @@ const main = async (): Promise<void> => {
     await cleanup()
   }
   console.log(out.join("\n"))
+  if (failed) process.exitCode = 1
 }
 
 main().catch(async (error: unknown) => {
-  console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+  if (!interrupted) console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
   await cleanup()
-  process.exit(1)
+  process.exit(interrupted ? 130 : 1)
 })

@@ -22,6 +22,8 @@ type Nearby = (query: NearbyQuery) => Effect.Effect<PlacesBody, PlacesError>
 
 interface Entry {
   readonly answer: Deferred.Deferred<PlacesBody, PlacesError>
+  /** The answer once it came, for `peek`. */
+  body?: PlacesBody
   /** Clock time (ms) after which the answer is no longer served; +Infinity while in flight. */
   expiresAt: number
 }
@@ -43,7 +45,19 @@ interface Entry {
 export const cachedNearby = (
   upstream: Nearby,
   options: CacheOptions = {}
-): Effect.Effect<Nearby, never, Scope.Scope> =>
+): Effect.Effect<Nearby, never, Scope.Scope> => Effect.map(cachedPlaces(upstream, options), (cache) => cache.nearby)
+
+export interface CachedPlaces {
+  readonly nearby: Nearby
+  /** A fresh answer to `query` if the cache holds one, synchronously. */
+  readonly peek: (query: NearbyQuery) => PlacesBody | undefined
+}
+
+/** `cachedNearby`, with a synchronous look into the cache besides. */
+export const cachedPlaces = (
+  upstream: Nearby,
+  options: CacheOptions = {}
+): Effect.Effect<CachedPlaces, never, Scope.Scope> =>
   Effect.gen(function*() {
     const ttlMs = options.ttlMs ?? defaultCacheTtlMs
     const capacity = Math.max(1, options.capacity ?? defaultCacheCapacity)
@@ -79,6 +93,7 @@ export const cachedNearby = (
         const stillListed = entries.get(key) === entry
         if (Exit.isSuccess(exit) && ttlMs > 0) {
           entry.expiresAt = clock.unsafeCurrentTimeMillis() + ttlMs
+          entry.body = exit.value
         } else if (stillListed) {
           entries.delete(key)
         }
@@ -92,7 +107,12 @@ export const cachedNearby = (
         Effect.ignore
       )
 
-    return (query: NearbyQuery) =>
+    const peek = (query: NearbyQuery): PlacesBody | undefined => {
+      const entry = entries.get(keyOf(query))
+      return entry?.body !== undefined && clock.unsafeCurrentTimeMillis() < entry.expiresAt ? entry.body : undefined
+    }
+
+    const nearby = (query: NearbyQuery) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.fiberIdWith((fiberId) =>
           Effect.suspend(() => {
@@ -116,6 +136,8 @@ export const cachedNearby = (
           })
         )
       )
+
+    return { nearby, peek }
   })
 
 const keyOf = (query: NearbyQuery): string =>

@@ -6,7 +6,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Effect, Either, Layer, Redacted, Schema } from "effect"
 import type { Context, Scope } from "effect"
-import { cachedNearby } from "./Cache.ts"
+import { cachedPlaces } from "./Cache.ts"
 import { defaultGoogleBaseUrl, defaultTimeoutMs } from "./internal/defaults.ts"
 import {
   decodeJson,
@@ -72,14 +72,14 @@ export const makeGoogle = (
       apiKey: options.apiKey,
       timeoutMs: options.timeoutMs ?? defaultTimeoutMs
     }
-    const nearby = yield* cachedNearby(
+    const { nearby, peek } = yield* cachedPlaces(
       (query) => exchange(upstream, client, nearbyRequest(upstream, query), (answer) => interpret(upstream, query, answer)),
       {
         ...(options.cacheTtlMs === undefined ? {} : { ttlMs: options.cacheTtlMs }),
         ...(options.cacheCapacity === undefined ? {} : { capacity: options.cacheCapacity })
       }
     )
-    return PlacesClient.of({ provider: "google", nearby })
+    return PlacesClient.of({ provider: "google", nearby, cached: peek })
   })
 
 export const layerGoogle = (options: GoogleOptions): Layer.Layer<PlacesClient, never, HttpClient.HttpClient> =>

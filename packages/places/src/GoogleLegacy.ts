@@ -7,7 +7,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Effect, Either, Layer, Redacted, Schema } from "effect"
 import type { Context, Scope } from "effect"
-import { cachedNearby } from "./Cache.ts"
+import { cachedPlaces } from "./Cache.ts"
 import { defaultGoogleLegacyBaseUrl, defaultTimeoutMs } from "./internal/defaults.ts"
 import {
   decodeJson,
@@ -48,14 +48,14 @@ export const makeGoogleLegacy = (
       apiKey: options.apiKey,
       timeoutMs: options.timeoutMs ?? defaultTimeoutMs
     }
-    const nearby = yield* cachedNearby(
+    const { nearby, peek } = yield* cachedPlaces(
       (query) => exchange(upstream, client, nearbyRequest(upstream, query), (answer) => interpret(upstream, query, answer)),
       {
         ...(options.cacheTtlMs === undefined ? {} : { ttlMs: options.cacheTtlMs }),
         ...(options.cacheCapacity === undefined ? {} : { capacity: options.cacheCapacity })
       }
     )
-    return PlacesClient.of({ provider: "google-legacy", nearby })
+    return PlacesClient.of({ provider: "google-legacy", nearby, cached: peek })
   })
 
 export const layerGoogleLegacy = (

@@ -5,7 +5,7 @@
  */
 import { Effect, Layer } from "effect"
 import type { Context, Scope } from "effect"
-import { cachedNearby } from "./Cache.ts"
+import { cachedPlaces } from "./Cache.ts"
 import type { CacheOptions } from "./Cache.ts"
 import type { City } from "./internal/gazetteer.ts"
 import { PlacesClient } from "./PlacesClient.ts"
@@ -37,7 +37,7 @@ export const makeOffline = (
   options: CacheOptions = {}
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const nearby = yield* cachedNearby(
+    const { nearby, peek } = yield* cachedPlaces(
       (query) =>
         Effect.map(gazetteer, ({ placesAround }) =>
           offlineBody(
@@ -49,7 +49,7 @@ export const makeOffline = (
         ),
       options
     )
-    return PlacesClient.of({ provider: "offline", nearby, warmUp: Effect.asVoid(gazetteer) })
+    return PlacesClient.of({ provider: "offline", nearby, cached: peek, warmUp: Effect.asVoid(gazetteer) })
   })
 
 export const layerOffline: Layer.Layer<PlacesClient> = Layer.scoped(PlacesClient, makeOffline())

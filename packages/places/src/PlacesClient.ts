@@ -45,6 +45,11 @@ export class PlacesClient extends Context.Tag("@herd/places/PlacesClient")<
      * gazetteer); run after a server is listening, so start-up stays fast.
      */
     readonly warmUp?: Effect.Effect<void>
+    /**
+     * A fresh answer already at hand (a cache entry), synchronously: the
+     * server answers such a WHATSAT at once, without a fiber.
+     */
+    readonly cached?: (query: NearbyQuery) => PlacesBody | undefined
   }
 >() {}
 

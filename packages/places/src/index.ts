@@ -12,8 +12,8 @@ export { googleFieldMask, layerGoogle, legacyResult, makeGoogle } from "./Google
 export type { GoogleOptions } from "./Google.ts"
 export { layerFixtures } from "./Fixtures.ts"
 export type { FixtureAnswers } from "./Fixtures.ts"
-export { cachedNearby, defaultCacheCapacity, defaultCacheTtlMs } from "./Cache.ts"
-export type { CacheOptions } from "./Cache.ts"
+export { cachedNearby, cachedPlaces, defaultCacheCapacity, defaultCacheTtlMs } from "./Cache.ts"
+export type { CachedPlaces, CacheOptions } from "./Cache.ts"
 export {
   layerFromConfig,
   PlacesConfig,

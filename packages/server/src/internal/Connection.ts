@@ -13,7 +13,7 @@
  */
 import type * as Socket from "@effect/platform/Socket"
 import type { PeerLinks } from "@herd/peers"
-import type { PlacesClient } from "@herd/places"
+import type { PlacesBody, PlacesClient } from "@herd/places"
 import { failureBody } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
 import { coordinatesOf, formatWhatsatReply } from "@herd/protocol"
@@ -128,6 +128,7 @@ class Connection {
   /** Replies not yet written, in request order. */
   private queued: Array<string | PendingReply> = []
   private waiting = 0
+  private flushScheduled = false
   private inputEnded = false
   private readingPaused = false
   private partialTimer: ReturnType<typeof setTimeout> | undefined
@@ -229,12 +230,21 @@ class Connection {
 
   private whatsat(record: LocationRecord, command: Whatsat): void {
     const { log, places, protocol } = this.services
+    const { latitude, longitude } = coordinatesOf(record.location)
+    const query = { latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound }
+    const answer = (body: PlacesBody) => formatWhatsatReply(protocol.formatAt(record), body)
+    // A fresh answer in the provider's cache is the common case: no fiber.
+    const cached = places.cached?.(query)
+    if (cached !== undefined) {
+      log.record("places", { conn: this.id, provider: places.provider, status: cached.status, cached: true })
+      this.reply(answer(cached))
+      return
+    }
     const slot: PendingReply = { text: undefined }
     this.queued.push(slot)
     this.waiting++
-    const { latitude, longitude } = coordinatesOf(record.location)
     this.services.lookUp(
-      places.nearby({ latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound }).pipe(
+      places.nearby(query).pipe(
         Effect.tap((body) => log.record("places", { conn: this.id, provider: places.provider, status: body.status })),
         Effect.catchAll((error) => {
           log.record("places", {
@@ -247,14 +257,14 @@ class Connection {
           return Effect.succeed(failureBody(error))
         }),
         Effect.map((body) => {
-          slot.text = formatWhatsatReply(protocol.formatAt(record), body)
+          slot.text = answer(body)
           this.waiting--
-          this.flush()
-          this.settleIfDone()
+          this.scheduleFlush()
         })
       )
     )
   }
+
 
   /** Writes every reply that is ready, in order, in one write. */
   private flush(): void {
@@ -292,8 +302,23 @@ class Connection {
     this.conn.resume()
   }
 
+  /**
+   * Lookups that finish together (answers from the cache, most often while
+   * their read is still being handled) are written together: one write
+   * after the current read or burst of completions, not one per WHATSAT.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    queueMicrotask(() => {
+      this.flushScheduled = false
+      this.flush()
+      this.settleIfDone()
+    })
+  }
+
   private settleIfDone(): void {
-    if (this.inputEnded && this.waiting === 0) this.hooks.onSettled()
+    if (this.inputEnded && this.waiting === 0 && !this.flushScheduled) this.hooks.onSettled()
   }
 
   /**
