@@ -266,28 +266,41 @@ class Connection {
   }
 
 
-  /** Writes every reply that is ready, in order, in one write. */
+  /**
+   * Writes every reply that is ready, in order, in one write. Each reply is
+   * turned into bytes once, into the buffer that is written, and the log
+   * copies those bytes rather than converting the text again.
+   */
   private flush(): void {
-    let text = ""
     let ready = 0
+    let length = 0
     for (const reply of this.queued) {
       const replyText = typeof reply === "string" ? reply : reply.text
       if (replyText === undefined) break
-      // Logged without its final LF, like a line in.
-      this.services.log.line("out", this.id, replyText.slice(0, -1))
-      text += replyText
+      length += replyText.length
       ready++
     }
     if (ready === 0) return
+    const bytes = Buffer.allocUnsafe(length)
+    let offset = 0
+    for (let i = 0; i < ready; i++) {
+      const reply = this.queued[i]
+      const replyText = typeof reply === "string" ? reply : reply?.text ?? ""
+      const written = bytes.write(replyText, offset, "latin1")
+      // Logged without its final LF, like a line in.
+      this.services.log.line("out", this.id, bytes.subarray(offset, offset + written - 1))
+      offset += written
+    }
     this.queued = ready === this.queued.length ? [] : this.queued.slice(ready)
     if (!this.conn.writable) return
-    this.conn.write(text, "latin1")
+    this.conn.write(bytes)
     if (this.conn.writableLength > this.services.pendingReplyBytes || this.queued.length > maxQueuedReplies) {
       this.pauseReading()
     } else {
       this.resumeIfClear()
     }
   }
+
 
   private pauseReading(): void {
     if (this.readingPaused || this.inputEnded) return
