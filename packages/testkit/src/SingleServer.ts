@@ -40,6 +40,8 @@ export const startServer = (options: {
   /** Config fields to set; the server itself listens on 127.0.0.1, port 0. */
   readonly config?: Omit<Partial<HerdConfigInput>, "servers">
   readonly places?: Layer.Layer<PlacesClient>
+  /** Another dialect (or a broken one, to test what a server does about it). */
+  readonly protocol?: Layer.Layer<Protocol.Protocol>
 } = {}): Effect.Effect<StartedServer, never, Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name ?? "Alford"
@@ -52,7 +54,7 @@ export const startServer = (options: {
     const context = yield* Layer.build(
       HerdServer.layerWith({ name }).pipe(
         Layer.provide(Layer.mergeAll(
-          Protocol.layer,
+          options.protocol ?? Protocol.layer,
           layerAlone,
           Layer.succeed(LocationStore, store),
           Layer.succeed(EventLog.EventLog, log),

@@ -3,7 +3,8 @@
  * a client sees them.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, TestClock } from "effect"
+import * as Protocol from "@herd/protocol"
+import { Effect, Layer, TestClock } from "effect"
 import { connect, splitReplies, startServer } from "../src/index.ts"
 
 const kiwi = "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
@@ -14,6 +15,9 @@ const kiwi = "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
  */
 const serverTimeMs = 1621464828224
 const kiwiAt = "AT Alford +0.264501497 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
+
+/** The standard dialect, for tests that wrap it. */
+const protocolService = Effect.runSync(Effect.provide(Protocol.Protocol, Protocol.layer))
 
 const text = (lines: ReadonlyArray<Buffer>) => lines.map((line) => line.toString("latin1"))
 
@@ -216,6 +220,28 @@ describe("HerdServer over TCP", () => {
         expect(entry["server"]).toBe("Alford")
         expect(typeof entry["time"]).toBe("string")
       }
+    }))
+
+  it.scoped("closes a connection whose line meets a bug in the server, logs it, and keeps serving", () =>
+    Effect.gen(function*() {
+      const brittle = Layer.succeed(Protocol.Protocol, {
+        ...protocolService,
+        parse: (line) => {
+          if (Buffer.from(line).toString("latin1") === "BOOM") throw new Error("a bug in the parser")
+          return protocolService.parse(line)
+        }
+      })
+      const server = yield* startServer({ protocol: brittle })
+      const victim = yield* connect(server.address)
+      yield* victim.write("IAMAT before +1+1 1\nBOOM\nIAMAT after +1+1 1\n")
+      yield* victim.closed()
+      expect(victim.received().toString("latin1")).toMatch(/^AT Alford \S+ before \+1\+1 1\n$/)
+      const other = yield* connect(server.address)
+      yield* other.write("IAMAT other +1+1 1\n")
+      expect(yield* other.nextReply()).toMatch(/^AT Alford \S+ other \+1\+1 1$/)
+      const defects = server.logLines().filter((line) => line.includes(`"event":"defect"`))
+      expect(defects.length).toBe(1)
+      expect(defects[0]).toContain("a bug in the parser")
     }))
 })
 

@@ -71,7 +71,16 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
         onInputClosed: () => inputClosed?.(),
         onSettled: () => Deferred.unsafeDone(settled, Effect.void)
       })
-      const onData = (chunk: Buffer) => connection.receive(chunk)
+      // The one place a bug in handling a line could escape to Node's event
+      // emitter and take the whole process down: it closes this connection
+      // instead, logged as a defect.
+      const onData = (chunk: Buffer) => {
+        try {
+          connection.receive(chunk)
+        } catch (defect) {
+          connection.defect(defect)
+        }
+      }
       // Until the client half-closes or the socket fails, or until this side
       // stops reading (line too long, partial line too slow).
       yield* restore(Effect.async<void>((resume) => {
@@ -172,6 +181,17 @@ class Connection {
       this.hooks.onInputClosed()
     }
     this.settleIfDone()
+  }
+
+  /** A bug met while handling this connection's input: log it, answer what can be, close. */
+  defect(defect: unknown): void {
+    this.services.log.record("defect", {
+      conn: this.id,
+      remote: this.remote,
+      error: defect instanceof Error ? `${defect.name}: ${defect.message}` : String(defect)
+    })
+    this.endInput("internal error")
+    this.flush()
   }
 
   close(): void {
