@@ -253,10 +253,10 @@ class Connection {
     const { latitude, longitude } = coordinatesOf(record.location)
     const query = { latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound }
     const answer = (body: PlacesBody) => formatWhatsatReply(protocol.formatAt(record), body)
-    // A fresh answer in the provider's cache is the common case: no fiber.
+    // A fresh answer in the provider's cache is the common case: no fiber,
+    // and no "places" entry (no request was made; the reply is logged).
     const cached = places.cached?.(query)
     if (cached !== undefined) {
-      log.record("places", { conn: this.id, provider: places.provider, status: cached.status, cached: true })
       this.reply(answer(cached))
       return
     }
