@@ -23,7 +23,8 @@ export const runHerd = (config: HerdConfigValue, names: ReadonlyArray<string>) =
       const { address } = Context.get(server, HerdServer.HerdServer)
       yield* Console.log(`${name} listening on ${address.host}:${address.port}`)
     }
-    if (places.warmUp !== undefined) yield* Effect.forkScoped(places.warmUp)
+    // A daemon: loading cannot be interrupted, and a stop must not wait for it.
+    if (places.warmUp !== undefined) yield* Effect.forkDaemon(places.warmUp)
     return yield* Effect.never
   }))
 

@@ -99,7 +99,11 @@ describe("herd serve", () => {
       client.on("data", (chunk: Buffer) => {
         received += chunk.toString("latin1")
       })
+      // The server's FIN ('end') is what a clean close looks like; 'close' covers the rest.
       client.on("end", () => {
+        serverClosed = true
+      })
+      client.on("close", () => {
         serverClosed = true
       })
       let sent = 0

@@ -107,22 +107,28 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
     })
   )
 
-/** Time a closing connection gets to take its last replies before it is cut. */
+/** Time a closing connection gets to take its last replies and close its side. */
 const lingerMs = 1000
 
 /**
- * Ends the connection once its replies are written, and destroys it; a
- * client that does not read them gets `lingerMs`, so that neither it nor a
- * shutting-down server waits on it forever.
+ * Ends the connection once its replies are written. Input that arrives
+ * meanwhile is read and dropped: closing a socket with unread input makes
+ * the kernel reset the connection, and a reset can destroy replies the
+ * client has not read yet. The connection closes when the client closes its
+ * side too, or after `lingerMs`, so that neither it nor a shutting-down
+ * server waits on it forever.
  */
 const closeWhenWritten = (conn: Net.Socket): void => {
   if (conn.destroyed) return
   const cut = setTimeout(() => conn.destroy(), lingerMs)
   cut.unref()
-  conn.end(() => {
-    clearTimeout(cut)
-    conn.destroy()
-  })
+  conn.once("close", () => clearTimeout(cut))
+  const closeWhenBothEnded = () => {
+    if (conn.readableEnded && conn.writableFinished) conn.destroy()
+  }
+  conn.on("end", closeWhenBothEnded)
+  conn.end(closeWhenBothEnded)
+  conn.resume()
 }
 
 interface ConnectionHooks {
