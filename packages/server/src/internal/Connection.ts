@@ -5,11 +5,12 @@
  * The socket's reads are push-based (ARCHITECTURE.md, platform facts), and
  * almost every line can be answered at once, so each read is handled right in
  * the data callback: frame, parse, store, flood, and write all the replies of
- * the read in one write, with no fiber hop or Effect per line. Only a WHATSAT
- * waits (for Places): its reply takes a slot in the reply queue, a fiber of
- * this connection fills it, and the replies behind it are written once it
- * is. Reading pauses while too many replies are unwritten (a client that
- * sends without reading stalls itself, not the server).
+ * the read in one write, with no fiber hop or Effect per line. A WHATSAT
+ * whose answer is in the Places cache is answered the same way; any other
+ * takes a slot in the reply queue, a lookup fiber of the server fills it, and
+ * the replies behind it are written once it is. Reading pauses while too many
+ * replies are unwritten (a client that sends without reading stalls itself,
+ * not the server).
  */
 import type * as Socket from "@effect/platform/Socket"
 import type { PeerLinks } from "@herd/peers"
