@@ -126,10 +126,10 @@ const checkName = (what: string, field: string): Reason | undefined => {
 
 /** ISO 6709 `±latitude±longitude`, each `digits(.digits)?`, ranges checked on the digits. */
 const checkLocation = (field: string): Reason | undefined => {
-  if (!isSign(field.charCodeAt(0))) return "location: expected a sign before the latitude"
+  if (!isSign(codeAt(field, 0))) return "location: expected a sign before the latitude"
   const latitudeEnd = decimalEnd(field, 1)
   if (latitudeEnd < 0) return "location: malformed latitude"
-  if (!isSign(field.charCodeAt(latitudeEnd))) return "location: expected a sign before the longitude"
+  if (!isSign(codeAt(field, latitudeEnd))) return "location: expected a sign before the longitude"
   if (decimalEnd(field, latitudeEnd + 1) !== field.length) return "location: malformed longitude"
   if (!isAtMost(field, 1, latitudeEnd, 90)) return "location: latitude out of range"
   if (!isAtMost(field, latitudeEnd + 1, field.length, 180)) return "location: longitude out of range"
@@ -165,7 +165,7 @@ const checkBound = (field: string): Reason | undefined => {
 /** As the skew of an AT line is printed: a sign, digits, `.`, exactly nine digits. */
 const checkSkew = (field: string): Reason | undefined => {
   const dot = field.indexOf(".")
-  const wellFormed = isSign(field.charCodeAt(0)) && dot > 1 && field.length - dot - 1 === 9 &&
+  const wellFormed = isSign(codeAt(field, 0)) && dot > 1 && field.length - dot - 1 === 9 &&
     decimalEnd(field, 1) === field.length
   return wellFormed ? undefined : "skew: expected a sign, digits and nine decimals"
 }
@@ -193,8 +193,13 @@ const DOT = 0x2e
 const ZERO = 0x30
 const NINE = 0x39
 
-// charCodeAt past the end gives NaN, which is neither a digit nor a sign: the
-// scanners below can look one char ahead without a bounds check.
+/**
+ * The char code at `index`, or -1 past the end (neither a digit nor a sign),
+ * so the scanners below can look one char ahead. (`charCodeAt` past the end
+ * gives NaN, which V8 handles on a slow path.)
+ */
+const codeAt = (text: string, index: number): number => index < text.length ? text.charCodeAt(index) : -1
+
 const isDigit = (code: number): boolean => code >= ZERO && code <= NINE
 
 const isSign = (code: number): boolean => code === PLUS || code === MINUS
@@ -205,11 +210,11 @@ const isSign = (code: number): boolean => code === PLUS || code === MINUS
  */
 const decimalEnd = (text: string, start: number): number => {
   let index = start
-  while (isDigit(text.charCodeAt(index))) index++
+  while (isDigit(codeAt(text, index))) index++
   if (index === start) return -1
-  if (text.charCodeAt(index) !== DOT) return index
+  if (codeAt(text, index) !== DOT) return index
   const fractionStart = ++index
-  while (isDigit(text.charCodeAt(index))) index++
+  while (isDigit(codeAt(text, index))) index++
   return index === fractionStart ? -1 : index
 }
 

@@ -29,14 +29,25 @@ export class EventLog extends Context.Tag("@herd/server/EventLog")<
     /** Buffers one entry; never blocks and never fails. */
     readonly record: (event: string, fields?: EventFields) => void
     /**
-     * Buffers a line in or out of connection `conn`: the same entry as
-     * `record(event, { conn, line })`, on the quick path.
+     * The entries of connection `conn`'s wire lines, on the quick path: the
+     * same entries as `record("in" | "out", { conn, remote, line })`.
      */
-    readonly line: (event: "in" | "out", conn: number, line: Uint8Array | string) => void
+    readonly lines: (conn: number, remote: string) => LineLog
     /** Writes every buffered entry now. */
     readonly flush: Effect.Effect<void>
   }
 >() {}
+
+/**
+ * Logs one connection's wire lines. The entry's fixed part (event, connection
+ * id, remote address) is encoded once per connection, not once per line.
+ */
+export interface LineLog {
+  /** A line received, without its LF: `bytes[start, end)`. */
+  readonly received: (bytes: Uint8Array, start?: number, end?: number) => void
+  /** A reply sent, without its final LF: `bytes[start, end)`. */
+  readonly sent: (bytes: Uint8Array, start?: number, end?: number) => void
+}
 
 /**
  * Writes entries as JSON lines into a byte buffer that grows as needed;
@@ -45,8 +56,9 @@ export class EventLog extends Context.Tag("@herd/server/EventLog")<
 export class EntryWriter {
   private buffer: Buffer
   private length = 0
-  private lastMs = -1
-  private timePrefix = ""
+  private headMs = -1
+  /** `{"time":"<ISO time>","server":"<server>","event":`, as of `headMs`. */
+  private headBytes = Buffer.alloc(0)
   private readonly serverField: string
   private readonly quotedEvents = new Map<string, string>()
 
@@ -60,23 +72,38 @@ export class EntryWriter {
   }
 
   record(event: string, fields?: EventFields): void {
-    this.head(event)
+    this.head()
+    let quoted = this.quotedEvents.get(event)
+    if (quoted === undefined) {
+      quoted = JSON.stringify(event)
+      this.quotedEvents.set(event, quoted)
+    }
+    this.text(quoted)
     if (fields !== undefined) {
       for (const key in fields) {
         const value = fields[key]
         if (value === undefined) continue
-        if (key === "line" && (typeof value === "string" || value instanceof Uint8Array)) this.wireLine(value)
-        else this.text(`,${JSON.stringify(key)}:${JSON.stringify(value)}`)
+        if (key !== "line") {
+          this.text(`,${JSON.stringify(key)}:${JSON.stringify(value)}`)
+        } else if (typeof value === "string" || value instanceof Uint8Array) {
+          this.ascii(`,"line":`)
+          const bytes = typeof value === "string" ? Buffer.from(value, "latin1") : value
+          this.wireLine(bytes, 0, bytes.length)
+        }
       }
     }
-    this.ascii("}\n")
+    this.endEntry()
   }
 
-  line(event: string, conn: number, line: Uint8Array | string): void {
-    this.head(event)
-    this.ascii(`,"conn":${conn}`)
-    this.wireLine(line)
-    this.ascii("}\n")
+  lines(conn: number, remote: string): LineLog {
+    const fixedPart = (event: string) =>
+      Buffer.from(`${JSON.stringify(event)},"conn":${conn},"remote":${JSON.stringify(remote)},"line":`, "utf8")
+    const received = fixedPart("in")
+    const sent = fixedPart("out")
+    return {
+      received: (bytes, start = 0, end = bytes.length) => this.lineEntry(received, bytes, start, end),
+      sent: (bytes, start = 0, end = bytes.length) => this.lineEntry(sent, bytes, start, end)
+    }
   }
 
   /** The entries written so far, as bytes of JSON lines; the writer starts afresh. */
@@ -87,38 +114,56 @@ export class EntryWriter {
     return taken
   }
 
-  /** `{"time":...,"server":...,"event":...` */
-  private head(event: string): void {
+  private lineEntry(fixedPart: Uint8Array, bytes: Uint8Array, start: number, end: number): void {
+    this.head()
+    this.bytes(fixedPart)
+    this.wireLine(bytes, start, end)
+    this.endEntry()
+  }
+
+  /** `{"time":...,"server":...,"event":` (the time text is made once a millisecond). */
+  private head(): void {
     const now = Date.now()
-    if (now !== this.lastMs) {
-      this.lastMs = now
-      this.timePrefix = `{"time":"${new Date(now).toISOString()}${this.serverField}`
+    if (now !== this.headMs) {
+      this.headMs = now
+      this.headBytes = Buffer.from(`{"time":"${new Date(now).toISOString()}${this.serverField}`, "latin1")
     }
-    let quoted = this.quotedEvents.get(event)
-    if (quoted === undefined) {
-      quoted = JSON.stringify(event)
-      this.quotedEvents.set(event, quoted)
-    }
-    this.ascii(this.timePrefix)
-    this.text(quoted)
+    this.bytes(this.headBytes)
+  }
+
+  private endEntry(): void {
+    this.reserve(2)
+    this.buffer[this.length++] = 0x7d // }
+    this.buffer[this.length++] = 0x0a // LF
   }
 
   /**
-   * `"line"`: a wire line given as bytes or as a latin1 string (one char per
-   * byte). Printable ASCII is copied as it is; anything else is logged as
-   * its UTF-8 text, with the bytes in base64 too when they are not valid
-   * UTF-8, so the log loses nothing.
+   * A wire line as a JSON string. Printable ASCII, by far the most common,
+   * is copied as it is while it is checked; anything else is logged as its
+   * UTF-8 text, with the bytes in base64 too when they are not valid UTF-8,
+   * so the log loses nothing.
    */
-  private wireLine(line: Uint8Array | string): void {
-    if (isPlainAscii(line)) {
-      this.ascii(`,"line":"`)
-      if (typeof line === "string") this.ascii(line)
-      else this.bytes(line)
-      this.ascii(`"`)
-      return
+  private wireLine(bytes: Uint8Array, start: number, end: number): void {
+    this.reserve(end - start + 2)
+    const buffer = this.buffer
+    const opening = this.length
+    let at = opening
+    buffer[at++] = 0x22 // "
+    for (let i = start; i < end; i++) {
+      const code = bytes[i] ?? 0
+      if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) {
+        this.length = opening
+        this.escapedLine(Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start))
+        return
+      }
+      buffer[at++] = code
     }
-    const bytes = typeof line === "string" ? Buffer.from(line, "latin1") : Buffer.from(line.buffer, line.byteOffset, line.length)
-    this.text(`,"line":${JSON.stringify(bytes.toString("utf8"))}`)
+    buffer[at++] = 0x22
+    this.length = at
+  }
+
+  private escapedLine(bytes: Buffer): void {
+    this.text(JSON.stringify(bytes.toString("utf8")))
     if (!isUtf8(bytes)) this.ascii(`,"lineBase64":"${bytes.toString("base64")}"`)
   }
 
@@ -144,16 +189,6 @@ export class EntryWriter {
     this.buffer.copy(grown, 0, 0, this.length)
     this.buffer = grown
   }
-}
-
-/** Printable ASCII other than `"` and `\\`: what JSON quotes as it is. */
-const isPlainAscii = (line: Uint8Array | string): boolean => {
-  const length = line.length
-  for (let i = 0; i < length; i++) {
-    const code = typeof line === "string" ? line.charCodeAt(i) : line[i] ?? 0
-    if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return false
-  }
-  return true
 }
 
 /** One JSON line for an entry (for tests and one-off use). */
@@ -188,7 +223,7 @@ export const layerFile = (options: {
       yield* flush.pipe(Effect.repeat(Schedule.spaced(flushEvery)), Effect.forkScoped)
       return EventLog.of({
         record: (event, fields) => writer.record(event, fields),
-        line: (event, conn, line) => writer.line(event, conn, line),
+        lines: (conn, remote) => writer.lines(conn, remote),
         flush
       })
     })
@@ -205,9 +240,18 @@ export const makeMemory = (server: string) =>
         writer.record(event, fields)
         keep()
       },
-      line: (event, conn, line) => {
-        writer.line(event, conn, line)
-        keep()
+      lines: (conn, remote) => {
+        const lines = writer.lines(conn, remote)
+        return {
+          received: (bytes, start, end) => {
+            lines.received(bytes, start, end)
+            keep()
+          },
+          sent: (bytes, start, end) => {
+            lines.sent(bytes, start, end)
+            keep()
+          }
+        }
       },
       flush: Effect.void
     })

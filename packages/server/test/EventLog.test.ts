@@ -17,11 +17,26 @@ describe("EventLog entries", () => {
 
   it("grows its buffer past the initial size and hands over every entry", () => {
     const writer = new EntryWriter("S", 16)
-    for (let i = 0; i < 1000; i++) writer.line("out", i, `AT S +0.000000000 c${i} +1+1 1\n`)
+    for (let i = 0; i < 1000; i++) writer.lines(i, "127.0.0.1:5000").sent(Buffer.from(`AT S +0.000000000 c${i} +1+1 1\n`))
     const lines = writer.take().toString("utf8").trimEnd().split("\n")
     expect(lines.length).toBe(1000)
-    expect(JSON.parse(lines[999] ?? "")).toMatchObject({ event: "out", conn: 999, line: "AT S +0.000000000 c999 +1+1 1\n" })
+    expect(JSON.parse(lines[999] ?? "")).toMatchObject({
+      event: "out",
+      conn: 999,
+      remote: "127.0.0.1:5000",
+      line: "AT S +0.000000000 c999 +1+1 1\n"
+    })
     expect(writer.size).toBe(0)
+  })
+
+  it("logs the given part of the bytes, with the connection's id and remote address", () => {
+    const writer = new EntryWriter("S", 8)
+    const lines = writer.lines(7, "[::1]:4000")
+    lines.received(Buffer.from("xxIAMAT a +1+1 1yy"), 2, 16)
+    lines.sent(Buffer.from("AT S +0 a +1+1 1"))
+    const [received, sent] = writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry))
+    expect(received).toMatchObject({ server: "S", event: "in", conn: 7, remote: "[::1]:4000", line: "IAMAT a +1+1 1" })
+    expect(sent).toMatchObject({ server: "S", event: "out", conn: 7, remote: "[::1]:4000", line: "AT S +0 a +1+1 1" })
   })
 
   it.effect.prop(
@@ -30,10 +45,11 @@ describe("EventLog entries", () => {
     ([bytes]) =>
       Effect.sync(() => {
         const writer = new EntryWriter("S", 8)
-        for (const line of [Buffer.from(bytes), Buffer.from(bytes).toString("latin1")]) {
-          writer.line("out", 1, line)
-          writer.record("out", { conn: 1, line })
-        }
+        const framed = Buffer.concat([Buffer.from("<"), bytes, Buffer.from(">")])
+        writer.lines(1, "r").sent(framed, 1, framed.length - 1)
+        writer.lines(1, "r").received(Buffer.from(bytes))
+        writer.record("out", { conn: 1, line: Buffer.from(bytes) })
+        writer.record("out", { conn: 1, line: Buffer.from(bytes).toString("latin1") })
         for (const text of writer.take().toString("utf8").trimEnd().split("\n")) {
           const entry = JSON.parse(text)
           expect(entry.line).toBe(Buffer.from(bytes).toString("utf8"))

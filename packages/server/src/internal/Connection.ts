@@ -21,7 +21,7 @@ import { coordinatesOf, formatWhatsatReply } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
 import { Deferred, Effect } from "effect"
 import type * as Net from "node:net"
-import type { EventLog } from "../EventLog.ts"
+import type { EventLog, LineLog } from "../EventLog.ts"
 import { LineFramer } from "./LineFramer.ts"
 import { netSocketOf } from "./NetSocket.ts"
 
@@ -138,9 +138,10 @@ interface ConnectionHooks {
   readonly onSettled: () => void
 }
 
-class Connection {
+export class Connection {
   private readonly framer: LineFramer
   private readonly remote: string
+  private readonly lineLog: LineLog
   /** Replies not yet written, in request order. */
   private queued: Array<string | PendingReply> = []
   private waiting = 0
@@ -162,6 +163,7 @@ class Connection {
     this.framer = new LineFramer(services.lineLimit)
     this.remote = `${conn.remoteAddress}:${conn.remotePort}`
     services.log.record("open", { conn: id, remote: this.remote })
+    this.lineLog = services.log.lines(id, this.remote)
     conn.on("drain", () => this.resumeIfClear())
   }
 
@@ -212,7 +214,7 @@ class Connection {
 
   private readonly onLine = (line: Uint8Array): void => {
     const { log, protocol, serverName } = this.services
-    log.line("in", this.id, line)
+    this.lineLog.received(line)
     const command = protocol.parse(line)
     switch (command._tag) {
       case "Blank":
@@ -294,29 +296,29 @@ class Connection {
 
 
   /**
-   * Writes every reply that is ready, in order, in one write. Each reply is
-   * turned into bytes once, into the buffer that is written, and the log
+   * Writes every reply that is ready, in order, in one write. The replies
+   * are latin1 text (one char per byte), so they are joined and turned into
+   * bytes at once, and each reply's bytes are where its length says; the log
    * copies those bytes rather than converting the text again.
    */
   private flush(): void {
     let ready = 0
-    let length = 0
+    let text = ""
     for (const reply of this.queued) {
       const replyText = typeof reply === "string" ? reply : reply.text
       if (replyText === undefined) break
-      length += replyText.length
+      text += replyText
       ready++
     }
     if (ready === 0) return
-    const bytes = Buffer.allocUnsafe(length)
-    let offset = 0
+    const bytes = Buffer.from(text, "latin1")
+    let start = 0
     for (let i = 0; i < ready; i++) {
       const reply = this.queued[i]
-      const replyText = typeof reply === "string" ? reply : reply?.text ?? ""
-      const written = bytes.write(replyText, offset, "latin1")
+      const end = start + (typeof reply === "string" ? reply.length : reply?.text?.length ?? 0)
       // Logged without its final LF, like a line in.
-      this.services.log.line("out", this.id, bytes.subarray(offset, offset + written - 1))
-      offset += written
+      this.lineLog.sent(bytes, start, end - 1)
+      start = end
     }
     this.queued = ready === this.queued.length ? [] : this.queued.slice(ready)
     if (!this.conn.writable) return
@@ -327,7 +329,6 @@ class Connection {
       this.resumeIfClear()
     }
   }
-
 
   private pauseReading(): void {
     if (this.readingPaused || this.inputEnded) return
