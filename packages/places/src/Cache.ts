@@ -3,7 +3,7 @@
  * time share one upstream request, and answers are kept for a while, so a
  * burst of WHATSATs for one busy client costs one call to the provider.
  */
-import { Deferred, Effect, Exit, FiberSet } from "effect"
+import { Deferred, Effect, Exit, FiberId, FiberSet } from "effect"
 import type { Scope } from "effect"
 import { PlacesError } from "./PlacesClient.ts"
 import type { NearbyQuery, PlacesBody } from "./PlacesClient.ts"
@@ -13,6 +13,11 @@ export interface CacheOptions {
   readonly ttlMs?: number
   /** The most queries remembered, answered or in flight; the oldest go first. Default 10000. */
   readonly capacity?: number
+  /**
+   * The provider's answer when it can give one at once, without I/O: `peek`
+   * then answers a miss with it (and keeps it) instead of `undefined`.
+   */
+  readonly immediate?: (query: NearbyQuery) => PlacesBody | undefined
 }
 
 export const defaultCacheTtlMs = 30_000
@@ -49,7 +54,10 @@ export const cachedNearby = (
 
 export interface CachedPlaces {
   readonly nearby: Nearby
-  /** A fresh answer to `query` if the cache holds one, synchronously. */
+  /**
+   * A fresh answer to `query` if the cache holds one, or else the provider's
+   * `immediate` answer (kept in the cache), synchronously.
+   */
   readonly peek: (query: NearbyQuery) => PlacesBody | undefined
 }
 
@@ -108,8 +116,19 @@ export const cachedPlaces = (
       )
 
     const peek = (query: NearbyQuery): PlacesBody | undefined => {
-      const entry = entries.get(keyOf(query))
-      return entry?.body !== undefined && clock.unsafeCurrentTimeMillis() < entry.expiresAt ? entry.body : undefined
+      const key = keyOf(query)
+      const found = entries.get(key)
+      const now = clock.unsafeCurrentTimeMillis()
+      if (found?.body !== undefined && now < found.expiresAt) return found.body
+      const body = closed ? undefined : options.immediate?.(query)
+      // An entry still in flight is left to its request.
+      if (body === undefined || ttlMs <= 0 || found?.expiresAt === Number.POSITIVE_INFINITY) return body
+      if (found !== undefined) entries.delete(key)
+      makeRoom(now)
+      const answer = Deferred.unsafeMake<PlacesBody, PlacesError>(FiberId.none)
+      Deferred.unsafeDone(answer, Exit.succeed(body))
+      entries.set(key, { answer, body, expiresAt: now + ttlMs })
+      return body
     }
 
     const nearby = (query: NearbyQuery) =>

@@ -79,7 +79,7 @@ export const makeGoogle = (
         ...(options.cacheCapacity === undefined ? {} : { capacity: options.cacheCapacity })
       }
     )
-    return PlacesClient.of({ provider: "google", nearby, cached: peek })
+    return PlacesClient.of({ provider: "google", nearby, immediate: peek })
   })
 
 export const layerGoogle = (options: GoogleOptions): Layer.Layer<PlacesClient, never, HttpClient.HttpClient> =>

@@ -55,7 +55,7 @@ export const makeGoogleLegacy = (
         ...(options.cacheCapacity === undefined ? {} : { capacity: options.cacheCapacity })
       }
     )
-    return PlacesClient.of({ provider: "google-legacy", nearby, cached: peek })
+    return PlacesClient.of({ provider: "google-legacy", nearby, immediate: peek })
   })
 
 export const layerGoogleLegacy = (

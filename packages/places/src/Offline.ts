@@ -9,7 +9,7 @@ import { cachedPlaces } from "./Cache.ts"
 import type { CacheOptions } from "./Cache.ts"
 import type { City } from "./internal/gazetteer.ts"
 import { PlacesClient } from "./PlacesClient.ts"
-import type { PlacesBody } from "./PlacesClient.ts"
+import type { NearbyQuery, PlacesBody } from "./PlacesClient.ts"
 
 /** GeoNames data is CC BY 4.0: every offline answer credits it. */
 export const geonamesAttribution = "Place data from <a href=\"https://www.geonames.org/\">GeoNames</a>, CC BY 4.0"
@@ -38,21 +38,25 @@ export const makeOffline = (
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { nearby, peek } = yield* cachedPlaces(
-      (query) =>
-        Effect.map(gazetteer, ({ placesAround }) =>
-          offlineBody(
-            // geokdbush reads a limit below 1 as "no limit".
-            query.limit < 1
-              ? []
-              : placesAround(query.latitude, query.longitude, query.radiusMetres / 1000, Math.floor(query.limit))
-          )
-        ),
-      options
+      (query) => Effect.map(gazetteer, (loaded) => answer(loaded, query)),
+      {
+        ...options,
+        // Once the gazetteer is loaded, an answer is a lookup in memory.
+        immediate: (query) => loaded === undefined ? undefined : answer(loaded, query)
+      }
     )
-    return PlacesClient.of({ provider: "offline", nearby, cached: peek, warmUp: Effect.asVoid(gazetteer) })
+    return PlacesClient.of({ provider: "offline", nearby, immediate: peek, warmUp: Effect.asVoid(gazetteer) })
   })
 
 export const layerOffline: Layer.Layer<PlacesClient> = Layer.scoped(PlacesClient, makeOffline())
+
+const answer = ({ placesAround }: Gazetteer, query: NearbyQuery): PlacesBody =>
+  offlineBody(
+    // geokdbush reads a limit below 1 as "no limit".
+    query.limit < 1
+      ? []
+      : placesAround(query.latitude, query.longitude, query.radiusMetres / 1000, Math.floor(query.limit))
+  )
 
 const offlineBody = (places: ReadonlyArray<City>): PlacesBody => ({
   html_attributions: [geonamesAttribution],

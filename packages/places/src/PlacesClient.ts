@@ -46,10 +46,12 @@ export class PlacesClient extends Context.Tag("@herd/places/PlacesClient")<
      */
     readonly warmUp?: Effect.Effect<void>
     /**
-     * A fresh answer already at hand (a cache entry), synchronously: the
-     * server answers such a WHATSAT at once, without a fiber.
+     * An answer available at once, synchronously: a fresh cache entry, or
+     * the provider's own answer when it needs no I/O (the offline gazetteer
+     * once loaded). The server answers such a WHATSAT without a fiber;
+     * `undefined` sends it to `nearby`.
      */
-    readonly cached?: (query: NearbyQuery) => PlacesBody | undefined
+    readonly immediate?: (query: NearbyQuery) => PlacesBody | undefined
   }
 >() {}
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Ref, Scope, TestClock } from "effect"
-import { cachedNearby, PlacesError } from "../src/index.ts"
+import { cachedNearby, cachedPlaces, PlacesError } from "../src/index.ts"
 import type { NearbyQuery, PlacesBody } from "../src/index.ts"
 
 const ucla: NearbyQuery = { latitude: 34.06893, longitude: -118.445127, radiusMetres: 10_000, limit: 5 }
@@ -121,5 +121,52 @@ describe("cachedNearby", () => {
       expect(error).toBeInstanceOf(PlacesError)
       expect(error.message).toBe("the Places client has shut down")
       expect((yield* Effect.flip(nearby(ucla))).message).toBe("the Places client has shut down")
+    }))
+
+  it.scoped("peek answers only a fresh answer already at hand", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      const { nearby, peek } = yield* cachedPlaces(upstream, { ttlMs: 30_000 })
+      expect(peek(ucla)).toBeUndefined()
+      const fiber = yield* Effect.fork(nearby(ucla))
+      yield* TestClock.adjust("100 millis")
+      expect(peek(ucla)).toBeUndefined() // in flight
+      yield* TestClock.adjust("900 millis")
+      const body = yield* Fiber.join(fiber)
+      expect(peek(ucla)).toBe(body)
+      yield* TestClock.adjust("30 seconds")
+      expect(peek(ucla)).toBeUndefined()
+      expect(yield* Ref.get(calls)).toBe(1)
+    }))
+
+  it.scoped("peek gives the provider's immediate answer on a miss and keeps it for nearby", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      let immediateCalls = 0
+      const { nearby, peek } = yield* cachedPlaces(upstream, {
+        ttlMs: 30_000,
+        immediate: () => bodyFor(++immediateCalls * 100)
+      })
+      const body = peek(ucla)
+      expect(body).toEqual(bodyFor(100))
+      expect(peek(ucla)).toBe(body)
+      expect(yield* nearby(ucla)).toBe(body)
+      expect(immediateCalls).toBe(1)
+      expect(yield* Ref.get(calls)).toBe(0)
+      yield* TestClock.adjust("30 seconds")
+      expect(peek(ucla)).toEqual(bodyFor(200))
+    }))
+
+  it.scoped("peek leaves a query in flight to its request", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      const { nearby, peek } = yield* cachedPlaces(upstream, { immediate: () => bodyFor(100) })
+      const fiber = yield* Effect.fork(nearby(ucla))
+      yield* TestClock.adjust("100 millis")
+      expect(peek(ucla)).toEqual(bodyFor(100))
+      yield* TestClock.adjust("900 millis")
+      expect(yield* Fiber.join(fiber)).toEqual(bodyFor(1))
+      expect(peek(ucla)).toEqual(bodyFor(1))
+      expect(yield* Ref.get(calls)).toBe(1)
     }))
 })

@@ -18,6 +18,16 @@ const OfflineResult = Schema.Struct({
 const decodeResults = Schema.decodeUnknown(Schema.Array(OfflineResult))
 
 describe("offline provider", () => {
+  it.effect("answers at once, without a fiber, once its gazetteer is loaded; the same as nearby", () =>
+    Effect.gen(function*() {
+      const places = yield* PlacesClient
+      const query = { ...ucla, radiusMetres: 5_000, limit: 3 }
+      yield* places.warmUp ?? Effect.void
+      const immediate = places.immediate?.(query)
+      expect(immediate?.status).toBe("OK")
+      expect(yield* places.nearby(query)).toEqual(immediate)
+    }).pipe(Effect.provide(layerOffline)))
+
   it.effect("answers UCLA, 10 km, 5 places: the nearest five, nearest first", () =>
     Effect.gen(function*() {
       const places = yield* PlacesClient

@@ -262,11 +262,12 @@ export class Connection {
     const { latitude, longitude } = coordinatesOf(record.location)
     const query = { latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound }
     const answer = (body: PlacesBody) => formatWhatsatReply(protocol.formatAt(record), body)
-    // A fresh answer in the provider's cache is the common case: no fiber,
-    // and no "places" entry (no request was made; the reply is logged).
-    const cached = places.cached?.(query)
-    if (cached !== undefined) {
-      this.reply(answer(cached))
+    // An answer at hand (the provider's cache, the offline gazetteer) is the
+    // common case: no fiber, and no "places" entry (no request was made; the
+    // reply is logged).
+    const immediate = places.immediate?.(query)
+    if (immediate !== undefined) {
+      this.reply(answer(immediate))
       return
     }
     const slot: PendingReply = { text: undefined }
@@ -344,8 +345,8 @@ export class Connection {
   }
 
   /**
-   * Lookups that finish together (answers from the cache, most often while
-   * their read is still being handled) are written together: one write
+   * Lookups that finish together (requests shared by several WHATSATs,
+   * most often) are written together: one write
    * after the current read or burst of completions, not one per WHATSAT.
    */
   private scheduleFlush(): void {
