@@ -13,16 +13,17 @@
  * go out in one encoding and neither is mangled.
  */
 export const formatWhatsatReply = (atLine: string, body: unknown): string =>
-  atLine + "\n" + printedBody(body) + "\n\n"
+  atLine + "\n" + printedPlacesBody(body) + "\n\n"
 
 /**
+ * The Places body of a WHATSAT answer as its UTF-8 bytes in a latin1 string.
  * A Places cache hands the same body object to every WHATSAT that asks the
  * same question within its time to live: each is printed once. (Bodies are
  * never changed once made; a WeakMap lets them go with the cache entry.)
  */
 const printedBodies = new WeakMap<object, string>()
 
-const printedBody = (body: unknown): string => {
+export const printedPlacesBody = (body: unknown): string => {
   if (typeof body !== "object" || body === null) return utf8BytesAsLatin1(formatPlacesJson(body))
   let printed = printedBodies.get(body)
   if (printed === undefined) {

@@ -47,6 +47,13 @@ export interface LineLog {
   readonly received: (bytes: Uint8Array, start?: number, end?: number) => void
   /** A reply sent, without its final LF: `bytes[start, end)`. */
   readonly sent: (bytes: Uint8Array, start?: number, end?: number) => void
+  /**
+   * A WHATSAT answer sent, without its final LF: `bytes[start, end)` holds
+   * the AT line, an LF, `body` (latin1, one char per byte) and an LF. The Places cache
+   * hands the same body to many answers, so its JSON escaping is kept and
+   * reused rather than done again for each.
+   */
+  readonly sentAnswer: (bytes: Uint8Array, start: number, end: number, body: string) => void
 }
 
 /**
@@ -61,6 +68,7 @@ export class EntryWriter {
   private headBytes = Buffer.alloc(0)
   private readonly serverField: string
   private readonly quotedEvents = new Map<string, string>()
+  private readonly escapedBodies = new Map<string, Buffer>()
 
   constructor(server: string, private readonly initialSize = 64 * 1024) {
     this.serverField = `","server":${JSON.stringify(server)},"event":`
@@ -102,7 +110,8 @@ export class EntryWriter {
     const sent = fixedPart("out")
     return {
       received: (bytes, start = 0, end = bytes.length) => this.lineEntry(received, bytes, start, end),
-      sent: (bytes, start = 0, end = bytes.length) => this.lineEntry(sent, bytes, start, end)
+      sent: (bytes, start = 0, end = bytes.length) => this.lineEntry(sent, bytes, start, end),
+      sentAnswer: (bytes, start, end, body) => this.answerEntry(sent, bytes, start, end, body)
     }
   }
 
@@ -119,6 +128,42 @@ export class EntryWriter {
     this.bytes(fixedPart)
     this.wireLine(bytes, start, end)
     this.endEntry()
+  }
+
+  private answerEntry(fixedPart: Uint8Array, bytes: Uint8Array, start: number, end: number, body: string): void {
+    this.head()
+    this.bytes(fixedPart)
+    const opening = this.length
+    this.reserve(1)
+    this.buffer[this.length++] = 0x22 // "
+    // The AT line and its LF, then the body's escaping as kept.
+    if (this.plainCopy(bytes, start, end - body.length - 2)) {
+      this.bytes(escapedLf)
+      this.bytes(this.escapedBody(body))
+      this.reserve(1)
+      this.buffer[this.length++] = 0x22
+    } else {
+      this.length = opening
+      this.wireLine(bytes, start, end)
+    }
+    this.endEntry()
+  }
+
+  /**
+   * The body's UTF-8 text (with its final LF) as the inside of a JSON string,
+   * kept by the body's string: the same string object each time its cache
+   * entry answers, so a lookup does not even hash it again. A few thousand
+   * bodies at most are kept.
+   */
+  private escapedBody(body: string): Buffer {
+    let escaped = this.escapedBodies.get(body)
+    if (escaped === undefined) {
+      if (this.escapedBodies.size >= maxEscapedBodies) this.escapedBodies.clear()
+      const json = JSON.stringify(Buffer.from(body + "\n", "latin1").toString("utf8"))
+      escaped = Buffer.from(json.slice(1, -1), "utf8")
+      this.escapedBodies.set(body, escaped)
+    }
+    return escaped
   }
 
   /** `{"time":...,"server":...,"event":` (the time text is made once a millisecond). */
@@ -144,22 +189,34 @@ export class EntryWriter {
    * so the log loses nothing.
    */
   private wireLine(bytes: Uint8Array, start: number, end: number): void {
-    this.reserve(end - start + 2)
-    const buffer = this.buffer
     const opening = this.length
-    let at = opening
-    buffer[at++] = 0x22 // "
+    this.reserve(1)
+    this.buffer[this.length++] = 0x22 // "
+    if (this.plainCopy(bytes, start, end)) {
+      this.reserve(1)
+      this.buffer[this.length++] = 0x22
+    } else {
+      this.length = opening
+      this.escapedLine(Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start))
+    }
+  }
+
+  /**
+   * Copies `bytes[start, end)` if it is all printable ASCII other than `"`
+   * and `\\` (what JSON quotes as it is) and answers true; else answers false
+   * and writes nothing.
+   */
+  private plainCopy(bytes: Uint8Array, start: number, end: number): boolean {
+    this.reserve(end - start)
+    const buffer = this.buffer
+    let at = this.length
     for (let i = start; i < end; i++) {
       const code = bytes[i] ?? 0
-      if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) {
-        this.length = opening
-        this.escapedLine(Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start))
-        return
-      }
+      if (code < 0x20 || code > 0x7e || code === 0x22 || code === 0x5c) return false
       buffer[at++] = code
     }
-    buffer[at++] = 0x22
     this.length = at
+    return true
   }
 
   private escapedLine(bytes: Buffer): void {
@@ -190,6 +247,12 @@ export class EntryWriter {
     this.buffer = grown
   }
 }
+
+/** `\n` inside a JSON string. */
+const escapedLf = Buffer.from("\\n", "latin1")
+
+/** Escaped bodies kept by an EntryWriter, past which it forgets them all. */
+const maxEscapedBodies = 2048
 
 /** One JSON line for an entry (for tests and one-off use). */
 export const formatEntry = (server: string, event: string, fields?: EventFields): string => {
@@ -249,6 +312,10 @@ export const makeMemory = (server: string) =>
           },
           sent: (bytes, start, end) => {
             lines.sent(bytes, start, end)
+            keep()
+          },
+          sentAnswer: (bytes, start, end, body) => {
+            lines.sentAnswer(bytes, start, end, body)
             keep()
           }
         }

@@ -58,4 +58,30 @@ describe("EventLog entries", () => {
         }
       })
   )
+
+  it.effect.prop(
+    "a WHATSAT answer logged with its body's kept escaping is the same entry as the plain one",
+    [fc.uint8Array({ maxLength: 30 }), fc.string({ unit: "grapheme", maxLength: 40 })],
+    ([atPart, bodyText]) =>
+      Effect.sync(() => {
+        const body = Buffer.from(`{\n   "name": ${JSON.stringify(bodyText)}\n}`, "utf8").toString("latin1")
+        const answer = Buffer.concat([Buffer.from("<"), atPart, Buffer.from("\n" + body + "\n\n", "latin1")])
+        const writer = new EntryWriter("S", 8)
+        const lines = writer.lines(1, "r")
+        for (let i = 0; i < 2; i++) {
+          lines.sentAnswer(answer, 1, answer.length - 1, body)
+          lines.sent(answer, 1, answer.length - 1)
+        }
+        const entries = writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry))
+        expect(entries).toHaveLength(4)
+        for (const entry of entries) {
+          expect({ ...entry, time: undefined }).toEqual({ ...entries[1], time: undefined })
+        }
+        const logged = entries[0].lineBase64 === undefined
+          ? Buffer.from(entries[0].line, "utf8")
+          : Buffer.from(entries[0].lineBase64, "base64")
+        expect(logged).toEqual(answer.subarray(1, answer.length - 1))
+      })
+  )
 })
+

@@ -17,7 +17,7 @@ import type { PeerLinks } from "@herd/peers"
 import type { PlacesBody, PlacesClient } from "@herd/places"
 import { failureBody, PlacesError } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
-import { coordinatesOf, formatWhatsatReply } from "@herd/protocol"
+import { coordinatesOf, printedPlacesBody } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
 import { Cause, Deferred, Effect, Option } from "effect"
 import type * as Net from "node:net"
@@ -44,9 +44,13 @@ export interface ConnectionServices {
 /** Replies queued behind a WHATSAT still waiting for Places, past which reading pauses. */
 const maxQueuedReplies = 1024
 
-/** A reply that is not known yet: a WHATSAT waiting for Places. */
-interface PendingReply {
+/**
+ * A WHATSAT answer, or its slot while it waits for Places: the reply's text,
+ * and the printed Places body it ends with (the log reuses the body's escaping).
+ */
+interface AnswerReply {
   text: string | undefined
+  body: string | undefined
 }
 
 let connectionCount = 0
@@ -143,7 +147,7 @@ export class Connection {
   private readonly remote: string
   private readonly lineLog: LineLog
   /** Replies not yet written, in request order. */
-  private queued: Array<string | PendingReply> = []
+  private queued: Array<string | AnswerReply> = []
   private waiting = 0
   private flushScheduled = false
   private inputEnded = false
@@ -261,16 +265,21 @@ export class Connection {
     const { log, places, protocol } = this.services
     const { latitude, longitude } = coordinatesOf(record.location)
     const query = { latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound }
-    const answer = (body: PlacesBody) => formatWhatsatReply(protocol.formatAt(record), body)
+    const atLine = protocol.formatAt(record)
+    const answer = (reply: AnswerReply, body: PlacesBody): AnswerReply => {
+      reply.body = printedPlacesBody(body)
+      reply.text = atLine + "\n" + reply.body + "\n\n"
+      return reply
+    }
     // An answer at hand (the provider's cache, the offline gazetteer) is the
     // common case: no fiber, and no "places" entry (no request was made; the
     // reply is logged).
     const immediate = places.immediate?.(query)
     if (immediate !== undefined) {
-      this.reply(answer(immediate))
+      this.queued.push(answer({ text: undefined, body: undefined }, immediate))
       return
     }
-    const slot: PendingReply = { text: undefined }
+    const slot: AnswerReply = { text: undefined, body: undefined }
     this.queued.push(slot)
     this.waiting++
     this.services.lookUp(
@@ -290,7 +299,7 @@ export class Connection {
           return Effect.succeed(failureBody(error))
         }),
         Effect.map((body) => {
-          slot.text = answer(body)
+          answer(slot, body)
           this.waiting--
           this.scheduleFlush()
         })
@@ -319,10 +328,16 @@ export class Connection {
     let start = 0
     for (let i = 0; i < ready; i++) {
       const reply = this.queued[i]
-      const end = start + (typeof reply === "string" ? reply.length : reply?.text?.length ?? 0)
       // Logged without its final LF, like a line in.
-      this.lineLog.sent(bytes, start, end - 1)
-      start = end
+      if (typeof reply === "string") {
+        this.lineLog.sent(bytes, start, start + reply.length - 1)
+        start += reply.length
+      } else if (reply !== undefined) {
+        const end = start + (reply.text?.length ?? 0)
+        if (reply.body === undefined) this.lineLog.sent(bytes, start, end - 1)
+        else this.lineLog.sentAnswer(bytes, start, end - 1, reply.body)
+        start = end
+      }
     }
     this.queued = ready === this.queued.length ? [] : this.queued.slice(ready)
     if (!this.conn.writable) return
