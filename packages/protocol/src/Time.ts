@@ -60,6 +60,12 @@ const FAST_INTEGER_DIGITS = 15
 const FAST_RECEIVED_NS = BigInt(Number.MAX_SAFE_INTEGER) * NANOS_PER_SECOND_BIG
 
 /**
+ * The last receive time seen, in seconds and nanoseconds: every line of one
+ * read shares its receive time, so the BigInt division is done once a read.
+ */
+const split = { ns: -1n, seconds: 0, nanos: 0 }
+
+/**
  * Seconds and nanoseconds apart, as integers in Numbers: one borrow from the
  * seconds when the nanoseconds go negative, and the sum is exact.
  */
@@ -72,8 +78,13 @@ const smallSkew = (receivedNs: bigint, time: string, integerStart: number, integ
   for (let offset = 1; offset <= 9; offset++) {
     clientNanos = clientNanos * 10 + fractionDigitAt(time, integerEnd + offset)
   }
-  let seconds = Number(receivedNs / NANOS_PER_SECOND_BIG) - clientSeconds
-  let nanos = Number(receivedNs % NANOS_PER_SECOND_BIG) - clientNanos
+  if (receivedNs !== split.ns) {
+    split.ns = receivedNs
+    split.seconds = Number(receivedNs / NANOS_PER_SECOND_BIG)
+    split.nanos = Number(receivedNs % NANOS_PER_SECOND_BIG)
+  }
+  let seconds = split.seconds - clientSeconds
+  let nanos = split.nanos - clientNanos
   if (nanos < 0) {
     nanos += NANOS_PER_SECOND
     seconds -= 1
