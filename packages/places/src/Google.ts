@@ -6,17 +6,14 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Effect, Either, Layer, Redacted, Schema } from "effect"
 import type { Context, Scope } from "effect"
-import { cachedPlaces } from "./Cache.ts"
-import { defaultGoogleBaseUrl, defaultTimeoutMs } from "./internal/defaults.ts"
+import { defaultGoogleBaseUrl } from "./internal/defaults.ts"
 import {
   decodeJson,
   decodeShape,
-  exchange,
   excerpt,
   isSuccessful,
+  makeHttpProvider,
   placesError,
-  providerClient,
-  trimBaseUrl,
   wholeMetres
 } from "./internal/upstream.ts"
 import type { Answer, Upstream } from "./internal/upstream.ts"
@@ -64,23 +61,7 @@ const maxResultCount = 20
 export const makeGoogle = (
   options: GoogleOptions
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, HttpClient.HttpClient | Scope.Scope> =>
-  Effect.gen(function*() {
-    const client = providerClient(yield* HttpClient.HttpClient)
-    const upstream: Upstream = {
-      label: "Google Places (New)",
-      baseUrl: trimBaseUrl(options.baseUrl ?? defaultGoogleBaseUrl),
-      apiKey: options.apiKey,
-      timeoutMs: options.timeoutMs ?? defaultTimeoutMs
-    }
-    const { nearby, peek } = yield* cachedPlaces(
-      (query) => exchange(upstream, client, nearbyRequest(upstream, query), (answer) => interpret(upstream, query, answer)),
-      {
-        ...(options.cacheTtlMs === undefined ? {} : { ttlMs: options.cacheTtlMs }),
-        ...(options.cacheCapacity === undefined ? {} : { capacity: options.cacheCapacity })
-      }
-    )
-    return PlacesClient.of({ provider: "google", nearby, immediate: peek })
-  })
+  makeHttpProvider({ name: "google", label: "Google Places (New)", defaultBaseUrl: defaultGoogleBaseUrl }, options, nearbyRequest, interpret)
 
 export const layerGoogle = (options: GoogleOptions): Layer.Layer<PlacesClient, never, HttpClient.HttpClient> =>
   Layer.scoped(PlacesClient, makeGoogle(options))

@@ -7,18 +7,15 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Effect, Either, Layer, Redacted, Schema } from "effect"
 import type { Context, Scope } from "effect"
-import { cachedPlaces } from "./Cache.ts"
-import { defaultGoogleLegacyBaseUrl, defaultTimeoutMs } from "./internal/defaults.ts"
+import { defaultGoogleLegacyBaseUrl } from "./internal/defaults.ts"
 import {
   decodeJson,
   decodeShape,
-  exchange,
   excerpt,
   httpFailure,
   isSuccessful,
+  makeHttpProvider,
   placesError,
-  providerClient,
-  trimBaseUrl,
   wholeMetres
 } from "./internal/upstream.ts"
 import type { Answer, Upstream } from "./internal/upstream.ts"
@@ -40,23 +37,7 @@ export interface GoogleLegacyOptions {
 export const makeGoogleLegacy = (
   options: GoogleLegacyOptions
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, HttpClient.HttpClient | Scope.Scope> =>
-  Effect.gen(function*() {
-    const client = providerClient(yield* HttpClient.HttpClient)
-    const upstream: Upstream = {
-      label: "Google Places (legacy)",
-      baseUrl: trimBaseUrl(options.baseUrl ?? defaultGoogleLegacyBaseUrl),
-      apiKey: options.apiKey,
-      timeoutMs: options.timeoutMs ?? defaultTimeoutMs
-    }
-    const { nearby, peek } = yield* cachedPlaces(
-      (query) => exchange(upstream, client, nearbyRequest(upstream, query), (answer) => interpret(upstream, query, answer)),
-      {
-        ...(options.cacheTtlMs === undefined ? {} : { ttlMs: options.cacheTtlMs }),
-        ...(options.cacheCapacity === undefined ? {} : { capacity: options.cacheCapacity })
-      }
-    )
-    return PlacesClient.of({ provider: "google-legacy", nearby, immediate: peek })
-  })
+  makeHttpProvider({ name: "google-legacy", label: "Google Places (legacy)", defaultBaseUrl: defaultGoogleLegacyBaseUrl }, options, nearbyRequest, interpret)
 
 export const layerGoogleLegacy = (
   options: GoogleLegacyOptions

@@ -11,8 +11,11 @@
 import { HttpClient } from "@effect/platform"
 import type { HttpClientError, HttpClientRequest } from "@effect/platform"
 import { Duration, Effect, Either, ParseResult, Predicate, Redacted, Schema } from "effect"
-import { PlacesError } from "../PlacesClient.ts"
-import type { PlacesBody } from "../PlacesClient.ts"
+import type { Context, Scope } from "effect"
+import { cachedPlaces } from "../Cache.ts"
+import { PlacesClient, PlacesError } from "../PlacesClient.ts"
+import type { NearbyQuery, PlacesBody } from "../PlacesClient.ts"
+import { defaultTimeoutMs } from "./defaults.ts"
 
 export interface Upstream {
   /** The provider as messages name it: "Google Places (New)". */
@@ -72,6 +75,44 @@ export const exchange = (
         })
     })
   )
+
+/** What a Google provider is given, besides its own request and reading of the answer. */
+export interface HttpProviderOptions {
+  readonly apiKey: Redacted.Redacted<string>
+  readonly baseUrl?: string
+  readonly timeoutMs?: number
+  readonly cacheTtlMs?: number
+  readonly cacheCapacity?: number
+}
+
+/**
+ * A PlacesClient over HTTP: `request` says what to send for a query,
+ * `interpret` what the answer means; the cache, the time-out and the
+ * scrubbing of the key are the same for every provider.
+ */
+export const makeHttpProvider = (
+  provider: { readonly name: string; readonly label: string; readonly defaultBaseUrl: string },
+  options: HttpProviderOptions,
+  request: (upstream: Upstream, query: NearbyQuery) => HttpClientRequest.HttpClientRequest,
+  interpret: (upstream: Upstream, query: NearbyQuery, answer: Answer) => Effect.Effect<PlacesBody, PlacesError>
+): Effect.Effect<Context.Tag.Service<PlacesClient>, never, HttpClient.HttpClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    const client = providerClient(yield* HttpClient.HttpClient)
+    const upstream: Upstream = {
+      label: provider.label,
+      baseUrl: trimBaseUrl(options.baseUrl ?? provider.defaultBaseUrl),
+      apiKey: options.apiKey,
+      timeoutMs: options.timeoutMs ?? defaultTimeoutMs
+    }
+    const { nearby, peek } = yield* cachedPlaces(
+      (query) => exchange(upstream, client, request(upstream, query), (answer) => interpret(upstream, query, answer)),
+      {
+        ...(options.cacheTtlMs === undefined ? {} : { ttlMs: options.cacheTtlMs }),
+        ...(options.cacheCapacity === undefined ? {} : { capacity: options.cacheCapacity })
+      }
+    )
+    return PlacesClient.of({ provider: provider.name, nearby, immediate: peek })
+  })
 
 /** A PlacesError whose message is scrubbed of the key, whatever went into it. */
 export const placesError = (
