@@ -18,21 +18,12 @@ import {
   placesError,
   wholeMetres
 } from "./internal/upstream.ts"
-import type { Answer, Upstream } from "./internal/upstream.ts"
+import type { Answer, HttpProviderOptions, Upstream } from "./internal/upstream.ts"
 import { PlacesClient } from "./PlacesClient.ts"
 import type { NearbyQuery, PlacesBody, PlacesError } from "./PlacesClient.ts"
 
-export interface GoogleLegacyOptions {
-  readonly apiKey: Redacted.Redacted<string>
-  /** Default "https://maps.googleapis.com". */
-  readonly baseUrl?: string
-  /** Default 5000. */
-  readonly timeoutMs?: number
-  /** Default 30000. */
-  readonly cacheTtlMs?: number
-  /** Default 10000. */
-  readonly cacheCapacity?: number
-}
+/** The options of every HTTP provider; `baseUrl` defaults to "https://maps.googleapis.com". */
+export interface GoogleLegacyOptions extends HttpProviderOptions {}
 
 export const makeGoogleLegacy = (
   options: GoogleLegacyOptions

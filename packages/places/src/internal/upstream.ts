@@ -79,9 +79,13 @@ export const exchange = (
 /** What a Google provider is given, besides its own request and reading of the answer. */
 export interface HttpProviderOptions {
   readonly apiKey: Redacted.Redacted<string>
+  /** Default: the provider's own (Google's). */
   readonly baseUrl?: string
+  /** Default 5000. */
   readonly timeoutMs?: number
+  /** Default 30000. */
   readonly cacheTtlMs?: number
+  /** Default 10000. */
   readonly cacheCapacity?: number
 }
 
