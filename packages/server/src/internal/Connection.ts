@@ -142,7 +142,7 @@ interface ConnectionHooks {
   readonly onSettled: () => void
 }
 
-export class Connection {
+class Connection {
   private readonly framer: LineFramer
   private readonly remote: string
   private readonly lineLog: LineLog
