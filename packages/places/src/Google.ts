@@ -52,7 +52,12 @@ const maxResultCount = 20
 export const makeGoogle = (
   options: GoogleOptions
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, HttpClient.HttpClient | Scope.Scope> =>
-  makeHttpProvider({ name: "google", label: "Google Places (New)", defaultBaseUrl: defaultGoogleBaseUrl }, options, nearbyRequest, interpret)
+  makeHttpProvider(
+    { name: "google", label: "Google Places (New)", defaultBaseUrl: defaultGoogleBaseUrl },
+    options,
+    nearbyRequest,
+    interpret
+  )
 
 export const layerGoogle = (options: GoogleOptions): Layer.Layer<PlacesClient, never, HttpClient.HttpClient> =>
   Layer.scoped(PlacesClient, makeGoogle(options))

@@ -28,7 +28,12 @@ export interface GoogleLegacyOptions extends HttpProviderOptions {}
 export const makeGoogleLegacy = (
   options: GoogleLegacyOptions
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, HttpClient.HttpClient | Scope.Scope> =>
-  makeHttpProvider({ name: "google-legacy", label: "Google Places (legacy)", defaultBaseUrl: defaultGoogleLegacyBaseUrl }, options, nearbyRequest, interpret)
+  makeHttpProvider(
+    { name: "google-legacy", label: "Google Places (legacy)", defaultBaseUrl: defaultGoogleLegacyBaseUrl },
+    options,
+    nearbyRequest,
+    interpret
+  )
 
 export const layerGoogleLegacy = (
   options: GoogleLegacyOptions

@@ -45,15 +45,12 @@ export const printedPlacesBody = (body: unknown): string => {
  */
 export const formatPlacesJson = (body: unknown): string => JSON.stringify(body, null, 3) ?? "null"
 
-/** `? `, the line as received (without its CR LF), LF: the bytes echoed exactly. */
-export const invalidReply = (line: Uint8Array): Buffer => {
-  const reply = Buffer.allocUnsafe(line.length + 3)
-  reply[0] = 0x3f
-  reply[1] = 0x20
-  reply.set(line, 2)
-  reply[line.length + 2] = 0x0a
-  return reply
-}
+/**
+ * `? `, the line as received (without its CR LF), LF: the bytes echoed
+ * exactly, as a latin1 string like every reply of this package.
+ */
+export const invalidReply = (line: Uint8Array): string =>
+  `? ${Buffer.from(line.buffer, line.byteOffset, line.length).toString("latin1")}\n`
 
 /** The UTF-8 bytes of `text`, one latin1 char each; ASCII text is its own encoding. */
 const utf8BytesAsLatin1 = (text: string): string =>

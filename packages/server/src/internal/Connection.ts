@@ -6,7 +6,8 @@
  * almost every line can be answered at once, so each read is handled right in
  * the data callback: frame, parse, store, flood, and write all the replies of
  * the read in one write, with no fiber hop or Effect per line. A WHATSAT
- * whose answer is in the Places cache is answered the same way; any other
+ * whose answer is at hand (the Places cache, the loaded offline gazetteer)
+ * is answered the same way; any other
  * takes a slot in the reply queue, a lookup fiber of the server fills it, and
  * the replies behind it are written once it is. Reading pauses while too many
  * replies are unwritten (a client that sends without reading stalls itself,
@@ -17,7 +18,7 @@ import type { PeerLinks } from "@herd/peers"
 import type { PlacesBody, PlacesClient } from "@herd/places"
 import { failureBody, PlacesError } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
-import { coordinatesOf, printedPlacesBody } from "@herd/protocol"
+import { coordinatesOf, invalidReply, printedPlacesBody } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
 import { Cause, Deferred, Effect, Option } from "effect"
 import type * as Net from "node:net"
@@ -414,10 +415,6 @@ const providerDefect = (cause: Cause.Cause<unknown>): PlacesError => {
     message: `the Places provider failed: ${defect instanceof Error ? defect.message : String(defect)}`
   })
 }
-
-/** `? ` and the line as received: the answer to anything invalid. */
-const invalidReply = (line: Uint8Array): string =>
-  `? ${Buffer.from(line.buffer, line.byteOffset, line.length).toString("latin1")}\n`
 
 const withoutCarriageReturn = (line: Uint8Array): Uint8Array =>
   line.length > 0 && line[line.length - 1] === 13 ? line.subarray(0, line.length - 1) : line
