@@ -5,6 +5,7 @@
  * the process exits 0 within 2 s.
  */
 import { describe, expect, it } from "@effect/vitest"
+import { eventually } from "@herd/testkit"
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -16,21 +17,9 @@ import { fileURLToPath } from "node:url"
 const bin = fileURLToPath(new URL("../bin/herd.mjs", import.meta.url))
 
 /** Resolves with a value once `ready()` gives one, polling in real time; fails after `ms`. */
-const waitFor = <A>(ready: () => A | undefined, what: string, ms = 10_000) =>
-  Effect.async<A, Error>((resume) => {
-    const started = Date.now()
-    const timer = setInterval(() => {
-      const value = ready()
-      if (value !== undefined) {
-        clearInterval(timer)
-        resume(Effect.succeed(value))
-      } else if (Date.now() - started > ms) {
-        clearInterval(timer)
-        resume(Effect.fail(new Error(`timed out waiting for ${what}`)))
-      }
-    }, 5)
-    return Effect.sync(() => clearInterval(timer))
-  })
+/** Real-time polling (the server is another process) for up to 10 s. */
+const until = (check: () => boolean, what: string) =>
+  eventually(Effect.sync(() => check() || undefined), { timeoutMs: 10_000, describe: () => what })
 
 const listen = Effect.acquireRelease(
   Effect.async<{ server: Net.Server; port: number; received: () => string; closed: () => boolean }>((resume) => {
@@ -88,8 +77,8 @@ describe("herd serve", () => {
       const exited = Effect.async<{ code: number | null; at: number }>((resume) => {
         child.once("exit", (code) => resume(Effect.succeed({ code, at: Date.now() })))
       })
-      yield* waitFor(() => output.includes("Alford listening") || undefined, "the server to listen")
-      yield* waitFor(() => neighbour.received().startsWith("PEER Alford\n") || undefined, "the link to Parker")
+      yield* until(() => output.includes("Alford listening"), "the server to listen")
+      yield* until(() => neighbour.received().startsWith("PEER Alford\n"), "the link to Parker")
 
       // A client pipelining IAMATs as fast as it can, until the server closes.
       const client = Net.connect({ host: "127.0.0.1", port })
@@ -113,7 +102,7 @@ describe("herd serve", () => {
         for (let i = 0; i < 200; i++) batch += `IAMAT c${sent++} +34.068930-118.445127 1621464827.959498503\n`
         client.write(batch)
       }, 1)
-      yield* waitFor(() => received.length > 100_000 || undefined, "replies to flow")
+      yield* until(() => received.length > 100_000, "replies to flow")
 
       child.kill("SIGTERM")
       const signalledAt = Date.now()
@@ -121,8 +110,8 @@ describe("herd serve", () => {
       clearInterval(pump)
       expect(exit.code).toBe(0)
       expect(exit.at - signalledAt).toBeLessThan(2000)
-      yield* waitFor(() => serverClosed || undefined, "the client's connection to close")
-      yield* waitFor(() => neighbour.closed() || undefined, "the link to close")
+      yield* until(() => serverClosed, "the client's connection to close")
+      yield* until(() => neighbour.closed(), "the link to close")
 
       // Every reply complete, in request order.
       expect(received.endsWith("\n")).toBe(true)
