@@ -19,9 +19,10 @@ import type { At, Blank, Command, Iamat, Invalid, Peer, Whatsat } from "./Comman
  */
 export const parseLine = (line: Uint8Array): Command => {
   const length = line.length > 0 && line[line.length - 1] === CARRIAGE_RETURN ? line.length - 1 : line.length
-  const fields = splitFields(latin1Of(line, length))
-  if (fields.length === 0) return blank
-  const parsed = parseFields(fields)
+  const text = latin1Of(line, length)
+  const fieldCount = findFields(text)
+  if (fieldCount === 0) return blank
+  const parsed = parseFields(text, fieldCount)
   return typeof parsed === "string" ? refused(line.subarray(0, length), parsed) : parsed
 }
 
@@ -45,65 +46,96 @@ const blank: Blank = { _tag: "Blank" }
 
 const refused = (line: Uint8Array, reason: Reason): Invalid => ({ _tag: "Invalid", line, reason })
 
-const parseFields = (fields: ReadonlyArray<string>): Iamat | Whatsat | At | Peer | Reason => {
-  switch (fields[0]) {
-    case "IAMAT":
-      return fields.length === 4 ? parseIamat(fields) : "IAMAT: expected 4 fields"
-    case "WHATSAT":
-      return fields.length === 4 ? parseWhatsat(fields) : "WHATSAT: expected 4 fields"
-    case "AT":
-      return fields.length === 6 ? parseAt(fields) : "AT: expected 6 fields"
-    case "PEER":
-      return fields.length === 2 ? parsePeer(fields) : "PEER: expected 2 fields"
-    default:
-      return "unknown command"
-  }
+const parseFields = (text: string, fieldCount: number): Iamat | Whatsat | At | Peer | Reason => {
+  if (fieldIs(text, 0, "IAMAT")) return fieldCount === 4 ? parseIamat(text) : "IAMAT: expected 4 fields"
+  if (fieldIs(text, 0, "WHATSAT")) return fieldCount === 4 ? parseWhatsat(text) : "WHATSAT: expected 4 fields"
+  if (fieldIs(text, 0, "AT")) return fieldCount === 6 ? parseAt(text) : "AT: expected 6 fields"
+  if (fieldIs(text, 0, "PEER")) return fieldCount === 2 ? parsePeer(text) : "PEER: expected 2 fields"
+  return "unknown command"
 }
 
-const parseIamat = (fields: ReadonlyArray<string>): Iamat | Reason => {
-  const [, client = "", location = "", time = ""] = fields
-  const wrong = checkName("client", client) ?? checkLocation(location) ?? checkTime(time)
-  return wrong ?? { _tag: "Iamat", client, location, time }
-}
+const parseIamat = (text: string): Iamat | Reason =>
+  checkName("client", text, 1) ?? checkLocation(text, 2) ?? checkTime(text, 3) ??
+    { _tag: "Iamat", client: field(text, 1), location: field(text, 2), time: field(text, 3) }
 
-const parseWhatsat = (fields: ReadonlyArray<string>): Whatsat | Reason => {
-  const [, client = "", radius = "", bound = ""] = fields
-  const wrong = checkName("client", client) ?? checkRadius(radius) ?? checkBound(bound)
+const parseWhatsat = (text: string): Whatsat | Reason => {
+  const wrong = checkName("client", text, 1) ?? checkRadius(text, 2) ?? checkBound(text, 3)
+  if (wrong !== undefined) return wrong
+  const radius = field(text, 2)
   // A bound is at most 20 here, so Number reads it exactly, leading zeros and all.
-  return wrong ?? { _tag: "Whatsat", client, radius, radiusMetres: metresOf(radius), bound: Number(bound) }
+  const bound = Number(field(text, 3))
+  return { _tag: "Whatsat", client: field(text, 1), radius, radiusMetres: metresOf(radius), bound }
 }
 
-const parseAt = (fields: ReadonlyArray<string>): At | Reason => {
-  const [, origin = "", skew = "", client = "", location = "", time = ""] = fields
-  const wrong = checkName("origin", origin) ?? checkSkew(skew) ?? checkName("client", client) ??
-    checkLocation(location) ?? checkTime(time)
-  return wrong ?? { _tag: "At", record: { origin, skew, client, location, time } }
-}
+const parseAt = (text: string): At | Reason =>
+  checkName("origin", text, 1) ?? checkSkew(text, 2) ?? checkName("client", text, 3) ??
+    checkLocation(text, 4) ?? checkTime(text, 5) ?? {
+      _tag: "At",
+      record: {
+        origin: field(text, 1),
+        skew: field(text, 2),
+        client: field(text, 3),
+        location: field(text, 4),
+        time: field(text, 5)
+      }
+    }
 
-const parsePeer = (fields: ReadonlyArray<string>): Peer | Reason => {
-  const [, name = ""] = fields
-  return checkName("name", name) ?? { _tag: "Peer", name }
-}
+const parsePeer = (text: string): Peer | Reason => checkName("name", text, 1) ?? { _tag: "Peer", name: field(text, 1) }
 
 // Fields ----------------------------------------------------------------------
 
 /** The longest command, AT, has six fields; a seventh is enough to know a line has too many. */
 const FIELDS_WORTH_READING = 7
 
+/**
+ * Where the fields of the line being parsed start and end: `[start0, end0,
+ * start1, end1, ...]`. Parsing is synchronous and runs to completion, so one
+ * scratch array serves every line. The fields are checked in place in the
+ * line's text, and only those a command keeps become strings (scanning the
+ * one flat string is also faster than scanning a slice of it per field).
+ */
+const fieldBounds = new Int32Array(2 * FIELDS_WORTH_READING)
+
 /** Only space and tab separate fields: a vertical tab, NBSP or U+2003 is part of one. */
 const isSeparator = (code: number): boolean => code === SPACE || code === TAB
 
-const splitFields = (text: string): Array<string> => {
-  const fields: Array<string> = []
+/** Records the bounds of the line's first fields in `fieldBounds`; answers how many it found. */
+const findFields = (text: string): number => {
+  // Fields are almost always one space apart, and the builtin search finds
+  // the next space several times faster than a loop over char codes; a line
+  // with a tab in it takes the loop.
+  const spaceOnly = text.indexOf("\t") === -1
+  let count = 0
   let index = 0
-  while (fields.length < FIELDS_WORTH_READING) {
+  while (count < FIELDS_WORTH_READING) {
     while (index < text.length && isSeparator(text.charCodeAt(index))) index++
     if (index === text.length) break
-    const start = index
-    while (index < text.length && !isSeparator(text.charCodeAt(index))) index++
-    fields.push(text.slice(start, index))
+    fieldBounds[2 * count] = index
+    if (spaceOnly) {
+      index = text.indexOf(" ", index)
+      if (index === -1) index = text.length
+    } else {
+      while (index < text.length && !isSeparator(text.charCodeAt(index))) index++
+    }
+    fieldBounds[2 * count + 1] = index
+    count++
   }
-  return fields
+  return count
+}
+
+const startOf = (field: number): number => fieldBounds[2 * field] ?? 0
+const endOf = (field: number): number => fieldBounds[2 * field + 1] ?? 0
+
+const field = (text: string, index: number): string => text.slice(startOf(index), endOf(index))
+
+/** Whether field `index` is exactly `expected`, without making a string of it. */
+const fieldIs = (text: string, index: number, expected: string): boolean => {
+  const start = startOf(index)
+  if (endOf(index) - start !== expected.length) return false
+  for (let offset = 0; offset < expected.length; offset++) {
+    if (text.charCodeAt(start + offset) !== expected.charCodeAt(offset)) return false
+  }
+  return true
 }
 
 /**
@@ -111,62 +143,76 @@ const splitFields = (text: string): Array<string> => {
  * plain ASCII then clean UTF-8 text, so that no id can look like whitespace or
  * carry a terminal control sequence once decoded by someone else.
  */
-const checkName = (what: string, field: string): Reason | undefined => {
-  if (field.length === 0 || field.length > 255) return `${what}: must be 1 to 255 bytes`
+const checkName = (what: string, text: string, field: number): Reason | undefined => {
+  const start = startOf(field)
+  const end = endOf(field)
+  if (end - start > 255) return `${what}: must be 1 to 255 bytes`
   let isPlainAscii = true
-  for (let index = 0; index < field.length; index++) {
-    const code = field.charCodeAt(index)
+  for (let index = start; index < end; index++) {
+    const code = text.charCodeAt(index)
     if (code < 0x20 || code === 0x7f) return `${what}: control byte`
     if (code > 0x7e) isPlainAscii = false
   }
   if (isPlainAscii) return undefined
-  const wrong = checkUtf8Text(field)
+  const wrong = checkUtf8Text(text, start, end)
   return wrong === undefined ? undefined : `${what}: ${wrong}`
 }
 
 /** ISO 6709 `±latitude±longitude`, each `digits(.digits)?`, ranges checked on the digits. */
-const checkLocation = (field: string): Reason | undefined => {
-  if (!isSign(codeAt(field, 0))) return "location: expected a sign before the latitude"
-  const latitudeEnd = decimalEnd(field, 1)
+const checkLocation = (text: string, field: number): Reason | undefined => {
+  const start = startOf(field)
+  const end = endOf(field)
+  if (!isSign(codeAt(text, start, end))) return "location: expected a sign before the latitude"
+  const latitudeEnd = decimalEnd(text, start + 1, end)
   if (latitudeEnd < 0) return "location: malformed latitude"
-  if (!isSign(codeAt(field, latitudeEnd))) return "location: expected a sign before the longitude"
-  if (decimalEnd(field, latitudeEnd + 1) !== field.length) return "location: malformed longitude"
-  if (!isAtMost(field, 1, latitudeEnd, 90)) return "location: latitude out of range"
-  if (!isAtMost(field, latitudeEnd + 1, field.length, 180)) return "location: longitude out of range"
+  if (!isSign(codeAt(text, latitudeEnd, end))) return "location: expected a sign before the longitude"
+  if (decimalEnd(text, latitudeEnd + 1, end) !== end) return "location: malformed longitude"
+  if (!isAtMost(text, start + 1, latitudeEnd, 90)) return "location: latitude out of range"
+  if (!isAtMost(text, latitudeEnd + 1, end, 180)) return "location: longitude out of range"
   return undefined
 }
 
 /** POSIX seconds: any number of digits, then an optional fraction of 1 to 9 digits. */
-const checkTime = (field: string): Reason | undefined => {
-  if (decimalEnd(field, 0) !== field.length) return "time: expected digits with an optional fraction"
-  const dot = field.indexOf(".")
-  if (dot >= 0 && field.length - dot - 1 > 9) return "time: more than 9 fraction digits"
+const checkTime = (text: string, field: number): Reason | undefined => {
+  const start = startOf(field)
+  const end = endOf(field)
+  const integerEnd = digitsEnd(text, start, end)
+  const wellFormed = integerEnd > start &&
+    (integerEnd === end || (text.charCodeAt(integerEnd) === DOT && digitsEnd(text, integerEnd + 1, end) === end))
+  if (!wellFormed || end === integerEnd + 1) return "time: expected digits with an optional fraction"
+  if (end - integerEnd - 1 > 9) return "time: more than 9 fraction digits"
   return undefined
 }
 
 /** Kilometres, `digits(.digits)?`, greater than 0 and at most 50. */
-const checkRadius = (field: string): Reason | undefined => {
-  if (decimalEnd(field, 0) !== field.length) return "radius: expected digits with an optional fraction"
-  if (isZero(field)) return "radius: must be greater than 0"
-  if (!isAtMost(field, 0, field.length, 50)) return "radius: more than 50"
+const checkRadius = (text: string, field: number): Reason | undefined => {
+  const start = startOf(field)
+  const end = endOf(field)
+  if (decimalEnd(text, start, end) !== end) return "radius: expected digits with an optional fraction"
+  if (isZero(text, start, end)) return "radius: must be greater than 0"
+  if (!isAtMost(text, start, end, 50)) return "radius: more than 50"
   return undefined
 }
 
 /** An integer from 1 to 20, digits only. */
-const checkBound = (field: string): Reason | undefined => {
-  for (let index = 0; index < field.length; index++) {
-    if (!isDigit(field.charCodeAt(index))) return "bound: expected digits"
+const checkBound = (text: string, field: number): Reason | undefined => {
+  const start = startOf(field)
+  const end = endOf(field)
+  for (let index = start; index < end; index++) {
+    if (!isDigit(text.charCodeAt(index))) return "bound: expected digits"
   }
-  if (isZero(field)) return "bound: must be at least 1"
-  if (!isAtMost(field, 0, field.length, 20)) return "bound: more than 20"
+  if (isZero(text, start, end)) return "bound: must be at least 1"
+  if (!isAtMost(text, start, end, 20)) return "bound: more than 20"
   return undefined
 }
 
 /** As the skew of an AT line is printed: a sign, digits, `.`, exactly nine digits. */
-const checkSkew = (field: string): Reason | undefined => {
-  const dot = field.indexOf(".")
-  const wellFormed = isSign(codeAt(field, 0)) && dot > 1 && field.length - dot - 1 === 9 &&
-    decimalEnd(field, 1) === field.length
+const checkSkew = (text: string, field: number): Reason | undefined => {
+  const start = startOf(field)
+  const end = endOf(field)
+  const dot = dotOf(text, start, end)
+  const wellFormed = isSign(codeAt(text, start, end)) && dot > start + 1 && end - dot - 1 === 9 &&
+    decimalEnd(text, start + 1, end) === end
   return wellFormed ? undefined : "skew: expected a sign, digits and nine decimals"
 }
 
@@ -194,28 +240,41 @@ const ZERO = 0x30
 const NINE = 0x39
 
 /**
- * The char code at `index`, or -1 past the end (neither a digit nor a sign),
+ * The char code at `index`, or -1 at or past `end` (neither a digit nor a sign),
  * so the scanners below can look one char ahead. (`charCodeAt` past the end
  * gives NaN, which V8 handles on a slow path.)
  */
-const codeAt = (text: string, index: number): number => index < text.length ? text.charCodeAt(index) : -1
+const codeAt = (text: string, index: number, end: number): number => index < end ? text.charCodeAt(index) : -1
 
 const isDigit = (code: number): boolean => code >= ZERO && code <= NINE
 
 const isSign = (code: number): boolean => code === PLUS || code === MINUS
 
 /**
- * Where `digits(.digits)?` starting at `start` ends, or -1 when there is none
- * there. A fraction needs a digit: `34.` is not a number on this wire.
+ * Where `digits(.digits)?` starting at `start` ends (at most `end`), or -1
+ * when there is none there. A fraction needs a digit: `34.` is not a number
+ * on this wire.
  */
-const decimalEnd = (text: string, start: number): number => {
+const decimalEnd = (text: string, start: number, end: number): number => {
+  const integerEnd = digitsEnd(text, start, end)
+  if (integerEnd === start) return -1
+  if (codeAt(text, integerEnd, end) !== DOT) return integerEnd
+  const fractionEnd = digitsEnd(text, integerEnd + 1, end)
+  return fractionEnd === integerEnd + 1 ? -1 : fractionEnd
+}
+
+/** Where the run of digits starting at `start` ends (at most `end`). */
+const digitsEnd = (text: string, start: number, end: number): number => {
   let index = start
-  while (isDigit(codeAt(text, index))) index++
-  if (index === start) return -1
-  if (codeAt(text, index) !== DOT) return index
-  const fractionStart = ++index
-  while (isDigit(codeAt(text, index))) index++
-  return index === fractionStart ? -1 : index
+  while (index < end && isDigit(text.charCodeAt(index))) index++
+  return index
+}
+
+/** Where the first `.` of `text[start, end)` is, or `end` if it has none. */
+const dotOf = (text: string, start: number, end: number): number => {
+  let index = start
+  while (index < end && text.charCodeAt(index) !== DOT) index++
+  return index
 }
 
 /**
@@ -238,24 +297,24 @@ const isAtMost = (text: string, start: number, end: number, limit: number): bool
   return true
 }
 
-/** Whether a well-formed decimal is zero: only zeros around its point. */
-const isZero = (decimal: string): boolean => {
-  for (let index = 0; index < decimal.length; index++) {
-    const code = decimal.charCodeAt(index)
+/** Whether the well-formed decimal `text[start, end)` is zero: only zeros around its point. */
+const isZero = (text: string, start: number, end: number): boolean => {
+  for (let index = start; index < end; index++) {
+    const code = text.charCodeAt(index)
     if (code !== ZERO && code !== DOT) return false
   }
   return true
 }
 
 /**
- * Decodes the UTF-8 held in a latin1 string (one char per byte) and answers
- * what is wrong with it as the text of a name: malformed UTF-8 (overlong forms,
+ * Decodes the UTF-8 held in `bytes[start, end)`, a latin1 string (one char
+ * per byte), and answers what is wrong with it as the text of a name: malformed UTF-8 (overlong forms,
  * surrogates and code points past U+10FFFF included), or a code point that is
  * Unicode whitespace or a C1 control. Bytes 0x00-0x7F are checked by the caller.
  */
-const checkUtf8Text = (bytes: string): string | undefined => {
-  let index = 0
-  while (index < bytes.length) {
+const checkUtf8Text = (bytes: string, start: number, end: number): string | undefined => {
+  let index = start
+  while (index < end) {
     const lead = bytes.charCodeAt(index)
     if (lead < 0x80) {
       index++
@@ -279,7 +338,7 @@ const checkUtf8Text = (bytes: string): string | undefined => {
     } else {
       return "invalid UTF-8"
     }
-    if (index + continuationBytes >= bytes.length) return "invalid UTF-8"
+    if (index + continuationBytes >= end) return "invalid UTF-8"
     for (let offset = 1; offset <= continuationBytes; offset++) {
       const continuation = bytes.charCodeAt(index + offset)
       if ((continuation & 0xc0) !== 0x80) return "invalid UTF-8"

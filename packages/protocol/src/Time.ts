@@ -14,11 +14,10 @@
  * `+0.263873386` or `-0.000001500`. Exact for client times of any length.
  */
 export const skewOf = (receivedNs: bigint, time: string): string => {
-  const dot = time.indexOf(".")
-  const integerEnd = dot < 0 ? time.length : dot
+  const integerEnd = integerEndOf(time)
   const integerStart = significantStart(time, integerEnd)
-  return integerEnd - integerStart <= FAST_INTEGER_DIGITS && receivedNs >= 0n && receivedNs <= FAST_RECEIVED_NS
-    ? smallSkew(receivedNs, time, integerStart, integerEnd)
+  return integerEnd - integerStart <= FAST_INTEGER_DIGITS && splitSmall(receivedNs)
+    ? smallSkew(time, integerStart, integerEnd)
     : largeSkew(receivedNs, time, integerStart, integerEnd)
 }
 
@@ -30,6 +29,9 @@ export const skewOf = (receivedNs: bigint, time: string): string => {
 export const compareTimes = (a: string, b: string): number => {
   const aDot = integerEndOf(a)
   const bDot = integerEndOf(b)
+  // The common case, two times written alike (same number of integer and of
+  // fraction digits): their byte order is their order, leading zeros and all.
+  if (aDot === bDot && a.length === b.length) return a < b ? -1 : a > b ? 1 : 0
   const aStart = significantStart(a, aDot)
   const bStart = significantStart(b, bDot)
   const integerDigits = aDot - aStart
@@ -60,16 +62,29 @@ const FAST_INTEGER_DIGITS = 15
 const FAST_RECEIVED_NS = BigInt(Number.MAX_SAFE_INTEGER) * NANOS_PER_SECOND_BIG
 
 /**
- * The last receive time seen, in seconds and nanoseconds: every line of one
- * read shares its receive time, so the BigInt division is done once a read.
+ * The last receive time seen, in seconds and nanoseconds if both are exact
+ * Numbers: every line of one read shares its receive time, so the BigInt
+ * work is done once a read.
  */
-const split = { ns: -1n, seconds: 0, nanos: 0 }
+const split = { ns: -1n, isSmall: false, seconds: 0, nanos: 0 }
+
+/** Splits `receivedNs` into `split`; answers whether it is small enough for `smallSkew`. */
+const splitSmall = (receivedNs: bigint): boolean => {
+  if (receivedNs !== split.ns) {
+    split.ns = receivedNs
+    split.isSmall = receivedNs >= 0n && receivedNs <= FAST_RECEIVED_NS
+    split.seconds = split.isSmall ? Number(receivedNs / NANOS_PER_SECOND_BIG) : 0
+    split.nanos = split.isSmall ? Number(receivedNs % NANOS_PER_SECOND_BIG) : 0
+  }
+  return split.isSmall
+}
 
 /**
- * Seconds and nanoseconds apart, as integers in Numbers: one borrow from the
- * seconds when the nanoseconds go negative, and the sum is exact.
+ * Seconds and nanoseconds apart (the receive time's are in `split`), as
+ * integers in Numbers: one borrow from the seconds when the nanoseconds go
+ * negative, and the sum is exact.
  */
-const smallSkew = (receivedNs: bigint, time: string, integerStart: number, integerEnd: number): string => {
+const smallSkew = (time: string, integerStart: number, integerEnd: number): string => {
   let clientSeconds = 0
   for (let index = integerStart; index < integerEnd; index++) {
     clientSeconds = clientSeconds * 10 + time.charCodeAt(index) - ZERO
@@ -77,11 +92,6 @@ const smallSkew = (receivedNs: bigint, time: string, integerStart: number, integ
   let clientNanos = 0
   for (let offset = 1; offset <= 9; offset++) {
     clientNanos = clientNanos * 10 + fractionDigitAt(time, integerEnd + offset)
-  }
-  if (receivedNs !== split.ns) {
-    split.ns = receivedNs
-    split.seconds = Number(receivedNs / NANOS_PER_SECOND_BIG)
-    split.nanos = Number(receivedNs % NANOS_PER_SECOND_BIG)
   }
   let seconds = split.seconds - clientSeconds
   let nanos = split.nanos - clientNanos

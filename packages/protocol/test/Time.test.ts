@@ -96,6 +96,23 @@ describe("compareTimes", () => {
     },
     { fastCheck: { numRuns: 1000 } }
   )
+
+  it.prop(
+    "agrees with BigInt nanoseconds for times written alike (the byte-order path)",
+    {
+      shape: fc.tuple(fc.integer({ min: 1, max: 25 }), fc.integer({ min: 0, max: 9 })).chain(([integer, fraction]) => {
+        const time = fc.tuple(digitString(integer, integer), digitString(fraction, fraction)).map(([whole, part]) =>
+          fraction === 0 ? whole : `${whole}.${part}`
+        )
+        return fc.tuple(time, time)
+      })
+    },
+    ({ shape: [left, right] }) => {
+      const difference = nanosOfTime(left) - nanosOfTime(right)
+      expect(compareTimes(left, right)).toBe(difference < 0n ? -1 : difference > 0n ? 1 : 0)
+    },
+    { fastCheck: { numRuns: 1000 } }
+  )
 })
 
 // Exact decimal arithmetic on digit strings, school style, to check skewOf
