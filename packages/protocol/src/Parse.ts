@@ -308,9 +308,10 @@ const isZero = (text: string, start: number, end: number): boolean => {
 
 /**
  * Decodes the UTF-8 held in `bytes[start, end)`, a latin1 string (one char
- * per byte), and answers what is wrong with it as the text of a name: malformed UTF-8 (overlong forms,
- * surrogates and code points past U+10FFFF included), or a code point that is
- * Unicode whitespace or a C1 control. Bytes 0x00-0x7F are checked by the caller.
+ * per byte), and answers what is wrong with it as the text of a name:
+ * malformed UTF-8 (overlong forms, surrogates and code points past U+10FFFF
+ * included), or a code point that is Unicode whitespace or a C1 control.
+ * Bytes 0x00-0x7F are checked by the caller.
  */
 const checkUtf8Text = (bytes: string, start: number, end: number): string | undefined => {
   let index = start
