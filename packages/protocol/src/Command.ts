@@ -40,8 +40,8 @@ export interface Peer {
 /** `IAMAT kiwi` or `iamat`: anything else. The reply is `? ` + `line`. */
 export interface Invalid {
   readonly _tag: "Invalid"
-  /** The line as received, without its LF and a CR before it. */
-  readonly line: Uint8Array
+  /** The line as received (latin1), without its LF and a CR before it. */
+  readonly line: string
   /** Why the line was refused, for the log (never sent on the wire). */
   readonly reason: string
 }

@@ -13,27 +13,18 @@
 import type { At, Blank, Command, Iamat, Invalid, Peer, Whatsat } from "./Command.ts"
 
 /**
- * Reads one line, given without its LF. A CR just before the LF is dropped
- * first; only that one CR, so a CR anywhere else stays part of a field (and
- * makes it invalid, as a control byte).
+ * Reads one line, given without its LF as latin1 text (one char per byte:
+ * `bytes.toString("latin1")`). A CR just before the LF is dropped first; only
+ * that one CR, so a CR anywhere else stays part of a field (and makes it
+ * invalid, as a control byte).
  */
-export const parseLine = (line: Uint8Array): Command => {
-  const length = line.length > 0 && line[line.length - 1] === CARRIAGE_RETURN ? line.length - 1 : line.length
-  const text = latin1Of(line, length)
-  const fieldCount = findFields(text)
+export const parseLine = (line: string): Command => {
+  const end = line.length > 0 && line.charCodeAt(line.length - 1) === CARRIAGE_RETURN ? line.length - 1 : line.length
+  const fieldCount = findFields(line, end)
   if (fieldCount === 0) return blank
-  const parsed = parseFields(text, fieldCount)
-  return typeof parsed === "string" ? refused(line.subarray(0, length), parsed) : parsed
+  const parsed = parseFields(line, fieldCount)
+  return typeof parsed === "string" ? refused(end === line.length ? line : line.slice(0, end), parsed) : parsed
 }
-
-/**
- * One char per byte. A Buffer (what a socket gives) decodes in place; any other
- * Uint8Array first gets a Buffer view over its bytes, which costs as much again.
- */
-const latin1Of = (line: Uint8Array, length: number): string =>
-  Buffer.isBuffer(line)
-    ? line.toString("latin1", 0, length)
-    : Buffer.from(line.buffer, line.byteOffset, length).toString("latin1")
 
 /**
  * Why a line is refused, naming the field, for the log. A plain string so that
@@ -44,7 +35,7 @@ type Reason = string
 /** Shared: a blank line carries nothing, so every one can be the same value. */
 const blank: Blank = { _tag: "Blank" }
 
-const refused = (line: Uint8Array, reason: Reason): Invalid => ({ _tag: "Invalid", line, reason })
+const refused = (line: string, reason: Reason): Invalid => ({ _tag: "Invalid", line, reason })
 
 const parseFields = (text: string, fieldCount: number): Iamat | Whatsat | At | Peer | Reason => {
   if (fieldIs(text, 0, "IAMAT")) return fieldCount === 4 ? parseIamat(text) : "IAMAT: expected 4 fields"
@@ -99,8 +90,8 @@ const fieldBounds = new Int32Array(2 * FIELDS_WORTH_READING)
 /** Only space and tab separate fields: a vertical tab, NBSP or U+2003 is part of one. */
 const isSeparator = (code: number): boolean => code === SPACE || code === TAB
 
-/** Records the bounds of the line's first fields in `fieldBounds`; answers how many it found. */
-const findFields = (text: string): number => {
+/** Records the bounds of the first fields of `text[0, end)` in `fieldBounds`; answers how many it found. */
+const findFields = (text: string, end: number): number => {
   // Fields are almost always one space apart, and the builtin search finds
   // the next space several times faster than a loop over char codes; a line
   // with a tab in it takes the loop.
@@ -108,14 +99,14 @@ const findFields = (text: string): number => {
   let count = 0
   let index = 0
   while (count < FIELDS_WORTH_READING) {
-    while (index < text.length && isSeparator(text.charCodeAt(index))) index++
-    if (index === text.length) break
+    while (index < end && isSeparator(text.charCodeAt(index))) index++
+    if (index === end) break
     fieldBounds[2 * count] = index
     if (spaceOnly) {
       index = text.indexOf(" ", index)
-      if (index === -1) index = text.length
+      if (index === -1 || index > end) index = end
     } else {
-      while (index < text.length && !isSeparator(text.charCodeAt(index))) index++
+      while (index < end && !isSeparator(text.charCodeAt(index))) index++
     }
     fieldBounds[2 * count + 1] = index
     count++

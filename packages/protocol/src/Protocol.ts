@@ -14,8 +14,8 @@ import { formatAtLine, isNewer, recordOf } from "./Record.ts"
 export class Protocol extends Context.Tag("@herd/protocol/Protocol")<
   Protocol,
   {
-    /** One line, without its LF, into a command. */
-    readonly parse: (line: Uint8Array) => Command
+    /** One line, without its LF, into a command; the line is latin1 text (one char per byte). */
+    readonly parse: (line: string) => Command
     /** The record a server named `origin` makes of an IAMAT received at `receivedNs`. */
     readonly record: (iamat: Iamat, origin: string, receivedNs: bigint) => LocationRecord
     /** A record's AT line, without the LF. */

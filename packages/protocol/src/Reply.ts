@@ -49,8 +49,7 @@ export const formatPlacesJson = (body: unknown): string => JSON.stringify(body, 
  * `? `, the line as received (without its CR LF), LF: the bytes echoed
  * exactly, as a latin1 string like every reply of this package.
  */
-export const invalidReply = (line: Uint8Array): string =>
-  `? ${Buffer.from(line.buffer, line.byteOffset, line.length).toString("latin1")}\n`
+export const invalidReply = (line: string): string => "? " + line + "\n"
 
 /** The UTF-8 bytes of `text`, one latin1 char each; ASCII text is its own encoding. */
 const utf8BytesAsLatin1 = (text: string): string =>

@@ -6,7 +6,7 @@ describe("Protocol", () => {
   it.effect("serves the herd dialect from its layer", () =>
     Effect.gen(function*() {
       const protocol = yield* Protocol
-      const command = protocol.parse(Buffer.from("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\r"))
+      const command = protocol.parse("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\r")
       expect(command).toEqual({
         _tag: "Iamat",
         client: "kiwi",

@@ -2,12 +2,12 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import { LineFramer } from "../src/internal/LineFramer.ts"
 
-const frame = (limit: number, chunks: ReadonlyArray<Uint8Array>) => {
+const frame = (limit: number, chunks: ReadonlyArray<Buffer>) => {
   const framer = new LineFramer(limit)
   const lines: Array<string> = []
   let ok = true
   for (const chunk of chunks) {
-    ok = framer.push(chunk, (line) => lines.push(Buffer.from(line).toString("latin1")))
+    ok = framer.push(chunk, (bytes, start, end) => lines.push(bytes.toString("latin1", start, end)))
     if (!ok) break
   }
   return { lines, ok, pending: framer.pendingBytes }

@@ -48,7 +48,7 @@ const arbitraryCase: fc.Arbitrary<Case> = fc.record({
 
 /** What the server must answer to one line, by the parser: a reply, or nothing. */
 const expectationOf = (line: Buffer, known: Set<string>): ((reply: Buffer) => boolean) | undefined => {
-  const command = parseLine(line)
+  const command = parseLine(line.toString("latin1"))
   const echo = Buffer.concat([Buffer.from("? "), line.at(-1) === 13 ? line.subarray(0, -1) : line])
   switch (command._tag) {
     case "Blank":

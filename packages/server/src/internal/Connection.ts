@@ -173,7 +173,7 @@ class Connection {
   }
 
   /** One read: every complete line in it is answered before this returns (WHATSATs queued). */
-  receive(chunk: Uint8Array): void {
+  receive(chunk: Buffer): void {
     if (this.inputEnded) return
     this.receivedNs = this.hooks.now()
     if (!this.framer.push(chunk, this.onLine)) {
@@ -217,9 +217,10 @@ class Connection {
     })
   }
 
-  private readonly onLine = (line: Uint8Array): void => {
+  private readonly onLine = (bytes: Buffer, start: number, end: number): void => {
     const { log, protocol, serverName } = this.services
-    this.lineLog.received(line)
+    this.lineLog.received(bytes, start, end)
+    const line = bytes.toString("latin1", start, end)
     const command = protocol.parse(line)
     switch (command._tag) {
       case "Blank":
@@ -416,5 +417,5 @@ const providerDefect = (cause: Cause.Cause<unknown>): PlacesError => {
   })
 }
 
-const withoutCarriageReturn = (line: Uint8Array): Uint8Array =>
-  line.length > 0 && line[line.length - 1] === 13 ? line.subarray(0, line.length - 1) : line
+const withoutCarriageReturn = (line: string): string =>
+  line.length > 0 && line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line

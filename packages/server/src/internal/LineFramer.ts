@@ -8,7 +8,7 @@
  * be too long, so memory per connection never exceeds the limit plus one read.
  */
 export class LineFramer {
-  private partial: Array<Uint8Array> = []
+  private partial: Array<Buffer> = []
   private partialLength = 0
 
   constructor(readonly limit: number) {}
@@ -19,21 +19,23 @@ export class LineFramer {
   }
 
   /**
-   * Feeds one chunk. Calls `onLine` for each complete line (without its LF)
-   * in order, and answers `false` as soon as a line exceeds the limit: the
-   * caller must then stop feeding this connection.
+   * Feeds one chunk. Calls `onLine` for each complete line in order, as the
+   * range `bytes[start, end)` (without its LF), and answers `false` as soon as
+   * a line exceeds the limit: the caller must then stop feeding this
+   * connection. A line within the chunk is handed over in place: no view or
+   * copy is made of it.
    */
-  push(chunk: Uint8Array, onLine: (line: Uint8Array) => void): boolean {
+  push(chunk: Buffer, onLine: (bytes: Buffer, start: number, end: number) => void): boolean {
     let start = 0
     let newline = chunk.indexOf(10)
     while (newline !== -1) {
       const length = this.partialLength + newline - start
       if (length > this.limit) return false
       if (this.partialLength === 0) {
-        onLine(chunk.subarray(start, newline))
+        onLine(chunk, start, newline)
       } else {
         this.partial.push(chunk.subarray(start, newline))
-        onLine(Buffer.concat(this.partial, length))
+        onLine(Buffer.concat(this.partial, length), 0, length)
         this.partial = []
         this.partialLength = 0
       }
