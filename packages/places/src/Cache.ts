@@ -159,7 +159,8 @@ export const cachedPlaces = (
     return { nearby, peek }
   })
 
+/** The caller's key (it holds no comma), or the four numbers joined by commas: the two never collide. */
 const keyOf = (query: NearbyQuery): string =>
-  `${query.latitude},${query.longitude},${query.radiusMetres},${query.limit}`
+  query.key ?? `${query.latitude},${query.longitude},${query.radiusMetres},${query.limit}`
 
 const shutDown = new PlacesError({ reason: "Transport", message: "the Places client has shut down" })

@@ -11,6 +11,15 @@ export interface NearbyQuery {
   readonly radiusMetres: number
   /** The most results to keep (the WHATSAT bound). */
   readonly limit: number
+  /**
+   * What names this question for a cache, if the caller has it at hand:
+   * queries with the same key must ask the same question, and a key holds
+   * no comma (the cache's own keys are the four numbers joined by commas).
+   * A server passes the text of the location, radius and bound it already
+   * holds; without a key the cache prints the numbers, which costs about
+   * 1.3 µs a query on a small machine.
+   */
+  readonly key?: string
 }
 
 /** A Nearby Search (legacy) response body. */

@@ -56,6 +56,19 @@ describe("cachedNearby", () => {
       expect(yield* Ref.get(calls)).toBe(3)
     }))
 
+  it.scoped("shares an entry between queries with the same key, and keeps keyed and unkeyed apart", () =>
+    Effect.gen(function*() {
+      const { calls, upstream } = yield* countingUpstream()
+      const nearby = yield* cachedNearby(upstream, { ttlMs: 30_000 })
+      const keyed = { ...ucla, key: "+34.068930-118.445127 10 5" }
+      expect(yield* ask(nearby, keyed)).toEqual(bodyFor(1))
+      expect(yield* ask(nearby, { ...keyed })).toEqual(bodyFor(1))
+      expect(yield* ask(nearby, { ...ucla, key: "+34.06893-118.445127 10 5" })).toEqual(bodyFor(2))
+      expect(yield* ask(nearby, ucla)).toEqual(bodyFor(3))
+      expect(yield* ask(nearby, ucla)).toEqual(bodyFor(3))
+      expect(yield* Ref.get(calls)).toBe(3)
+    }))
+
   it.scoped("serves an answer for cacheTtlMs, then asks again", () =>
     Effect.gen(function*() {
       const { calls, upstream } = yield* countingUpstream()

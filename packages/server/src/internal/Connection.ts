@@ -266,7 +266,9 @@ class Connection {
   private whatsat(record: LocationRecord, command: Whatsat): void {
     const { log, places, protocol } = this.services
     const { latitude, longitude } = coordinatesOf(record.location)
-    const query = { latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound }
+    // The key is the text the numbers were read from: cheaper than printing them.
+    const key = record.location + " " + command.radius + " " + command.bound
+    const query = { latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound, key }
     const atLine = protocol.formatAt(record)
     const answer = (reply: AnswerReply, body: PlacesBody): AnswerReply => {
       reply.body = printedPlacesBody(body)
