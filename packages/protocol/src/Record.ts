@@ -18,7 +18,8 @@ export const recordOf = (iamat: Iamat, origin: string, receivedNs: bigint): Loca
 
 /** `AT origin skew client location time`, single spaces, without the LF. */
 export const formatAtLine = (record: LocationRecord): string =>
-  "AT " + record.origin + " " + record.skew + " " + record.client + " " + record.location + " " + record.time
+  record.atLine ??
+    "AT " + record.origin + " " + record.skew + " " + record.client + " " + record.location + " " + record.time
 
 /**
  * Whether `a` wins over `b` for the same client: the later client time, then

@@ -8,7 +8,7 @@
  * more than the work itself. A durable store can still sit behind this tag
  * (answer from memory, persist behind).
  */
-import { isNewer } from "@herd/protocol"
+import { formatAtLine, isNewer } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
 import { Context, Effect, Layer } from "effect"
 
@@ -24,15 +24,67 @@ export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
   }
 >() {}
 
+/**
+ * A record as the memory store keeps it: its AT line, one string, and where
+ * each field starts in it; a field is cut from the line when asked for.
+ *
+ * A record as parsed is five strings, most of them slices that keep the
+ * whole received line alive, in an object of five fields. Every record the
+ * store takes outlives the next young-generation collection and is copied by
+ * it, so keeping one string and a few small integers instead is both less
+ * memory per client and less copying per IAMAT (in-process, about 10% of the
+ * time of a line). The AT line also answers WHATSATs and catch-up as it is.
+ */
+class StoredRecord implements LocationRecord {
+  private constructor(
+    readonly atLine: string,
+    private readonly skewAt: number,
+    private readonly clientAt: number,
+    private readonly locationAt: number,
+    private readonly timeAt: number
+  ) {}
+
+  static of(record: LocationRecord): StoredRecord {
+    if (record instanceof StoredRecord) return record
+    const atLine = formatAtLine(record)
+    // Reading a char makes V8 flatten the joined parts into one string, so
+    // the record keeps that string rather than the tree of its parts.
+    atLine.charCodeAt(0)
+    const skewAt = "AT ".length + record.origin.length + 1
+    const clientAt = skewAt + record.skew.length + 1
+    const locationAt = clientAt + record.client.length + 1
+    return new StoredRecord(atLine, skewAt, clientAt, locationAt, locationAt + record.location.length + 1)
+  }
+
+  get origin(): string {
+    return this.atLine.slice("AT ".length, this.skewAt - 1)
+  }
+  get skew(): string {
+    return this.atLine.slice(this.skewAt, this.clientAt - 1)
+  }
+  get client(): string {
+    return this.atLine.slice(this.clientAt, this.locationAt - 1)
+  }
+  get location(): string {
+    return this.atLine.slice(this.locationAt, this.timeAt - 1)
+  }
+  get time(): string {
+    return this.atLine.slice(this.timeAt)
+  }
+}
+
 /** A store in this process's memory: one Map entry per client. */
 export const makeMemory: Effect.Effect<LocationStore["Type"]> = Effect.sync(() => {
-  const records = new Map<string, LocationRecord>()
+  const records = new Map<string, StoredRecord>()
   return LocationStore.of({
     get: (client) => records.get(client),
     offer: (record) => {
       const stored = records.get(record.client)
       if (stored !== undefined && !isNewer(record, stored)) return false
-      records.set(record.client, record)
+      const kept = StoredRecord.of(record)
+      // Keyed by a slice of the kept line, not of the received one, so that
+      // a new client's key does not keep the whole received line alive too.
+      records.set(kept.client, kept)
       return true
     },
     snapshot: () => Array.from(records.values()),

@@ -12,6 +12,15 @@ const record = (client: string, time: string, origin = "Alford", location = "+34
   time
 })
 
+/** The five fields of a record, whatever keeps them. */
+const pick = ({ client, location, origin, skew, time }: LocationRecord): LocationRecord => ({
+  origin,
+  skew,
+  client,
+  location,
+  time
+})
+
 describe("LocationStore (memory)", () => {
   it.effect("keeps the record with the greater client time", () =>
     Effect.gen(function*() {
@@ -34,6 +43,25 @@ describe("LocationStore (memory)", () => {
       const stored = store.get("kiwi")
       expect(stored && formatAtLine(stored)).toBe("AT Welsh +0.000000000 kiwi +2+1 10")
     }))
+
+  it.effect.prop(
+    "gives back every field of the record it kept, and its AT line",
+    [fc.record({
+      origin: fc.string({ minLength: 1 }),
+      skew: fc.string({ minLength: 1 }),
+      client: fc.string({ minLength: 1 }),
+      location: fc.string({ minLength: 1 }),
+      time: fc.string({ minLength: 1 })
+    })],
+    ([offered]) =>
+      Effect.gen(function*() {
+        const store = yield* makeMemory
+        expect(store.offer(offered)).toBe(true)
+        const kept = store.get(offered.client)
+        expect(kept && { ...pick(kept), line: formatAtLine(kept) }).toEqual({ ...offered, line: formatAtLine(offered) })
+        expect(store.snapshot().map(pick)).toEqual([offered])
+      })
+  )
 
   it.effect("answers none for an unknown client", () =>
     Effect.gen(function*() {
