@@ -12,10 +12,4 @@ export interface LocationRecord {
   readonly location: string
   /** The client's POSIX time as sent, e.g. `1621464827.959498503`. */
   readonly time: string
-  /**
-   * The record's AT line (without its LF), when whoever holds the record
-   * keeps it made already, as the memory store does; `formatAtLine` then
-   * answers it rather than joining the fields again.
-   */
-  readonly atLine?: string
 }

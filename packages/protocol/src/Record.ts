@@ -18,8 +18,7 @@ export const recordOf = (iamat: Iamat, origin: string, receivedNs: bigint): Loca
 
 /** `AT origin skew client location time`, single spaces, without the LF. */
 export const formatAtLine = (record: LocationRecord): string =>
-  record.atLine ??
-    "AT " + record.origin + " " + record.skew + " " + record.client + " " + record.location + " " + record.time
+  "AT " + record.origin + " " + record.skew + " " + record.client + " " + record.location + " " + record.time
 
 /**
  * Whether `a` wins over `b` for the same client: the later client time, then

@@ -29,11 +29,11 @@ export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
  * each field starts in it; a field is cut from the line when asked for.
  *
  * A record as parsed is five strings, most of them slices that keep the
- * whole received line alive, in an object of five fields. Every record the
- * store takes outlives the next young-generation collection and is copied by
- * it, so keeping one string and a few small integers instead is both less
- * memory per client and less copying per IAMAT (in-process, about 10% of the
- * time of a line). The AT line also answers WHATSATs and catch-up as it is.
+ * whole received line alive, in an object of five fields. Keeping one string
+ * and a few small integers instead takes about a third less memory per
+ * client (1,000,000 clients: 385 to 266 B of RSS each). It never leaves the
+ * store: `get` and `snapshot` hand out plain records, which can be spread
+ * and printed like any other.
  */
 class StoredRecord implements LocationRecord {
   private constructor(
@@ -45,7 +45,6 @@ class StoredRecord implements LocationRecord {
   ) {}
 
   static of(record: LocationRecord): StoredRecord {
-    if (record instanceof StoredRecord) return record
     const atLine = formatAtLine(record)
     // Reading a char makes V8 flatten the joined parts into one string, so
     // the record keeps that string rather than the tree of its parts.
@@ -71,13 +70,17 @@ class StoredRecord implements LocationRecord {
   get time(): string {
     return this.atLine.slice(this.timeAt)
   }
+
+  toRecord(): LocationRecord {
+    return { origin: this.origin, skew: this.skew, client: this.client, location: this.location, time: this.time }
+  }
 }
 
 /** A store in this process's memory: one Map entry per client. */
 export const makeMemory: Effect.Effect<LocationStore["Type"]> = Effect.sync(() => {
   const records = new Map<string, StoredRecord>()
   return LocationStore.of({
-    get: (client) => records.get(client),
+    get: (client) => records.get(client)?.toRecord(),
     offer: (record) => {
       const stored = records.get(record.client)
       if (stored !== undefined && !isNewer(record, stored)) return false
@@ -87,7 +90,7 @@ export const makeMemory: Effect.Effect<LocationStore["Type"]> = Effect.sync(() =
       records.set(kept.client, kept)
       return true
     },
-    snapshot: () => Array.from(records.values()),
+    snapshot: () => Array.from(records.values(), (stored) => stored.toRecord()),
     size: () => records.size
   })
 })
