@@ -17,8 +17,23 @@ export const recordOf = (iamat: Iamat, origin: string, receivedNs: bigint): Loca
 })
 
 /** `AT origin skew client location time`, single spaces, without the LF. */
-export const formatAtLine = (record: LocationRecord): string =>
-  "AT " + record.origin + " " + record.skew + " " + record.client + " " + record.location + " " + record.time
+export const formatAtLine = (record: LocationRecord): string => {
+  if (record === lastPrinted) return lastPrintedLine
+  const line = "AT " + record.origin + " " + record.skew + " " + record.client + " " + record.location + " " +
+    record.time
+  lastPrinted = record
+  lastPrintedLine = line
+  return line
+}
+
+/**
+ * The record printed last, and its line. The record of an IAMAT is printed
+ * up to three times in a row, by the store, the flood and the reply: the
+ * later ones take the same string. Records are immutable, and a copy with a
+ * field changed is another object, so the line kept always matches.
+ */
+let lastPrinted: LocationRecord | undefined
+let lastPrintedLine = ""
 
 /**
  * Whether `a` wins over `b` for the same client: the later client time, then

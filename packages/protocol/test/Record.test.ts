@@ -30,6 +30,20 @@ describe("formatAtLine", () => {
       "AT Alford +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
     )
   })
+
+  it.prop(
+    "prints a copy with a field changed as the copy, right after printing the original",
+    { time: validTime, location: validLocation },
+    ({ location, time }) => {
+      const original = { ...kiwi }
+      formatAtLine(original)
+      const copy = { ...original, location, time }
+      expect(formatAtLine(copy)).toBe(`AT Alford +0.263873386 kiwi.cs.ucla.edu ${location} ${time}`)
+      expect(formatAtLine(original)).toBe(
+        "AT Alford +0.263873386 kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
+      )
+    }
+  )
 })
 
 describe("isNewer", () => {

@@ -85,9 +85,10 @@ export const makeMemory: Effect.Effect<LocationStore["Type"]> = Effect.sync(() =
       const stored = records.get(record.client)
       if (stored !== undefined && !isNewer(record, stored)) return false
       const kept = StoredRecord.of(record)
-      // Keyed by a slice of the kept line, not of the received one, so that
-      // a new client's key does not keep the whole received line alive too.
-      records.set(kept.client, kept)
+      // A new client is keyed by a slice of the kept line, not of the
+      // received one, so that its key does not keep the whole received line
+      // alive too; a known client keeps the key it has.
+      records.set(stored === undefined ? kept.client : record.client, kept)
       return true
     },
     snapshot: () => Array.from(records.values(), (stored) => stored.toRecord()),
