@@ -1,8 +1,12 @@
-import { formatAtLine } from "@herd/protocol"
+import { formatAtLine, isNewer } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import { makeMemory } from "../src/index.ts"
+
+/** Any latin1 text (one char per wire byte, spaces and all). */
+const latin1Text = (minLength: number, maxLength: number) =>
+  fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((code) => String.fromCharCode(code)), minLength, maxLength })
 
 const record = (client: string, time: string, origin = "Alford", location = "+34.068930-118.445127"): LocationRecord => ({
   origin,
@@ -38,11 +42,11 @@ describe("LocationStore (memory)", () => {
   it.effect.prop(
     "gives back the record it kept, field for field, as a plain record",
     [fc.record({
-      origin: fc.string({ minLength: 1 }),
-      skew: fc.string({ minLength: 1 }),
-      client: fc.string({ minLength: 1 }),
-      location: fc.string({ minLength: 1 }),
-      time: fc.string({ minLength: 1 })
+      origin: latin1Text(1, 20),
+      skew: latin1Text(1, 20),
+      client: latin1Text(1, 300),
+      location: latin1Text(1, 20),
+      time: latin1Text(1, 20)
     })],
     ([offered]) =>
       Effect.gen(function*() {
@@ -85,5 +89,44 @@ describe("LocationStore (memory)", () => {
         expect(yield* winners([...records].reverse())).toEqual(yield* winners(records))
       })
   )
-})
 
+  // The store keeps lines as bytes in slots it reuses: lines that grow past
+  // their slot and shrink again, over many clients, must come back intact.
+  it.effect.prop(
+    "keeps what a plain map of winners keeps, whatever the lines' lengths",
+    [fc.array(
+      fc.record({
+        client: fc.constantFrom("a", "b", "c"),
+        time: fc.integer({ min: 0, max: 5 }).map(String),
+        location: latin1Text(1, 600)
+      }),
+      { maxLength: 60 }
+    )],
+    ([offers]) =>
+      Effect.gen(function*() {
+        const store = yield* makeMemory
+        const model = new Map<string, LocationRecord>()
+        for (const { client, location, time } of offers) {
+          const offered = record(client, time, "Alford", location)
+          const known = model.get(client)
+          const wins = known === undefined || isNewer(offered, known)
+          if (wins) model.set(client, offered)
+          expect(store.offer(offered)).toBe(wins)
+        }
+        for (const [client, kept] of model) expect(store.get(client)).toStrictEqual(kept)
+        expect(store.size()).toBe(model.size)
+      })
+  )
+
+  it.effect("keeps every record of many clients as their lines grow", () =>
+    Effect.gen(function*() {
+      const store = yield* makeMemory
+      const clients = Array.from({ length: 5000 }, (_, i) => `client-${i}`)
+      for (const client of clients) store.offer(record(client, "1"))
+      for (const client of clients) store.offer(record(client, "2", "Alford", `+1.${client.length}${"0".repeat(300)}+1`))
+      for (const client of clients) {
+        expect(store.get(client)).toStrictEqual(record(client, "2", "Alford", `+1.${client.length}${"0".repeat(300)}+1`))
+      }
+      expect(store.snapshot()).toHaveLength(clients.length)
+    }))
+})
