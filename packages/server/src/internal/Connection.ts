@@ -15,7 +15,7 @@
  */
 import type * as Socket from "@effect/platform/Socket"
 import type { PeerLinks } from "@herd/peers"
-import type { PlacesBody, PlacesClient } from "@herd/places"
+import type { NearbyQuery, PlacesBody, PlacesClient } from "@herd/places"
 import { failureBody, PlacesError } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
 import { coordinatesOf, invalidReply, printedPlacesBody } from "@herd/protocol"
@@ -265,10 +265,7 @@ class Connection {
 
   private whatsat(record: LocationRecord, command: Whatsat): void {
     const { log, places, protocol } = this.services
-    const { latitude, longitude } = coordinatesOf(record.location)
-    // The key is the text the numbers were read from: cheaper than printing them.
-    const key = record.location + " " + command.radius + " " + command.bound
-    const query = { latitude, longitude, radiusMetres: command.radiusMetres, limit: command.bound, key }
+    const query = new WhatsatQuery(record.location, command)
     const atLine = protocol.formatAt(record)
     const answer = (reply: AnswerReply, body: PlacesBody): AnswerReply => {
       reply.body = printedPlacesBody(body)
@@ -408,6 +405,37 @@ class Connection {
 
   private violation(reason: string): void {
     this.services.log.record("violation", { conn: this.id, remote: this.remote, reason })
+  }
+}
+
+/**
+ * The Places question of a WHATSAT. Its key is the text the numbers were
+ * read from, cheaper than printing them; its coordinates are read from the
+ * location only when a provider asks, as a cache hit (the common case)
+ * needs the key alone.
+ */
+class WhatsatQuery implements NearbyQuery {
+  readonly radiusMetres: number
+  readonly limit: number
+  readonly key: string
+  private coordinates: { readonly latitude: number; readonly longitude: number } | undefined
+
+  constructor(private readonly location: string, command: Whatsat) {
+    this.radiusMetres = command.radiusMetres
+    this.limit = command.bound
+    this.key = location + " " + command.radius + " " + command.bound
+  }
+
+  get latitude(): number {
+    return this.coordinatesOf().latitude
+  }
+
+  get longitude(): number {
+    return this.coordinatesOf().longitude
+  }
+
+  private coordinatesOf() {
+    return this.coordinates ??= coordinatesOf(this.location)
   }
 }
 
