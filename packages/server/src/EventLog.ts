@@ -64,8 +64,6 @@ export class EntryWriter {
   private buffer: Buffer
   private length = 0
   private headMs = -1
-  /** Whether the clock was read in this run of the event loop. */
-  private timeRead = false
   /** `{"time":"<ISO time>","server":"<server>","event":`, as of `headMs`. */
   private headBytes = Buffer.alloc(0)
   private readonly serverField: string
@@ -168,27 +166,14 @@ export class EntryWriter {
     return escaped
   }
 
-  /**
-   * `{"time":...,"server":...,"event":`. The clock is read once per run of
-   * the event loop, not per entry: a read of 16 requests logs 32 entries, and
-   * reading the clock was a fifth of an entry's cost. The time text is made
-   * once a millisecond.
-   */
+  /** `{"time":...,"server":...,"event":` (the time text is made once a millisecond). */
   private head(): void {
-    if (!this.timeRead) {
-      this.timeRead = true
-      queueMicrotask(this.forgetTime)
-      const now = Date.now()
-      if (now !== this.headMs) {
-        this.headMs = now
-        this.headBytes = Buffer.from(`{"time":"${new Date(now).toISOString()}${this.serverField}`, "latin1")
-      }
+    const now = Date.now()
+    if (now !== this.headMs) {
+      this.headMs = now
+      this.headBytes = Buffer.from(`{"time":"${new Date(now).toISOString()}${this.serverField}`, "latin1")
     }
     this.bytes(this.headBytes)
-  }
-
-  private readonly forgetTime = () => {
-    this.timeRead = false
   }
 
   private endEntry(): void {
