@@ -19,12 +19,20 @@ import type { At, Blank, Command, Iamat, Invalid, Peer, Whatsat } from "./Comman
  * invalid, as a control byte).
  */
 export const parseLine = (line: string): Command => {
-  const end = line.length > 0 && line.charCodeAt(line.length - 1) === CARRIAGE_RETURN ? line.length - 1 : line.length
+  const end = contentEnd(line)
   const fieldCount = findFields(line, end)
   if (fieldCount === 0) return blank
   const parsed = parseFields(line, fieldCount)
   return typeof parsed === "string" ? refused(end === line.length ? line : line.slice(0, end), parsed) : parsed
 }
+
+/**
+ * Where a line's content ends, given without its LF: before one final CR,
+ * which framing drops (PROTOCOL.md section 2). A `?` reply echoes the line
+ * up to here.
+ */
+export const contentEnd = (line: string): number =>
+  line.length > 0 && line.charCodeAt(line.length - 1) === CARRIAGE_RETURN ? line.length - 1 : line.length
 
 /**
  * Why a line is refused, naming the field, for the log. A plain string so that

@@ -4,7 +4,7 @@
  */
 export type { At, Blank, Command, Iamat, Invalid, Peer, Whatsat } from "./Command.ts"
 export type { LocationRecord } from "./LocationRecord.ts"
-export { parseLine } from "./Parse.ts"
+export { contentEnd, parseLine } from "./Parse.ts"
 export { layer, Protocol } from "./Protocol.ts"
 export { coordinatesOf, formatAtLine, isNewer, recordOf } from "./Record.ts"
 export { formatPlacesJson, formatWhatsatReply, invalidReply, printedPlacesBody } from "./Reply.ts"

@@ -18,7 +18,7 @@ import type { PeerLinks } from "@herd/peers"
 import type { NearbyQuery, PlacesBody, PlacesClient } from "@herd/places"
 import { failureBody, PlacesError } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
-import { coordinatesOf, invalidReply, printedPlacesBody } from "@herd/protocol"
+import { contentEnd, coordinatesOf, invalidReply, printedPlacesBody } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
 import { Cause, Deferred, Effect, Option } from "effect"
 import type * as Net from "node:net"
@@ -247,7 +247,7 @@ class Connection {
         return
       case "Whatsat": {
         const stored = this.services.store.get(command.client)
-        if (stored === undefined) this.reply(invalidReply(withoutCarriageReturn(line)))
+        if (stored === undefined) this.reply(invalidReply(line.slice(0, contentEnd(line))))
         else this.whatsat(stored, command)
         return
       }
@@ -427,14 +427,14 @@ class WhatsatQuery implements NearbyQuery {
   }
 
   get latitude(): number {
-    return this.coordinatesOf().latitude
+    return this.readCoordinates().latitude
   }
 
   get longitude(): number {
-    return this.coordinatesOf().longitude
+    return this.readCoordinates().longitude
   }
 
-  private coordinatesOf() {
+  private readCoordinates() {
     return this.coordinates ??= coordinatesOf(this.location)
   }
 }
@@ -446,6 +446,3 @@ const providerDefect = (cause: Cause.Cause<unknown>): PlacesError => {
     message: `the Places provider failed: ${defect instanceof Error ? defect.message : String(defect)}`
   })
 }
-
-const withoutCarriageReturn = (line: string): string =>
-  line.length > 0 && line.charCodeAt(line.length - 1) === 13 ? line.slice(0, -1) : line
