@@ -29,6 +29,29 @@ describe("EventLog entries", () => {
     expect(writer.size).toBe(0)
   })
 
+  it("fills a recycled buffer again, and never one whose bytes were taken and not given back", () => {
+    const writer = new EntryWriter("S", 4096)
+    const log = writer.lines(1, "127.0.0.1:5000")
+    log.sent(Buffer.from("first"))
+    const first = writer.take()
+    const firstText = first.toString("utf8")
+    log.sent(Buffer.from("second"))
+    const second = writer.take()
+    log.sent(Buffer.from("third"))
+    // Neither batch was given back: both are intact.
+    expect(first.toString("utf8")).toBe(firstText)
+    expect(second.toString("utf8")).toContain(`"line":"second"`)
+    writer.recycle(first) // not the last taken: ignored
+    writer.recycle(second)
+    writer.take()
+    log.sent(Buffer.from("fourth"))
+    const fourth = writer.take()
+    expect(fourth.buffer).toBe(second.buffer)
+    expect(fourth.byteOffset).toBe(second.byteOffset)
+    expect(fourth.toString("utf8")).toContain(`"line":"fourth"`)
+    expect(first.toString("utf8")).toBe(firstText)
+  })
+
   it("logs the given part of the bytes, with the connection's id and remote address", () => {
     const writer = new EntryWriter("S", 8)
     const lines = writer.lines(7, "[::1]:4000")
