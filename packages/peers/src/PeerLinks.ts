@@ -98,13 +98,16 @@ class Link {
   /** A connection is made: queue records from now on, while catch-up is sent. */
   opened(cut: Deferred.Deferred<never, LinkFailure>): void {
     this.pending = []
+    // What the last connection left unsent is gone with it (its write
+    // callbacks no longer count, `conn` being another): it must not count
+    // against this one.
+    this.unsent = 0
     this.cut = cut
   }
 
   /** Catch-up is sent on `conn`: what queued meanwhile, and every record from now on, follows it. */
   caughtUp(conn: Net.Socket): void {
     this.conn = conn
-    this.unsent = 0
     this.flush()
   }
 
