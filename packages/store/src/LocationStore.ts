@@ -28,7 +28,9 @@ export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
 /**
  * A store in this process's memory: a Map from each client to the id of its
  * AT line, kept as bytes (see `AtLines`). `get` and `snapshot` hand out plain
- * records, which can be spread and printed like any other.
+ * records, which can be spread and printed like any other. `offer` throws a
+ * RangeError for a record whose text is not latin1 (a char past U+00FF),
+ * which no wire line can make, and keeps nothing of it.
  */
 export const makeMemory: Effect.Effect<LocationStore["Type"]> = Effect.sync(() => {
   const lines = new AtLines()

@@ -57,6 +57,18 @@ describe("LocationStore (memory)", () => {
       })
   )
 
+  it.effect("refuses a record whose text is not latin1, keeping what it had", () =>
+    Effect.gen(function*() {
+      const store = yield* makeMemory
+      store.offer(record("kiwi", "1"))
+      expect(() => store.offer(record("kiwi", "2", "Alford", "+1+1\u65e5"))).toThrow(RangeError)
+      expect(() => store.offer(record("\u65e5", "2"))).toThrow(RangeError)
+      expect(store.get("kiwi")).toStrictEqual(record("kiwi", "1"))
+      expect(store.get("\u65e5")).toBeUndefined()
+      expect(store.size()).toBe(1)
+      expect(store.snapshot()).toStrictEqual([record("kiwi", "1")])
+    }))
+
   it.effect("answers none for an unknown client", () =>
     Effect.gen(function*() {
       const store = yield* makeMemory

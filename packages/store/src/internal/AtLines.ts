@@ -44,6 +44,20 @@ const maxBytes = 2 ** 32 - 1
 const capacityFor = (length: number): number =>
   length <= 256 ? Math.max(16, (length + 15) & ~15) : 2 ** Math.ceil(Math.log2(length))
 
+/** A char that is not one byte. */
+const notLatin1 = /[^\x00-\xff]/
+
+/**
+ * `record`'s AT line, which must be latin1 text like every wire field (one
+ * char per byte): a char past U+00FF would be cut to a byte, and the record
+ * would come back changed. The check costs about 35 ns a line.
+ */
+const latin1AtLine = (record: LocationRecord): string => {
+  const line = formatAtLine(record)
+  if (notLatin1.test(line)) throw new RangeError(`a record's fields must be latin1 text, one char per byte: ${line}`)
+  return line
+}
+
 export class AtLines {
   private bytes = Buffer.allocUnsafeSlow(64 * 1024)
   /** Bytes handed out to slots so far; the rest of `bytes` is free. */
@@ -55,27 +69,35 @@ export class AtLines {
 
   /** Keeps `record`'s AT line and answers its id. */
   add(record: LocationRecord): number {
-    const id = this.count++
-    if (META_FIELDS * this.count > this.meta.length) {
+    const line = latin1AtLine(record)
+    const id = this.count
+    if (META_FIELDS * (id + 1) > this.meta.length) {
       const grown = new Uint32Array(2 * this.meta.length)
       grown.set(this.meta)
       this.meta = grown
     }
     this.meta[META_FIELDS * id + CAPACITY] = 0
-    this.replace(id, record)
+    this.write(id, record, line)
+    // Counted only once written: a record refused above leaves no trace.
+    this.count++
     return id
   }
 
   /** Keeps `record`'s AT line as record `id`, in place of the one it had. */
   replace(id: number, record: LocationRecord): void {
-    const line = formatAtLine(record)
+    this.write(id, record, latin1AtLine(record))
+  }
+
+  private write(id: number, record: LocationRecord, line: string): void {
     const at = META_FIELDS * id
     const meta = this.meta
     const capacity = meta[at + CAPACITY]!
     if (line.length > capacity) {
+      // The new slot first: if there is no room, the record keeps its old one.
+      const start = this.allocate(capacityFor(line.length))
       if (capacity > 0) this.release(meta[at + START]!, capacity)
+      meta[at + START] = start
       meta[at + CAPACITY] = capacityFor(line.length)
-      meta[at + START] = this.allocate(meta[at + CAPACITY]!)
     }
     const start = meta[at + START]!
     this.bytes.write(line, start, "latin1")
