@@ -93,11 +93,12 @@ export class AtLines {
     const meta = this.meta
     const capacity = meta[at + CAPACITY]!
     if (line.length > capacity) {
+      const larger = capacityFor(line.length)
       // The new slot first: if there is no room, the record keeps its old one.
-      const start = this.allocate(capacityFor(line.length))
+      const start = this.allocate(larger)
       if (capacity > 0) this.release(meta[at + START]!, capacity)
       meta[at + START] = start
-      meta[at + CAPACITY] = capacityFor(line.length)
+      meta[at + CAPACITY] = larger
     }
     const start = meta[at + START]!
     this.bytes.write(line, start, "latin1")
@@ -115,13 +116,13 @@ export class AtLines {
     const start = this.meta[at + START]!
     // One decode, then slices of it: one native call rather than five.
     const line = this.text(start, this.meta[at + END]!)
-    const field = (field: number) => line.slice(this.meta[at + field]! - start, this.fieldEnd(at, field) - start)
+    const sliceOf = (field: number) => line.slice(this.meta[at + field]! - start, this.fieldEnd(at, field) - start)
     return {
-      origin: field(ORIGIN_AT),
-      skew: field(SKEW_AT),
-      client: field(CLIENT_AT),
-      location: field(LOCATION_AT),
-      time: field(TIME_AT)
+      origin: sliceOf(ORIGIN_AT),
+      skew: sliceOf(SKEW_AT),
+      client: sliceOf(CLIENT_AT),
+      location: sliceOf(LOCATION_AT),
+      time: sliceOf(TIME_AT)
     }
   }
 
