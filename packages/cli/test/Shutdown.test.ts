@@ -16,7 +16,6 @@ import { fileURLToPath } from "node:url"
 
 const bin = fileURLToPath(new URL("../bin/herd.mjs", import.meta.url))
 
-/** Resolves with a value once `ready()` gives one, polling in real time; fails after `ms`. */
 /** Real-time polling (the server is another process) for up to 10 s. */
 const until = (check: () => boolean, what: string) =>
   eventually(Effect.sync(() => check() || undefined), { timeoutMs: 10_000, describe: () => what })
