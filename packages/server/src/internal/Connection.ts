@@ -143,7 +143,8 @@ interface ConnectionHooks {
   readonly onSettled: () => void
 }
 
-class Connection {
+/** The line handling of one connection; exported for `scripts/hotpath.ts`, which feeds it reads with no socket. */
+export class Connection {
   private readonly framer: LineFramer
   private readonly remote: string
   private readonly lineLog: LineLog

@@ -1,0 +1,231 @@
+/**
+ * The in-process cost of a connection's read → reply path, with no socket:
+ * reads of 16 IAMAT lines shaped like loadgen's, over 10,000 clients, fed
+ * straight to a `Connection`. It splits a line's cost between the event log,
+ * the store and the rest, next to the hand-tuned handler's code fed the same
+ * reads (README, "What bounds the throughput").
+ *
+ *   npm run bench:hotpath -- [--passes 20] [--rounds 2]
+ *
+ * Each variant runs in a fresh process, `rounds` times in turn; a process
+ * times `passes` passes of 80,000 lines and reports the fastest and the
+ * quartile. The fastest is the steadiest figure on a shared machine.
+ */
+import { Protocol } from "@herd/protocol"
+import * as ProtocolLayer from "@herd/protocol"
+import type { LocationRecord } from "@herd/protocol"
+import type { LocationStore } from "@herd/store"
+import * as Store from "@herd/store"
+import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import type * as Net from "node:net"
+import { fileURLToPath } from "node:url"
+import { parseArgs } from "node:util"
+import { EntryWriter } from "../src/EventLog.ts"
+import type { EventLog, LineLog } from "../src/EventLog.ts"
+import { Connection } from "../src/internal/Connection.ts"
+import type { ConnectionServices } from "../src/internal/Connection.ts"
+
+const variants = {
+  "in full": { log: true, store: "memory" },
+  "without the event log": { log: false, store: "memory" },
+  "without the store": { log: true, store: "none" },
+  "without either": { log: false, store: "none" },
+  "a plain Map in place of the store, no log": { log: false, store: "plain Map" },
+  "the hand-tuned handler's code": { log: false, store: "hand-tuned" }
+} as const
+type Variant = keyof typeof variants
+
+const READS = 5_000
+const LINES_PER_READ = 16
+const CLIENTS = 10_000
+
+// Reads ---------------------------------------------------------------------
+
+const signed = (microdegrees: number) => (microdegrees < 0 ? "-" : "+") + (Math.abs(microdegrees) / 1e6).toFixed(6)
+
+let clientTime = 1_795_633_155
+
+/** `READS` reads of 16 IAMATs: a client id, a location and a time as loadgen makes them. */
+const makeReads = (): Array<Buffer> =>
+  Array.from({ length: READS }, (_, read) => {
+    let text = ""
+    for (let line = 0; line < LINES_PER_READ; line++) {
+      const seq = (read * LINES_PER_READ + line) % CLIENTS
+      const hash = Math.imul(seq, 2654435761) >>> 0
+      const latitude = (hash % 179_000_000) - 89_500_000
+      const longitude = (Math.imul(hash, 40503) >>> 0) % 359_000_000 - 179_500_000
+      text += `IAMAT p7300377af6-${read % 50}-${seq} ${signed(latitude)}${signed(longitude)} ${clientTime++}.499130739\n`
+    }
+    return Buffer.from(text, "latin1")
+  })
+
+// The handler under test ----------------------------------------------------
+
+const silentLines: LineLog = { received() {}, sent() {}, sentAnswer() {} }
+
+/** A store that keeps each client's record object in a Map, with the same winner rule. */
+const plainMapStore = (isNewer: (a: LocationRecord, b: LocationRecord) => boolean): LocationStore["Type"] => {
+  const records = new Map<string, LocationRecord>()
+  return {
+    get: (client) => records.get(client),
+    offer: (record) => {
+      const stored = records.get(record.client)
+      if (stored !== undefined && !isNewer(record, stored)) return false
+      records.set(record.client, record)
+      return true
+    },
+    snapshot: () => [...records.values()],
+    size: () => records.size
+  }
+}
+
+const noStore: LocationStore["Type"] = { get: () => undefined, offer: () => true, snapshot: () => [], size: () => 0 }
+
+/** Feeds one read to a server `Connection` whose socket only counts what is written. */
+const connectionHandler = (variant: Variant): (read: Buffer) => void => {
+  const { log: logged, store: storeKind } = variants[variant]
+  const protocol = Effect.runSync(Effect.provide(Protocol, ProtocolLayer.layer))
+  const store = storeKind === "memory"
+    ? Effect.runSync(Store.makeMemory)
+    : storeKind === "plain Map"
+    ? plainMapStore(protocol.isNewer)
+    : noStore
+  const writer = new EntryWriter("Alford", 1 << 20)
+  const log: EventLog["Type"] = {
+    record: (event, fields) => writer.record(event, fields),
+    lines: (conn, remote) => logged ? writer.lines(conn, remote) : silentLines,
+    flush: Effect.void
+  }
+  const socket = {
+    remoteAddress: "127.0.0.1",
+    remotePort: 40000,
+    writable: true,
+    writableLength: 0,
+    on() {},
+    pause() {},
+    resume() {},
+    write: () => true
+  } as unknown as Net.Socket
+  const services = {
+    serverName: "Alford",
+    protocol,
+    store,
+    peers: { flood() {} },
+    places: {},
+    log,
+    lineLimit: 8192,
+    pendingReplyBytes: 1 << 20,
+    partialLineTimeoutMs: 30_000,
+    lookUp() {}
+  } as unknown as ConnectionServices
+  let nowNs = BigInt(clientTime) * 1_000_000_000n
+  const connection = new Connection(services, socket, 1, {
+    now: () => (nowNs += 1000n),
+    onInputClosed() {},
+    onSettled() {}
+  })
+  return (read) => {
+    connection.receive(read)
+    // The server hands the log's bytes to its file every 50 ms, about 1 MB under
+    // load; here they are dropped at that size.
+    if (writer.size > 1 << 20) writer.recycle(writer.take())
+  }
+}
+
+/**
+ * The data handler of the hand-tuned Node herd of loadgen's BASELINE.md, as
+ * README's comparison runs it: latin1 strings, one Map, exact skew, one write
+ * per read, no validation beyond the command name, no log.
+ */
+const handTunedHandler = (): (read: Buffer) => void => {
+  const records = new Map<string, { at: string; time: string }>()
+  let written = 0
+  return (read) => {
+    const received = process.hrtime.bigint() + 1_764_000_000_000_000_000n
+    const seconds = Number(received / 1_000_000_000n)
+    const nanos = Number(received % 1_000_000_000n)
+    const text = read.toString("latin1")
+    let start = 0
+    let newline: number
+    let out = ""
+    while ((newline = text.indexOf("\n", start)) !== -1) {
+      const line = text.slice(start, newline)
+      start = newline + 1
+      const a = line.indexOf(" "), b = line.indexOf(" ", a + 1), c = line.indexOf(" ", b + 1)
+      if (line.slice(0, a) !== "IAMAT") {
+        out += "? " + line + "\n"
+        continue
+      }
+      const client = line.slice(a + 1, b), location = line.slice(b + 1, c), time = line.slice(c + 1)
+      const dot = time.indexOf(".")
+      let skewSeconds = seconds - Number(time.slice(0, dot))
+      let skewNanos = nanos - Number(time.slice(dot + 1).padEnd(9, "0"))
+      if (skewNanos < 0) {
+        skewNanos += 1e9
+        skewSeconds -= 1
+      }
+      const at = `AT Alford +${skewSeconds}.${String(skewNanos).padStart(9, "0")} ${client} ${location} ${time}`
+      const stored = records.get(client)
+      if (stored === undefined || stored.time < time) records.set(client, { at, time })
+      out += at + "\n"
+    }
+    written += Buffer.from(out, "latin1").length
+  }
+}
+
+/** One process's figures: ns a line, fastest and quartile of `passes` passes. */
+const measure = (variant: Variant, passes: number): { fastest: number; quartile: number } => {
+  const handle = variants[variant].store === "hand-tuned" ? handTunedHandler() : connectionHandler(variant)
+  const times: Array<number> = []
+  for (let pass = 0; pass < passes; pass++) {
+    const reads = makeReads()
+    const start = process.hrtime.bigint()
+    for (const read of reads) handle(read)
+    times.push(Number(process.hrtime.bigint() - start) / (READS * LINES_PER_READ))
+  }
+  times.sort((a, b) => a - b)
+  return { fastest: times[0]!, quartile: times[Math.floor(passes / 4)]! }
+}
+
+// Main ----------------------------------------------------------------------
+
+const { values } = parseArgs({
+  options: { passes: { type: "string", default: "20" }, rounds: { type: "string", default: "2" }, variant: { type: "string" } }
+})
+const passes = Number(values.passes)
+const rounds = Number(values.rounds)
+if (!Number.isInteger(passes) || passes < 1) throw new Error(`--passes: expected a positive integer, got ${values.passes}`)
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a positive integer, got ${values.rounds}`)
+
+if (values.variant !== undefined) {
+  if (!(values.variant in variants)) throw new Error(`--variant: unknown variant ${values.variant}`)
+  console.log(JSON.stringify(measure(values.variant as Variant, passes)))
+} else {
+  const script = fileURLToPath(import.meta.url)
+  const results = new Map<Variant, Array<{ fastest: number; quartile: number }>>()
+  for (let round = 1; round <= rounds; round++) {
+    for (const variant of Object.keys(variants) as Array<Variant>) {
+      console.error(`hotpath: round ${round} of ${rounds}: ${variant}`)
+      const output = execFileSync(
+        process.execPath,
+        [...process.execArgv, script, "--variant", variant, "--passes", String(passes)],
+        { encoding: "utf8" }
+      )
+      results.set(variant, [...(results.get(variant) ?? []), JSON.parse(output)])
+    }
+  }
+  const range = (figures: Array<number>) => {
+    const low = Math.round(Math.min(...figures)), high = Math.round(Math.max(...figures))
+    return low === high ? `${low}` : `${low}-${high}`
+  }
+  console.log(`\nns a line, ${READS * LINES_PER_READ} lines a pass, ${passes} passes a process, ${rounds} processes a variant`)
+  console.log(`${"variant".padEnd(44)}${"fastest pass".padStart(14)}${"quartile".padStart(14)}`)
+  for (const [variant, figures] of results) {
+    console.log(
+      `${variant.padEnd(44)}${range(figures.map((f) => f.fastest)).padStart(14)}${
+        range(figures.map((f) => f.quartile)).padStart(14)
+      }`
+    )
+  }
+}
