@@ -64,7 +64,7 @@ export interface PeerLinksOptions {
   readonly self: string
   readonly neighbours: ReadonlyArray<Neighbour>
   readonly reconnect: { readonly initialMs: number; readonly capMs: number }
-  /** Records queued for a connected neighbour past which its link is cut. */
+  /** Records queued for a connected neighbour, or written to it but not yet taken by the kernel, past which its link is cut. */
   readonly maxPendingRecords?: number
   readonly onEvent?: (event: LinkEvent) => void
 }
