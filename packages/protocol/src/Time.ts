@@ -49,6 +49,48 @@ export const compareTimes = (a: string, b: string): number => {
   return 0
 }
 
+/**
+ * Whether the valid time text `time` is later than `limitNs` (POSIX ns), the
+ * client-time bound of PROTOCOL.md section 3. Decided on the digits, in one
+ * pass over the text and with no BigInt work on it: a time of thousands of
+ * digits (which the bound refuses) costs what its length costs to scan.
+ */
+export const isLaterThan = (time: string, limitNs: bigint): boolean => {
+  if (limitNs < 0n) return true
+  const limit = limitDigitsOf(limitNs)
+  const integerEnd = integerEndOf(time)
+  const integerStart = significantStart(time, integerEnd)
+  const integerDigits = integerEnd - integerStart
+  if (integerDigits !== limit.seconds.length) return integerDigits > limit.seconds.length
+  for (let offset = 0; offset < integerDigits; offset++) {
+    const difference = time.charCodeAt(integerStart + offset) - limit.seconds.charCodeAt(offset)
+    if (difference !== 0) return difference > 0
+  }
+  for (let offset = 0; offset < 9; offset++) {
+    const difference = fractionDigitAt(time, integerEnd + 1 + offset) - (limit.nanos.charCodeAt(offset) - ZERO)
+    if (difference !== 0) return difference > 0
+  }
+  return false
+}
+
+/**
+ * The last limit `isLaterThan` was asked about, as digits: its seconds
+ * without leading zeros ("" for zero) and its nanoseconds as nine digits.
+ * Every line of one read shares its receive time, so the limit's BigInt
+ * work is done once a read.
+ */
+const lastLimit = { ns: -1n, seconds: "", nanos: "000000000" }
+
+const limitDigitsOf = (limitNs: bigint): typeof lastLimit => {
+  if (limitNs !== lastLimit.ns) {
+    const seconds = limitNs / NANOS_PER_SECOND_BIG
+    lastLimit.ns = limitNs
+    lastLimit.seconds = seconds === 0n ? "" : seconds.toString()
+    lastLimit.nanos = (limitNs % NANOS_PER_SECOND_BIG).toString().padStart(9, "0")
+  }
+  return lastLimit
+}
+
 const NANOS_PER_SECOND = 1_000_000_000
 const NANOS_PER_SECOND_BIG = 1_000_000_000n
 const ZERO = 0x30

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { compareTimes, skewOf } from "../src/index.ts"
+import { compareTimes, isLaterThan, skewOf } from "../src/index.ts"
 import { digitString, nanosOfTime, validTime } from "./arbitraries.ts"
 
 describe("skewOf", () => {
@@ -65,6 +65,39 @@ describe("skewOf", () => {
       expect(skewOf(receivedNs, time)).toBe(decimalSkew(receivedNs.toString(), time))
     },
     { fastCheck: { numRuns: 2000 } }
+  )
+})
+
+describe("isLaterThan", () => {
+  const limit = 1_764_633_600_500_000_000n // 1764633600.5
+
+  it("compares by value, to the nanosecond, leading zeros and all", () => {
+    expect(isLaterThan("1764633600.5", limit)).toBe(false)
+    expect(isLaterThan("1764633600.500000001", limit)).toBe(true)
+    expect(isLaterThan("1764633600.499999999", limit)).toBe(false)
+    expect(isLaterThan("0001764633600.50", limit)).toBe(false)
+    expect(isLaterThan("1764633601", limit)).toBe(true)
+    expect(isLaterThan("999999999", limit)).toBe(false)
+    expect(isLaterThan("0", 0n)).toBe(false)
+    expect(isLaterThan("0.000000001", 0n)).toBe(true)
+    expect(isLaterThan("0", -1n)).toBe(true)
+  })
+
+  it("refuses a time of thousands of digits, and takes one of thousands of leading zeros", () => {
+    expect(isLaterThan("9".repeat(8000), limit)).toBe(true)
+    expect(isLaterThan("1" + "0".repeat(30), limit)).toBe(true)
+    expect(isLaterThan("0".repeat(8000) + "1621464827.959498503", limit)).toBe(false)
+  })
+
+  it.prop(
+    "agrees with BigInt nanoseconds",
+    { time: validTime, zeros: fc.nat({ max: 3 }), limitTime: validTime, near: fc.integer({ min: -2, max: 2 }), same: fc.boolean() },
+    ({ limitTime, near, same, time, zeros }) => {
+      const text = "0".repeat(zeros) + time
+      const limitNs = (same ? nanosOfTime(time) : nanosOfTime(limitTime)) + BigInt(near)
+      expect(isLaterThan(text, limitNs)).toBe(nanosOfTime(text) > limitNs)
+    },
+    { fastCheck: { numRuns: 1000 } }
   )
 })
 
