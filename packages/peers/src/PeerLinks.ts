@@ -21,7 +21,7 @@ import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import type { LocationRecord } from "@herd/protocol"
 import { formatAtLine } from "@herd/protocol"
 import { LocationStore } from "@herd/store"
-import { Context, Data, Deferred, Duration, Effect, Layer, Schedule } from "effect"
+import { Context, Data, Deferred, Duration, Effect, Exit, Layer, Schedule } from "effect"
 import * as Net from "node:net"
 
 export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
@@ -66,13 +66,15 @@ export interface PeerLinksOptions {
   readonly reconnect: { readonly initialMs: number; readonly capMs: number }
   /** Records queued for a connected neighbour, or written to it but not yet taken by the kernel, past which its link is cut. */
   readonly maxPendingRecords?: number
+  /** How long a dial may take to connect (default 2 s) before it is abandoned, its socket destroyed, and the link fails with `connect timed out`. */
+  readonly dialTimeoutMs?: number
   readonly onEvent?: (event: LinkEvent) => void
 }
 
 export const defaultMaxPendingRecords = 100_000
+const defaultDialTimeoutMs = 2000
 /** Records per write during catch-up, so a big store is not one huge string. */
 const catchUpBatch = 2048
-const dialTimeout = Duration.seconds(2)
 
 class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: string }> {}
 
@@ -154,6 +156,7 @@ class Link {
 export const make = (options: PeerLinksOptions) =>
   Effect.gen(function*() {
     const store = yield* LocationStore
+    const dialTimeout = Duration.millis(options.dialTimeoutMs ?? defaultDialTimeoutMs)
     const onEvent = options.onEvent ?? (() => {})
     const links = options.neighbours.map((neighbour) =>
       new Link(neighbour, options.maxPendingRecords ?? defaultMaxPendingRecords)
@@ -172,7 +175,7 @@ export const make = (options: PeerLinksOptions) =>
       return Effect.scoped(Effect.gen(function*() {
         const { host, name, port } = link.neighbour
         const address = `${host}:${port}`
-        const conn = yield* dial(link.neighbour).pipe(
+        const conn = yield* dial(link.neighbour, dialTimeout).pipe(
           Effect.mapError((error) => new LinkFailure({ reason: describeSocketError(error) }))
         )
         const socket = yield* NodeSocket.fromDuplex(Effect.succeed(conn))
@@ -238,29 +241,38 @@ export const layer = (options: PeerLinksOptions): Layer.Layer<PeerLinks, never, 
 const linesOf = (lines: ReadonlyArray<string>): Uint8Array => Buffer.from(lines.join("\n") + "\n", "latin1")
 
 /**
- * A connection to a neighbour whose release destroys the socket at once:
- * a neighbour that stopped reading would keep a graceful close waiting
- * forever, and nothing unsent is lost (catch-up resends it).
+ * A connection to a neighbour, in the current scope, whose release destroys
+ * the socket at once: a neighbour that stopped reading would keep a graceful
+ * close waiting forever, and nothing unsent is lost (catch-up resends it).
+ *
+ * The socket is acquired (and its release registered) as soon as it is
+ * created, and only then is its connect awaited, interruptibly: a connect
+ * awaited inside an acquire could not be cut by the timeout (it would wait
+ * as long as the kernel retries a SYN that a stopped neighbour drops), and
+ * one that completed after the timeout would escape its release.
  */
-const dial = (neighbour: Neighbour) =>
-  Effect.acquireRelease(
-    Effect.async<Net.Socket, Socket.SocketError>((resume) => {
-      const conn = Net.createConnection({ host: neighbour.host, port: neighbour.port, noDelay: true })
-      const onError = (cause: Error) => resume(Effect.fail(new Socket.SocketGenericError({ reason: "Open", cause })))
-      conn.once("error", onError)
-      conn.once("connect", () => {
-        conn.off("error", onError)
-        // Errors after this are reported through the socket's run.
-        conn.on("error", () => {})
-        resume(Effect.succeed(conn))
-      })
-      return Effect.sync(() => conn.destroy())
-    }).pipe(Effect.timeoutFail({
-      duration: dialTimeout,
-      onTimeout: () => new Socket.SocketGenericError({ reason: "Open", cause: new Error("connect timed out") })
-    })),
-    (conn) => Effect.sync(() => conn.destroy())
-  )
+const dial = (neighbour: Neighbour, timeout: Duration.Duration) =>
+  Effect.gen(function*() {
+    const connected = yield* Deferred.make<void, Socket.SocketError>()
+    const conn = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const conn = Net.createConnection({ host: neighbour.host, port: neighbour.port, noDelay: true })
+        conn.once("connect", () => Deferred.unsafeDone(connected, Exit.void))
+        // Listening from the start, so that no error is ever unhandled; once
+        // connected, errors are reported through the socket's run (and this
+        // completes nothing: `connected` is done).
+        conn.on("error", (cause) =>
+          Deferred.unsafeDone(connected, Exit.fail(new Socket.SocketGenericError({ reason: "Open", cause })))
+        )
+        return conn
+      }),
+      (conn) => Effect.sync(() => conn.destroy())
+    )
+    yield* Deferred.await(connected).pipe(
+      Effect.timeoutFail({ duration: timeout, onTimeout: () => new LinkFailure({ reason: "connect timed out" }) })
+    )
+    return conn
+  })
 
 const describeSocketError = (error: Socket.SocketError | LinkFailure): string => {
   if (error._tag === "LinkFailure") return error.reason

@@ -2,7 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import type { LocationRecord } from "@herd/protocol"
 import { makeMemory } from "@herd/store"
 import { LocationStore } from "@herd/store"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Option, Scope, TestClock, TestServices } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { PeerLinks } from "../src/index.ts"
 import * as Peers from "../src/index.ts"
@@ -45,14 +47,77 @@ const fakeNeighbour = Effect.acquireRelease(
     })
 )
 
+/** Waits in real time, whatever clock the test runs on. */
+const pause = (millis: number) => TestServices.provideLive(Effect.sleep(millis))
+
 /** Polls `check` in real time until it holds (at most 3 s). */
 const until = (check: () => boolean, what: string) =>
   Effect.gen(function*() {
     const deadline = Date.now() + 3000
     while (!check()) {
       if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out waiting for ${what}`)
-      yield* Effect.sleep("2 millis")
+      yield* pause(2)
     }
+  })
+
+/**
+ * A neighbour that never completes a TCP handshake, like a stopped process
+ * whose accept queue is full: a child process listens with a backlog of 1
+ * and never runs its event loop again (Node accepts by itself: a server in
+ * this process would accept), and connections of ours fill its accept queue,
+ * so that the kernel drops every further SYN and a dial stays in SYN-SENT.
+ * `fillers` are the local ports of those connections of ours.
+ */
+const unresponsiveNeighbour = Effect.gen(function*() {
+  const { port } = yield* Effect.acquireRelease(
+    Effect.async<{ readonly child: ChildProcess.ChildProcess; readonly port: number }>((resume) => {
+      // Blocked for 30 s at most, so that it cannot outlive a test run that died.
+      const script = "const s = require('node:net').createServer();" +
+        "s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {" +
+        "process.stdout.write(s.address().port + '\\n');" +
+        "Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30000); process.exit(0) })"
+      const child = ChildProcess.spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] })
+      child.once("error", (cause) => resume(Effect.die(cause)))
+      child.stdout?.once("data", (chunk: Buffer) => resume(Effect.succeed({ child, port: Number(chunk.toString().trim()) })))
+      return Effect.sync(() => child.kill("SIGKILL"))
+    }),
+    ({ child }) =>
+      Effect.async<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+        child.once("exit", () => resume(Effect.void))
+        child.kill("SIGKILL")
+      })
+  )
+  const fillers = new Set<number>()
+  for (let i = 0; i < 8; i++) {
+    const filler = yield* Effect.acquireRelease(
+      Effect.sync(() => Net.createConnection({ port, host: "127.0.0.1" }).on("error", () => {})),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+    const connected = yield* Effect.async<void>((resume) => {
+      filler.once("connect", () => resume(Effect.void))
+    }).pipe(Effect.timeoutOption("300 millis"), TestServices.provideLive)
+    if (Option.isNone(connected)) {
+      // The queue is full: this one hangs in SYN-SENT as a dial will.
+      filler.destroy()
+      return { port, fillers: fillers as ReadonlySet<number> }
+    }
+    fillers.add(filler.localPort ?? 0)
+  }
+  return yield* Effect.dieMessage("the neighbour's accept queue never filled: its SYNs are not dropped")
+})
+
+/**
+ * The states (`01` ESTABLISHED, `02` SYN-SENT) of this machine's IPv4
+ * connections to `port` that are open or opening, as the kernel sees them,
+ * except those from the local ports `except`.
+ */
+const connectionsTo = (port: number, except: ReadonlySet<number>): Array<string> =>
+  Fs.readFileSync("/proc/net/tcp", "latin1").split("\n").slice(1).flatMap((line) => {
+    const [, local, remote, state] = line.trim().split(/\s+/)
+    if (local === undefined || remote === undefined || state === undefined) return []
+    const portOf = (address: string) => parseInt(address.split(":")[1] ?? "", 16)
+    return portOf(remote) === port && !except.has(portOf(local)) && (state === "01" || state === "02") ? [state] : []
   })
 
 describe("PeerLinks", () => {
@@ -168,5 +233,93 @@ describe("PeerLinks", () => {
         yield* Effect.sleep("1 millis")
       }
       expect(events.filter((e) => e.event === "link-down")).toHaveLength(1)
+    }))
+
+  it.scopedLive("abandons a dial that does not connect in time, destroys its socket, and dials again", () =>
+    Effect.gen(function*() {
+      const neighbour = yield* unresponsiveNeighbour
+      const ours = () => connectionsTo(neighbour.port, neighbour.fillers)
+      const store = yield* makeMemory
+      const failures: Array<{ readonly event: LinkEvent; readonly at: number; readonly openThen: number }> = []
+      const scope = yield* Scope.make()
+      const started = Date.now()
+      yield* Peers.make({
+        self: "Alford",
+        neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
+        reconnect: { initialMs: 5, capMs: 20 },
+        dialTimeoutMs: 300,
+        onEvent: (event) => failures.push({ event, at: Date.now(), openThen: ours().length })
+      }).pipe(Effect.provideService(LocationStore, store), Scope.extend(scope))
+      // What the kernel holds towards the neighbour, all along.
+      let most = 0
+      let sawSynSent = false
+      yield* until(() => {
+        const states = ours()
+        most = Math.max(most, states.length)
+        sawSynSent ||= states.includes("02")
+        return failures.length >= 3
+      }, "three dial attempts")
+      expect(sawSynSent).toBe(true)
+      expect(most).toBe(1)
+      for (const { event, openThen } of failures) {
+        expect(event).toEqual({
+          event: "link-failed",
+          peer: "Parker",
+          address: `127.0.0.1:${neighbour.port}`,
+          reason: "connect timed out"
+        })
+        // Its socket was destroyed before the failure was told.
+        expect(openThen).toBe(0)
+      }
+      // Each attempt gives up at its deadline, not when the kernel does.
+      let previous = started
+      for (const { at } of failures) {
+        expect(at - previous).toBeGreaterThanOrEqual(295)
+        expect(at - previous).toBeLessThan(1000)
+        previous = at
+      }
+      // Closed while a dial is pending: nothing of ours stays, nothing dials again.
+      yield* until(() => ours().length === 1, "a pending dial")
+      yield* Scope.close(scope, Exit.void)
+      expect(ours()).toEqual([])
+      const told = failures.length
+      yield* pause(400)
+      expect(ours()).toEqual([])
+      expect(failures).toHaveLength(told)
+    }))
+
+  it.scoped("abandons a dial at its deadline on the Effect clock, 2 s by default, and retries on schedule", () =>
+    Effect.gen(function*() {
+      const neighbour = yield* TestServices.provideLive(unresponsiveNeighbour)
+      const ours = () => connectionsTo(neighbour.port, neighbour.fillers)
+      const store = yield* makeMemory
+      const failures: Array<{ readonly event: LinkEvent; readonly openThen: number }> = []
+      yield* Peers.make({
+        self: "Alford",
+        neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
+        reconnect: { initialMs: 1000, capMs: 5000 },
+        onEvent: (event) => failures.push({ event, openThen: ours().length })
+      }).pipe(Effect.provideService(LocationStore, store))
+      yield* until(() => ours().length === 1, "the dial")
+      const deadline = Date.now() + 3000
+      while ((yield* TestClock.sleeps()).length === 0) {
+        if (Date.now() > deadline) return yield* Effect.dieMessage("timed out waiting for the dial's deadline")
+        yield* pause(2)
+      }
+      yield* TestClock.adjust("1999 millis")
+      yield* pause(50)
+      expect(failures).toEqual([])
+      expect(ours()).toEqual(["02"])
+      yield* TestClock.adjust("1 millis")
+      yield* until(() => failures.length === 1, "the dial to be abandoned")
+      expect(failures[0]).toEqual({
+        event: { event: "link-failed", peer: "Parker", address: `127.0.0.1:${neighbour.port}`, reason: "connect timed out" },
+        openThen: 0
+      })
+      expect(ours()).toEqual([])
+      // The retry waits 0.5 to 1 times the initial delay.
+      yield* TestClock.adjust("1000 millis")
+      yield* until(() => ours().length === 1, "the next dial")
+      expect(ours()).toEqual(["02"])
     }))
 })
