@@ -33,6 +33,7 @@ const root = fileURLToPath(new URL("..", import.meta.url))
 const herdBin = join(root, "packages/cli/bin/herd.mjs")
 const baselineScript = join(root, "bench/baseline.ts")
 const gazetteerScript = join(root, "packages/places/scripts/measure-gazetteer.ts")
+const hotpathScript = join(root, "packages/server/scripts/hotpath.ts")
 
 // ---------------------------------------------------------------------------
 // Options
@@ -479,6 +480,17 @@ const measureGazetteer = async (): Promise<Gazetteer> => {
   return code === 0 ? { fields } : { fields, error: `exit ${code}: ${child.output()}` }
 }
 
+/**
+ * What a byte costs in lines of about 8,000 bytes of hostile shapes, beside a
+ * normal report, fed to a connection in-process (hotpath.ts --shapes): the
+ * table as that script prints it.
+ */
+const measureLineShapes = async (): Promise<{ lines: ReadonlyArray<string>; error?: string }> => {
+  const child = new Child("line shapes", ["--import", "tsx", hotpathScript, "--shapes", "--passes", "10"], childEnv(), true)
+  const code = await child.finished(120_000)
+  return code === 0 ? { lines: child.lines } : { lines: [], error: `exit ${code}: ${child.output()}` }
+}
+
 // ---------------------------------------------------------------------------
 // The table
 
@@ -620,6 +632,10 @@ const main = async (): Promise<void> => {
     progress("gazetteer: measure-gazetteer.ts")
     const gazetteer = await measureGazetteer()
 
+    // 5. The cost of a line by its shape, in-process.
+    progress("line shapes: hotpath.ts --shapes")
+    const shapes = await measureLineShapes()
+
     // The table.
     const cores = cpus().length
     out.push("")
@@ -662,6 +678,8 @@ const main = async (): Promise<void> => {
           `query ${g.get("query, UCLA") ?? "?"} (UCLA), ${g.get("query, anywhere") ?? "?"} (anywhere)`
         : `  not measured (${gazetteer.error})`
     )
+    out.push("the cost of a line by its shape (packages/server/scripts/hotpath.ts --shapes, in-process, fastest of 10 passes):")
+    out.push(...(shapes.error === undefined ? shapes.lines.map((line) => `  ${line}`) : [`  not measured (${shapes.error})`]))
     if (notes.length > 0) out.push("", "notes:", ...notes.map((note) => `  ${note}`))
   } finally {
     await client.close()

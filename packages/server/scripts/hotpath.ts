@@ -6,6 +6,11 @@
  * reads (README, "What bounds the throughput").
  *
  *   npm run bench:hotpath -- [--passes 20] [--rounds 2]
+ *   npm run bench:hotpath -- --shapes [--passes 20]
+ *
+ * With `--shapes` it prints instead what a byte costs in lines of about
+ * 8,000 bytes of hostile shapes, beside a normal report (bench/run.ts
+ * prints that table too).
  *
  * Each variant runs in a fresh process, `rounds` times in turn; a process
  * times `passes` passes of 80,000 lines and reports the fastest and the
@@ -23,6 +28,7 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog, LineLog } from "../src/EventLog.ts"
+import { Admission } from "../src/internal/Admission.ts"
 import { Connection } from "../src/internal/Connection.ts"
 import type { ConnectionServices } from "../src/internal/Connection.ts"
 
@@ -98,7 +104,10 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
   const log: EventLog["Type"] = {
     record: (event, fields) => writer.record(event, fields),
     lines: (conn, remote) => logged ? writer.lines(conn, remote) : silentLines,
-    flush: Effect.void
+    flush: Effect.void,
+    hasRoom: () => true,
+    onRoom: (resume) => resume(),
+    reopen: Effect.void
   }
   const socket = {
     remoteAddress: "127.0.0.1",
@@ -118,13 +127,17 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     places: {},
     log,
     lineLimit: 8192,
-    pendingReplyBytes: 1 << 20,
+    pendingReplyBytes: 256 * 1024,
+    maxClientAheadNs: 600_000_000_000n,
+    admission: new Admission(10_000, 16),
+    herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     lookUp() {}
   } as unknown as ConnectionServices
-  let nowNs = BigInt(clientTime) * 1_000_000_000n
-  const connection = new Connection(services, socket, 1, {
-    now: () => (nowNs += 1000n),
+  // The reads of a pass are made before it is fed, so every client time is
+  // behind this clock, as it is behind a server's for loadgen's reports.
+  const connection = new Connection(services, socket, 1, "client", {
+    now: () => BigInt(clientTime) * 1_000_000_000n,
     onInputClosed() {},
     onSettled() {}
   })
@@ -190,17 +203,78 @@ const measure = (variant: Variant, passes: number): { fastest: number; quartile:
   return { fastest: times[0]!, quartile: times[Math.floor(passes / 4)]! }
 }
 
+// Lines of any shape ----------------------------------------------------------
+
+/**
+ * Lines of about 8,000 bytes, each a shape a hostile client might send,
+ * beside a normal report. A line's cost must stay proportional to its size
+ * with a small constant: no shape may cost much more a byte than a normal line.
+ */
+const lineShapes = (): Record<string, string> => {
+  const now = clientTime
+  const big = 8000
+  let noise = ""
+  for (let i = 0; noise.length < big; i++) {
+    const code = (Math.imul(i, 2654435761) >>> 24) & 0xff
+    if (code !== 10) noise += String.fromCharCode(code)
+  }
+  return {
+    "a normal IAMAT": `IAMAT p7300377af6-1-1 +34.068930-118.445127 ${now}.499130739`,
+    "IAMAT, time of 8,000 nines (refused: ahead)": `IAMAT huge +10.000000+010.000000 ${"9".repeat(big)}`,
+    "IAMAT, 8,000 leading zeros in the time": `IAMAT zeros +10.000000+010.000000 ${"0".repeat(big)}${now}.5`,
+    "IAMAT, 8,000-byte location": `IAMAT where +${"0".repeat(big)}10.5-010.5 ${now}.5`,
+    "IAMAT, 8,000-byte client id (refused)": `IAMAT ${"c".repeat(big)} +1+1 ${now}`,
+    "AT flood, time of 8,000 nines (dropped)": `AT Bolden +0.000000000 huge +1+1 ${"9".repeat(big)}`,
+    "WHATSAT, 8,000-digit radius (refused)": `WHATSAT x ${"0".repeat(big)}1 5`,
+    "8,000 spaces and a word": `${" ".repeat(big)}x`,
+    "4,000 tab-separated fields": "a\t".repeat(big / 2),
+    "8,000 random bytes": noise
+  }
+}
+
+/** ns a byte of each shape, fed to a connection in reads of many lines, fastest of `passes`. */
+const measureShapes = (passes: number): Array<{ shape: string; bytes: number; nsPerByte: number }> => {
+  const feed = connectionHandler("in full")
+  return Object.entries(lineShapes()).map(([shape, line]) => {
+    const read = Buffer.from((line + "\n").repeat(Math.max(1, Math.floor(65536 / (line.length + 1)))), "latin1")
+    const reads = Math.max(1, Math.floor(4_000_000 / read.length))
+    let fastest = Infinity
+    for (let pass = 0; pass < passes; pass++) {
+      const start = process.hrtime.bigint()
+      for (let i = 0; i < reads; i++) feed(read)
+      fastest = Math.min(fastest, Number(process.hrtime.bigint() - start) / (reads * read.length))
+    }
+    return { shape, bytes: line.length, nsPerByte: fastest }
+  })
+}
+
 // Main ----------------------------------------------------------------------
 
 const { values } = parseArgs({
-  options: { passes: { type: "string", default: "20" }, rounds: { type: "string", default: "2" }, variant: { type: "string" } }
+  options: {
+    passes: { type: "string", default: "20" },
+    rounds: { type: "string", default: "2" },
+    variant: { type: "string" },
+    shapes: { type: "boolean", default: false }
+  }
 })
 const passes = Number(values.passes)
 const rounds = Number(values.rounds)
 if (!Number.isInteger(passes) || passes < 1) throw new Error(`--passes: expected a positive integer, got ${values.passes}`)
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a positive integer, got ${values.rounds}`)
 
-if (values.variant !== undefined) {
+if (values.shapes) {
+  const results = measureShapes(passes)
+  const normal = results[0]?.nsPerByte ?? NaN
+  console.log(`${"line shape".padEnd(46)}${"bytes".padStart(7)}${"ns a byte".padStart(11)}${"vs normal".padStart(11)}`)
+  for (const { bytes, nsPerByte, shape } of results) {
+    console.log(
+      `${shape.padEnd(46)}${String(bytes).padStart(7)}${nsPerByte.toFixed(2).padStart(11)}${
+        `${(nsPerByte / normal).toFixed(2)}×`.padStart(11)
+      }`
+    )
+  }
+} else if (values.variant !== undefined) {
   if (!(values.variant in variants)) throw new Error(`--variant: unknown variant ${values.variant}`)
   console.log(JSON.stringify(measure(values.variant as Variant, passes)))
 } else {

@@ -31,8 +31,10 @@ export const LimitsConfig = Schema.Struct({
   maxConnections: Schema.optionalWith(PositiveInt, { default: () => 10_000 }),
   /** A partial line held open longer than this closes its connection (slow-loris). */
   partialLineTimeoutMs: Schema.optionalWith(PositiveInt, { default: () => 30_000 }),
-  /** Reply bytes waiting for a slow reader before the server stops reading from it. */
-  pendingReplyBytes: Schema.optionalWith(PositiveInt, { default: () => 1024 * 1024 })
+  /** Reply bytes waiting for a slow reader before the server stops reading from it (checked after every line). */
+  pendingReplyBytes: Schema.optionalWith(PositiveInt, { default: () => 256 * 1024 }),
+  /** How far ahead of the server's clock a client time may be (PROTOCOL.md section 3). */
+  maxClientAheadMs: Schema.optionalWith(PositiveInt, { default: () => 600_000 })
 })
 
 const HerdConfigFields = Schema.Struct({

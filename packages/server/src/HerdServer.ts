@@ -15,8 +15,8 @@ import * as Store from "@herd/store"
 import { Context, Effect, FiberSet, Layer, Schema } from "effect"
 import * as EventLog from "./EventLog.ts"
 import { HerdConfig, neighboursOf } from "./HerdConfig.ts"
+import { Admission, peerAllowanceOf } from "./internal/Admission.ts"
 import { serveConnection } from "./internal/Connection.ts"
-import { netSocketOf } from "./internal/NetSocket.ts"
 
 export class HerdServerError extends Schema.TaggedError<HerdServerError>()("HerdServerError", {
   server: Schema.String,
@@ -73,6 +73,9 @@ export const layerWith = (
         log,
         lineLimit: config.lineLimit,
         pendingReplyBytes: config.limits.pendingReplyBytes,
+        maxClientAheadNs: BigInt(config.limits.maxClientAheadMs) * 1_000_000n,
+        admission: new Admission(config.limits.maxConnections, peerAllowanceOf(Object.keys(config.servers).length)),
+        herdServers: new Set(Object.keys(config.servers)),
         partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
         lookUp: (lookup: Effect.Effect<void>) => {
           lookUp(lookup)
@@ -99,23 +102,7 @@ export const layerWith = (
         ? { host: server.address.hostname, port: server.address.port }
         : { host: configured.host, port: configured.port }
 
-      const handle = serveConnection(services)
-      let open = 0
-      yield* server.run((socket) =>
-        Effect.gen(function*() {
-          if (open >= config.limits.maxConnections) {
-            const conn = yield* netSocketOf
-            log.record("refused", {
-              remote: `${conn.remoteAddress}:${conn.remotePort}`,
-              reason: `${open} connections open, the limit`
-            })
-            conn.destroy()
-            return
-          }
-          open++
-          yield* handle(socket).pipe(Effect.ensuring(Effect.sync(() => open--)))
-        })
-      ).pipe(Effect.forkScoped)
+      yield* server.run(serveConnection(services)).pipe(Effect.forkScoped)
 
       log.record("listening", { host: address.host, port: address.port })
       return HerdServer.of({ name: options.name, address })

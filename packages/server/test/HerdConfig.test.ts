@@ -21,7 +21,7 @@ describe("HerdConfig", () => {
       expect(neighboursOf(config, "Parker")).toEqual(["Alford", "Bolden", "Hamilton"])
       expect(neighboursOf(config, "Hamilton")).toEqual(["Parker"])
       expect(config.lineLimit).toBe(8192)
-      expect(config.limits).toEqual({ maxConnections: 10000, partialLineTimeoutMs: 30000, pendingReplyBytes: 1048576 })
+      expect(config.limits).toEqual({ maxConnections: 10000, partialLineTimeoutMs: 30000, pendingReplyBytes: 262144, maxClientAheadMs: 600000 })
       const minimal = yield* decodeConfig({ servers: { A: { port: 1 } } }, "test")
       expect(minimal).toMatchObject({ links: [], logDir: "logs", lineLimit: 8192, reconnect: { initialMs: 50, capMs: 5000 } })
       expect(minimal.servers["A"]).toEqual({ host: "127.0.0.1", port: 1 })

@@ -5,14 +5,17 @@
  * an invalid line; nothing for an unfinished fragment; a line over the limit
  * closes the connection after the replies before it; the server answers
  * afterwards. The parser's own rules are tested in @herd/protocol; here the
- * parser is the oracle of which lines are valid.
+ * parser is the oracle of which lines are valid, with the two rules that
+ * need the server's clock and name added: a client time more than ten
+ * minutes ahead, and an AT reply longer than the line limit, are refused.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { parseLine } from "@herd/protocol"
+import { isLaterThan, parseLine, skewOf } from "@herd/protocol"
 import { Effect, FastCheck as fc } from "effect"
 import { connect, splitReplies, startServer } from "../src/index.ts"
 
 const lineLimit = 200
+const maxClientAheadNs = 600_000_000_000n
 
 interface Case {
   readonly lines: ReadonlyArray<Buffer>
@@ -23,8 +26,30 @@ interface Case {
 
 const byteLine = fc.uint8Array({ maxLength: 60 }).map((bytes) => Buffer.from(bytes.filter((b) => b !== 10)))
 const client = fc.constantFrom("kiwi", "k\u00e9a", "x", "a.b.c")
-const location = fc.constantFrom("+34.068930-118.445127", "-33.86+151.2", "+90-180", "+91+0", "34-118", "+1.+1")
-const time = fc.constantFrom("1621464827.959498503", "1", "0.5", "1e9", "1.0123456789", "9".repeat(40))
+const location = fc.constantFrom(
+  "+34.068930-118.445127",
+  "-33.86+151.2",
+  "+90-180",
+  "+91+0",
+  "34-118",
+  "+1.+1",
+  "+" + "0".repeat(60) + "34-118"
+)
+const nowSeconds = Math.floor(Date.now() / 1000)
+/** Times a minute or more from the ten-minute bound, so the oracle cannot disagree with the server over a few ms. */
+const time = fc.constantFrom(
+  "1621464827.959498503",
+  "1",
+  "0.5",
+  "1e9",
+  "1.0123456789",
+  "9".repeat(40),
+  "9".repeat(150),
+  "1" + "0".repeat(30),
+  "0".repeat(120) + "1621464827.5",
+  `${nowSeconds + 540}.999999999`,
+  `${nowSeconds + 660}`
+)
 const sep = fc.constantFrom(" ", "\t", "  ", " \t ")
 
 const commandLine = fc.oneof(
@@ -58,8 +83,15 @@ const expectationOf = (line: Buffer, known: Set<string>): ((reply: Buffer) => bo
     case "Invalid":
       return (reply) => reply.equals(echo)
     case "Iamat": {
-      known.add(command.client)
       const tail = ` ${command.client} ${command.location} ${command.time}`
+      const receivedNs = BigInt(Date.now()) * 1_000_000n
+      if (isLaterThan(command.time, receivedNs + maxClientAheadNs)) return (reply) => reply.equals(echo)
+      // The times above are far from a power of ten away from now, so the
+      // skew's width here is the server's.
+      if (`AT Alford ${skewOf(receivedNs, command.time)}${tail}`.length > lineLimit) {
+        return (reply) => reply.equals(echo)
+      }
+      known.add(command.client)
       return (reply) => {
         const text = reply.toString("latin1")
         return /^AT Alford [+-]\d+\.\d{9} /.test(text) && text.endsWith(tail)

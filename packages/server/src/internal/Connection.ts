@@ -9,21 +9,27 @@
  * whose answer is at hand (the Places cache, the loaded offline gazetteer)
  * is answered the same way; any other
  * takes a slot in the reply queue, a lookup fiber of the server fills it, and
- * the replies behind it are written once it is. Reading pauses while too many
- * replies are unwritten (a client that sends without reading stalls itself,
- * not the server).
+ * the replies behind it are written once it is.
+ *
+ * Memory stays bounded whatever the other side sends: after every line, not
+ * only after every read, the connection checks its unwritten replies and the
+ * event log's room; past the bound the rest of the read is held, unparsed,
+ * and reading pauses until the replies drain or the log is flushed (a client
+ * that sends without reading stalls itself, not the server).
  */
 import type * as Socket from "@effect/platform/Socket"
 import type { PeerLinks } from "@herd/peers"
 import type { NearbyQuery, PlacesBody, PlacesClient } from "@herd/places"
 import { failureBody, PlacesError } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
-import { contentEnd, coordinatesOf, invalidReply, printedPlacesBody } from "@herd/protocol"
+import { contentEnd, coordinatesOf, invalidReply, isLaterThan, printedPlacesBody } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
 import { Cause, Deferred, Effect, Option } from "effect"
 import type * as Net from "node:net"
 import type { EventLog, LineLog } from "../EventLog.ts"
-import { LineFramer } from "./LineFramer.ts"
+import type { Admission, Slot } from "./Admission.ts"
+import { probationMs } from "./Admission.ts"
+import { LineFramer, tooLong } from "./LineFramer.ts"
 import { netSocketOf } from "./NetSocket.ts"
 
 export interface ConnectionServices {
@@ -36,6 +42,12 @@ export interface ConnectionServices {
   readonly lineLimit: number
   /** Unwritten reply bytes past which the connection stops being read. */
   readonly pendingReplyBytes: number
+  /** How far ahead of the receive time a client time may be, in ns (PROTOCOL.md section 3). */
+  readonly maxClientAheadNs: bigint
+  /** Who holds the server's connection slots. */
+  readonly admission: Admission
+  /** The servers of the herd: a connection on probation must name one in `PEER`. */
+  readonly herdServers: ReadonlySet<string>
   /** How long a partial line may stay unfinished. */
   readonly partialLineTimeoutMs: number
   /** Runs a Places lookup in a fiber of the server (it outlives no connection: each waits for its own). */
@@ -69,10 +81,19 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const conn = yield* netSocketOf
+      const slot = services.admission.admit()
+      if (slot === undefined) {
+        services.log.record("refused", {
+          remote: `${conn.remoteAddress}:${conn.remotePort}`,
+          reason: `${services.admission.openClients} client connections open, the limit`
+        })
+        conn.destroy()
+        return
+      }
       const clock = yield* Effect.clock
       const settled = yield* Deferred.make<void>()
       let inputClosed: (() => void) | undefined
-      const connection = new Connection(services, conn, ++connectionCount, {
+      const connection = new Connection(services, conn, ++connectionCount, slot, {
         now: () => clock.unsafeCurrentTimeNanos(),
         onInputClosed: () => inputClosed?.(),
         onSettled: () => Deferred.unsafeDone(settled, Effect.void)
@@ -143,6 +164,9 @@ interface ConnectionHooks {
   readonly onSettled: () => void
 }
 
+/** Violations logged per second on one connection; the rest are counted into the next entry. */
+const violationsLoggedPerSecond = 1
+
 /** The line handling of one connection; exported for `scripts/hotpath.ts`, which feeds it reads with no socket. */
 export class Connection {
   private readonly framer: LineFramer
@@ -150,40 +174,46 @@ export class Connection {
   private readonly lineLog: LineLog
   /** Replies not yet written, in request order. */
   private queued: Array<string | AnswerReply> = []
+  /** Bytes of the replies in `queued` whose text is ready. */
+  private queuedBytes = 0
   private waiting = 0
   private flushScheduled = false
   private inputEnded = false
   private readingPaused = false
+  /** The rest of a read, not yet framed, while reading is paused. */
+  private held: Buffer | undefined
+  private waitingForLogRoom = false
   private partialTimer: ReturnType<typeof setTimeout> | undefined
+  private probationTimer: ReturnType<typeof setTimeout> | undefined
   private receivedNs = 0n
   /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
   private peerName: string | undefined
+  private lastViolationMs = -Infinity
+  private suppressedViolations = 0
   closeReason: string | undefined
 
   constructor(
     private readonly services: ConnectionServices,
     private readonly conn: Net.Socket,
     private readonly id: number,
+    private slot: Slot,
     private readonly hooks: ConnectionHooks
   ) {
     this.framer = new LineFramer(services.lineLimit)
     this.remote = `${conn.remoteAddress}:${conn.remotePort}`
-    services.log.record("open", { conn: id, remote: this.remote })
+    services.log.record("open", { conn: id, remote: this.remote, ...(slot === "probation" ? { probation: true } : {}) })
     this.lineLog = services.log.lines(id, this.remote)
-    conn.on("drain", () => this.resumeIfClear())
+    conn.on("drain", () => this.guard(this.resumeIfClear))
+    if (slot === "probation") {
+      this.probationTimer = setTimeout(() => this.guard(this.endProbation), probationMs)
+    }
   }
 
-  /** One read: every complete line in it is answered before this returns (WHATSATs queued). */
+  /** One read: every complete line in it is answered before this returns (WHATSATs queued), unless reading must pause. */
   receive(chunk: Buffer): void {
     if (this.inputEnded) return
     this.receivedNs = this.hooks.now()
-    if (!this.framer.push(chunk, this.onLine)) {
-      this.violation(`line longer than ${this.services.lineLimit} bytes`)
-      this.endInput("line too long")
-    } else {
-      this.watchPartialLine()
-    }
-    this.flush()
+    this.consume(chunk)
   }
 
   /** Stops reading; once every queued reply is written, `onSettled` fires. */
@@ -191,14 +221,16 @@ export class Connection {
     if (!this.inputEnded) {
       this.inputEnded = true
       this.closeReason = reason
+      this.held = undefined
       this.conn.pause()
       this.clearPartialTimer()
+      this.clearProbationTimer()
       this.hooks.onInputClosed()
     }
     this.settleIfDone()
   }
 
-  /** A bug met while handling this connection's input: log it, answer what can be, close. */
+  /** A bug met while handling this connection: log it, answer what can be, close. */
   defect(defect: unknown): void {
     this.services.log.record("defect", {
       conn: this.id,
@@ -210,49 +242,121 @@ export class Connection {
   }
 
   close(): void {
+    this.clearProbationTimer()
+    this.services.admission.release(this.slot)
     this.services.log.record("close", {
       conn: this.id,
       remote: this.remote,
       reason: this.closeReason ?? "closed",
-      ...(this.peerName === undefined ? {} : { peer: this.peerName })
+      ...(this.peerName === undefined ? {} : { peer: this.peerName }),
+      ...(this.suppressedViolations === 0 ? {} : { violationsNotLogged: this.suppressedViolations })
     })
   }
 
-  private readonly onLine = (bytes: Buffer, start: number, end: number): void => {
+  /** Runs a callback of a timer, a socket event or a microtask: a throw closes this connection, not the process. */
+  private guard(callback: () => void): void {
+    try {
+      callback()
+    } catch (defect) {
+      this.defect(defect)
+    }
+  }
+
+  /**
+   * Frames and answers `chunk` until it is used up or the replies and the
+   * log are past their bound; then the rest is held and reading pauses.
+   */
+  private consume(chunk: Buffer): void {
+    let rest = chunk
+    for (;;) {
+      const taken = this.framer.push(rest, this.onLine)
+      if (taken === tooLong) {
+        this.violation(`line longer than ${this.services.lineLimit} bytes`)
+        this.endInput("line too long")
+        this.flush()
+        return
+      }
+      this.flush()
+      if (taken === rest.length || this.inputEnded) break
+      rest = rest.subarray(taken)
+      if (!this.hasRoomToGoOn()) {
+        this.held = rest
+        this.pauseReading()
+        return
+      }
+    }
+    this.watchPartialLine()
+    if (!this.hasRoomToGoOn()) this.pauseReading()
+  }
+
+  /** Handles one line; answers whether the read may go on to the next. */
+  private readonly onLine = (bytes: Buffer, start: number, end: number): boolean => {
     const { log, protocol, serverName } = this.services
     this.lineLog.received(bytes, start, end)
     const line = bytes.toString("latin1", start, end)
     const command = protocol.parse(line)
+    if (this.slot === "probation" && command._tag !== "Blank" && command._tag !== "Peer") {
+      this.refuseOnProbation("said something other than PEER")
+      return false
+    }
     switch (command._tag) {
       case "Blank":
-        return
+        return true
       case "Invalid":
-        if (this.peerName !== undefined) {
-          log.record("violation", { conn: this.id, peer: this.peerName, reason: command.reason, line: command.line })
-        } else {
-          this.reply(invalidReply(command.line))
-        }
-        return
+        if (this.peerName !== undefined) this.peerViolation(command.reason, command.line)
+        else this.reply(invalidReply(command.line))
+        break
       case "Iamat": {
+        // A time too far ahead would pin the location against later honest
+        // reports; it is refused before any arithmetic on its digits.
+        if (isLaterThan(command.time, this.receivedNs + this.services.maxClientAheadNs)) {
+          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+          break
+        }
         const record = protocol.record(command, serverName, this.receivedNs)
+        const atLine = protocol.formatAt(record)
+        // No neighbour may ever get a flood line it must refuse.
+        if (atLine.length > this.services.lineLimit) {
+          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+          break
+        }
         this.accept(record, undefined)
-        this.reply(protocol.formatAt(record) + "\n")
-        return
+        this.reply(atLine + "\n")
+        break
       }
       case "At":
-        this.accept(command.record, this.peerName)
-        return
+        if (isLaterThan(command.record.time, this.receivedNs + this.services.maxClientAheadNs)) {
+          this.peerViolation("time: too far ahead of this server's clock", line)
+        } else {
+          this.accept(command.record, this.peerName)
+        }
+        break
       case "Peer":
+        if (this.slot === "probation" && !this.services.herdServers.has(command.name)) {
+          this.refuseOnProbation(`PEER ${command.name}: not a server of the herd`)
+          return false
+        }
+        this.slot = this.services.admission.promote(this.slot)
+        if (this.slot === "probation") {
+          this.refuseOnProbation("no room left for neighbours' links")
+          return false
+        }
+        this.clearProbationTimer()
         this.peerName = command.name
+        // A neighbour's link is never cut over one line (PROTOCOL.md section 7).
+        this.framer.skipTooLongLines(() =>
+          this.peerViolation(`line longer than ${this.services.lineLimit} bytes: skipped`, undefined)
+        )
         log.record("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
-        return
+        break
       case "Whatsat": {
         const stored = this.services.store.get(command.client)
         if (stored === undefined) this.reply(invalidReply(line.slice(0, contentEnd(line))))
         else this.whatsat(stored, command)
-        return
+        break
       }
     }
+    return this.hasRoomToGoOn()
   }
 
   /** Stores a record and, if it won, floods it on (never back to `from`). */
@@ -262,6 +366,7 @@ export class Connection {
 
   private reply(text: string): void {
     this.queued.push(text)
+    this.queuedBytes += text.length
   }
 
   private whatsat(record: LocationRecord, command: Whatsat): void {
@@ -271,6 +376,7 @@ export class Connection {
     const answer = (reply: AnswerReply, body: PlacesBody): AnswerReply => {
       reply.body = printedPlacesBody(body)
       reply.text = atLine + "\n" + reply.body + "\n\n"
+      this.queuedBytes += reply.text.length
       return reply
     }
     // An answer at hand (the provider's cache, the offline gazetteer) is the
@@ -309,7 +415,6 @@ export class Connection {
     )
   }
 
-
   /**
    * Writes every reply that is ready, in order, in one write. The replies
    * are latin1 text (one char per byte), so they are joined and turned into
@@ -326,10 +431,16 @@ export class Connection {
       ready++
     }
     if (ready === 0) return
+    const replies = this.queued
+    this.queued = ready === replies.length ? [] : replies.slice(ready)
+    this.queuedBytes -= text.length
+    // A socket that can no longer be written has lost its replies: they are not logged as sent.
+    if (!this.conn.writable) return
     const bytes = Buffer.from(text, "latin1")
+    this.conn.write(bytes)
     let start = 0
     for (let i = 0; i < ready; i++) {
-      const reply = this.queued[i]
+      const reply = replies[i]
       // Logged without its final LF, like a line in.
       if (typeof reply === "string") {
         this.lineLog.sent(bytes, start, start + reply.length - 1)
@@ -341,27 +452,49 @@ export class Connection {
         start = end
       }
     }
-    this.queued = ready === this.queued.length ? [] : this.queued.slice(ready)
-    if (!this.conn.writable) return
-    this.conn.write(bytes)
-    if (this.conn.writableLength > this.services.pendingReplyBytes || this.queued.length > maxQueuedReplies) {
-      this.pauseReading()
-    } else {
-      this.resumeIfClear()
-    }
+  }
+
+  /** Whether the replies and the log leave room to handle another line. */
+  private hasRoomToGoOn(): boolean {
+    return this.queuedBytes + this.conn.writableLength <= this.services.pendingReplyBytes &&
+      this.queued.length <= maxQueuedReplies && this.services.log.hasRoom()
   }
 
   private pauseReading(): void {
-    if (this.readingPaused || this.inputEnded) return
-    this.readingPaused = true
-    this.conn.pause()
+    if (this.inputEnded) return
+    if (!this.readingPaused) {
+      this.readingPaused = true
+      this.conn.pause()
+    }
+    if (!this.services.log.hasRoom() && !this.waitingForLogRoom) {
+      this.waitingForLogRoom = true
+      this.services.log.onRoom(() =>
+        this.guard(() => {
+          this.waitingForLogRoom = false
+          this.resumeIfClear()
+        })
+      )
+    }
   }
 
-  private resumeIfClear(): void {
+  /** Reads again once the replies have drained to half the bound and the log has room: the held rest of a read first. */
+  private readonly resumeIfClear = (): void => {
     if (!this.readingPaused || this.inputEnded) return
-    if (this.conn.writableLength > this.services.pendingReplyBytes / 2 || this.queued.length > maxQueuedReplies / 2) return
+    const drained = this.queuedBytes + this.conn.writableLength <= this.services.pendingReplyBytes / 2 &&
+      this.queued.length <= maxQueuedReplies / 2
+    if (!drained) return
+    if (!this.services.log.hasRoom()) {
+      this.pauseReading()
+      return
+    }
     this.readingPaused = false
-    this.conn.resume()
+    const held = this.held
+    this.held = undefined
+    if (held !== undefined) {
+      this.receivedNs = this.hooks.now()
+      this.consume(held)
+    }
+    if (!this.readingPaused && !this.inputEnded) this.conn.resume()
   }
 
   /**
@@ -372,11 +505,14 @@ export class Connection {
   private scheduleFlush(): void {
     if (this.flushScheduled) return
     this.flushScheduled = true
-    queueMicrotask(() => {
-      this.flushScheduled = false
-      this.flush()
-      this.settleIfDone()
-    })
+    queueMicrotask(() =>
+      this.guard(() => {
+        this.flushScheduled = false
+        this.flush()
+        this.resumeIfClear()
+        this.settleIfDone()
+      })
+    )
   }
 
   private settleIfDone(): void {
@@ -391,11 +527,12 @@ export class Connection {
     if (this.framer.pendingBytes === 0) {
       this.clearPartialTimer()
     } else if (this.partialTimer === undefined) {
-      this.partialTimer = setTimeout(() => {
-        this.partialTimer = undefined
-        this.violation("partial line timed out")
-        this.endInput("partial line timed out")
-      }, this.services.partialLineTimeoutMs)
+      this.partialTimer = setTimeout(() =>
+        this.guard(() => {
+          this.partialTimer = undefined
+          this.violation("partial line timed out")
+          this.endInput("partial line timed out")
+        }), this.services.partialLineTimeoutMs)
     }
   }
 
@@ -404,8 +541,52 @@ export class Connection {
     this.partialTimer = undefined
   }
 
+  private readonly endProbation = (): void => {
+    this.probationTimer = undefined
+    if (this.slot === "probation") this.refuseOnProbation("did not say PEER in time")
+  }
+
+  private clearProbationTimer(): void {
+    if (this.probationTimer !== undefined) clearTimeout(this.probationTimer)
+    this.probationTimer = undefined
+  }
+
+  /** A connection past the client limit that is not a neighbour's link: closed, with no reply. */
+  private refuseOnProbation(why: string): void {
+    this.services.log.record("refused", {
+      conn: this.id,
+      remote: this.remote,
+      reason: `${this.services.admission.openClients} client connections open, the limit; ${why}`
+    })
+    this.queued = []
+    this.queuedBytes = 0
+    this.endInput("connection limit")
+  }
+
   private violation(reason: string): void {
     this.services.log.record("violation", { conn: this.id, remote: this.remote, reason })
+  }
+
+  /**
+   * A line a neighbour (or an old-style peer sending AT lines) should not
+   * have sent: dropped and logged, the link kept. At most one entry a second
+   * per connection, carrying the count of those not logged since.
+   */
+  private peerViolation(reason: string, line: string | undefined): void {
+    const nowMs = Number(this.receivedNs / 1_000_000n)
+    if (nowMs - this.lastViolationMs < 1000 / violationsLoggedPerSecond) {
+      this.suppressedViolations++
+      return
+    }
+    this.lastViolationMs = nowMs
+    this.services.log.record("violation", {
+      conn: this.id,
+      ...(this.peerName === undefined ? { remote: this.remote } : { peer: this.peerName }),
+      reason,
+      ...(line === undefined ? {} : { line }),
+      ...(this.suppressedViolations === 0 ? {} : { notLoggedSince: this.suppressedViolations })
+    })
+    this.suppressedViolations = 0
   }
 }
 
