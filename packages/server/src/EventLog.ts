@@ -8,10 +8,16 @@
  * no string per line of plain ASCII), and a background fiber appends the
  * buffer to the file every 50 ms; the layer's finalizer writes whatever is
  * left, so closing the scope loses nothing.
+ *
+ * Nothing is lost silently and memory stays bounded: while the buffer is full
+ * and the file is healthy, `hasRoom` tells connections to stop reading; while
+ * the file cannot be written, the unwritten entries are kept up to the bound
+ * and retried, entries past it are dropped whole and counted, and a `log-gap`
+ * entry marks where they were once writing works again.
  */
 import { FileSystem, Path } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
-import { Context, Effect, Layer, Schedule } from "effect"
+import { Clock, Context, Effect, Either, Exit, FiberSet, Layer, Option, Schedule, Scope } from "effect"
 import { isUtf8 } from "node:buffer"
 
 /** Fields of an entry besides its time, server and event name. */
@@ -33,8 +39,22 @@ export class EventLog extends Context.Tag("@herd/server/EventLog")<
      * same entries as `record("in" | "out", { conn, remote, line })`.
      */
     readonly lines: (conn: number, remote: string) => LineLog
-    /** Writes every buffered entry now. */
+    /** Writes every buffered entry now; while the file cannot be written, one more try. */
     readonly flush: Effect.Effect<void>
+    /**
+     * False while the log is healthy and its buffer is full: a caller that can
+     * wait (a connection between lines) stops reading until `onRoom` calls it
+     * back. True while the file cannot be written, since waiting would not
+     * help: entries past the bound are then dropped and counted instead.
+     */
+    readonly hasRoom: () => boolean
+    /**
+     * Calls `resume` once, when there is room again (at once if there is now).
+     * A callback that throws is ignored; the others are still called.
+     */
+    readonly onRoom: (resume: () => void) => void
+    /** Closes the file and opens its path again, as logrotate expects on SIGHUP. */
+    readonly reopen: Effect.Effect<void>
   }
 >() {}
 
@@ -73,6 +93,15 @@ export class EntryWriter {
   private readonly serverField: string
   private readonly quotedEvents = new Map<string, string>()
   private readonly escapedBodies = new Map<string, Buffer>()
+  /**
+   * Entries begun at or past this size are dropped whole and counted rather
+   * than written: the owner lowers it while its file cannot be written, so
+   * memory stays bounded, and checking it is one comparison per entry.
+   */
+  capacity = Number.POSITIVE_INFINITY
+  private droppedCount = 0
+  private firstDroppedMs = 0
+  private lastDroppedMs = 0
 
   constructor(server: string, private readonly initialSize = 64 * 1024) {
     this.serverField = `","server":${JSON.stringify(server)},"event":`
@@ -83,7 +112,55 @@ export class EntryWriter {
     return this.length
   }
 
+  /** Entries dropped since the last `recordGap`. */
+  get dropped(): number {
+    return this.droppedCount
+  }
+
   record(event: string, fields?: EventFields): void {
+    if (this.length >= this.capacity) return this.drop()
+    this.entry(event, fields)
+  }
+
+  /**
+   * The `log-gap` entry for the entries dropped since the last one, if any,
+   * written whatever the capacity: it is what makes the loss visible.
+   */
+  recordGap(): void {
+    if (this.droppedCount === 0) return
+    this.entry("log-gap", {
+      dropped: this.droppedCount,
+      from: new Date(this.firstDroppedMs).toISOString(),
+      to: new Date(this.lastDroppedMs).toISOString()
+    })
+    this.droppedCount = 0
+  }
+
+  /**
+   * Counts as dropped the entries of `taken`, bytes `take` gave (whole JSON
+   * lines), each at the time it was recorded: for a kept batch cut to fit the
+   * bound.
+   */
+  dropTaken(taken: Buffer): void {
+    for (let start = 0; start < taken.length;) {
+      const lineFeedAt = taken.indexOf(0x0a, start)
+      const time = Date.parse(taken.toString("latin1", start + timeOffset, start + timeOffset + isoTimeLength))
+      this.dropAt(Number.isNaN(time) ? Date.now() : time)
+      start = lineFeedAt < 0 ? taken.length : lineFeedAt + 1
+    }
+  }
+
+  private drop(): void {
+    this.dropAt(Date.now())
+  }
+
+  private dropAt(ms: number): void {
+    if (this.droppedCount === 0 || ms < this.firstDroppedMs) this.firstDroppedMs = ms
+    if (this.droppedCount === 0 || ms > this.lastDroppedMs) this.lastDroppedMs = ms
+    this.droppedCount++
+  }
+
+  private entry(event: string, fields: EventFields | undefined): void {
     this.head()
     let quoted = this.quotedEvents.get(event)
     if (quoted === undefined) {
@@ -146,6 +223,7 @@ export class EntryWriter {
   }
 
   private lineEntry(fixedPart: Uint8Array, bytes: Uint8Array, start: number, end: number): void {
+    if (this.length >= this.capacity) return this.drop()
     this.head()
     this.bytes(fixedPart)
     this.wireLine(bytes, start, end)
@@ -153,6 +231,7 @@ export class EntryWriter {
   }
 
   private answerEntry(fixedPart: Uint8Array, bytes: Uint8Array, start: number, end: number, body: string): void {
+    if (this.length >= this.capacity) return this.drop()
     this.head()
     this.bytes(fixedPart)
     const opening = this.length
@@ -270,6 +349,10 @@ export class EntryWriter {
   }
 }
 
+/** Where an entry's ISO time starts: after `{"time":"`. */
+const timeOffset = 9
+const isoTimeLength = "2000-01-01T00:00:00.000Z".length
+
 /** `\n` inside a JSON string. */
 const escapedLf = Buffer.from("\\n", "latin1")
 
@@ -285,38 +368,321 @@ export const formatEntry = (server: string, event: string, fields?: EventFields)
 
 const flushEvery = "50 millis"
 
-/** Appends to `<dir>/<server>.log`, creating the directory if needed. */
-export const layerFile = (options: {
+/** How often the path is compared with the open file, to notice a rotation that sent no SIGHUP. */
+const pathCheckEveryMs = 1000
+
+const defaultMaxBufferBytes = 8 * 1024 * 1024
+
+const lineFeed = Buffer.from("\n", "latin1")
+
+export interface FileOptions {
   readonly dir: string
   readonly server: string
-}): Layer.Layer<EventLog, PlatformError, FileSystem.FileSystem | Path.Path> =>
-  Layer.scoped(
-    EventLog,
-    Effect.gen(function*() {
-      const fs = yield* FileSystem.FileSystem
-      const path = yield* Path.Path
+  /**
+   * The bytes of entries held in memory, buffered or kept for a retry (default 8 MiB): while
+   * the file is healthy, `hasRoom` turns false here; while it cannot be
+   * written, newer entries are dropped and counted.
+   */
+  readonly maxBufferBytes?: number
+  /** Reopens the file on SIGHUP, which then no longer ends the process (default true). */
+  readonly reopenOnSighup?: boolean
+}
+
+/** The open log file, what identifies it, and what is known of its end. */
+interface OpenFile {
+  readonly file: FileSystem.File
+  readonly scope: Scope.CloseableScope
+  readonly dev: number
+  readonly ino: number | undefined
+  /**
+   * Where the first queued batch began, when a failed write left the start
+   * of it in this file and cutting that off failed too.
+   */
+  tornFrom: bigint | undefined
+}
+
+/**
+ * Appends to `<dir>/<server>.log`, creating the directory if needed, and
+ * opens the path again on SIGHUP or when the file is found deleted or moved.
+ */
+export const layerFile = (
+  options: FileOptions
+): Layer.Layer<EventLog, PlatformError, FileSystem.FileSystem | Path.Path> => Layer.scoped(EventLog, makeFile(options))
+
+const makeFile = (options: FileOptions) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const filePath = path.join(options.dir, `${options.server}.log`)
+    const maxBufferBytes = options.maxBufferBytes ?? defaultMaxBufferBytes
+    const name = `event log of ${options.server} (${filePath})`
+
+    const open: Effect.Effect<OpenFile, PlatformError> = Effect.gen(function*() {
       yield* fs.makeDirectory(options.dir, { recursive: true })
-      const file = yield* fs.open(path.join(options.dir, `${options.server}.log`), { flag: "a" })
-      const writer = new EntryWriter(options.server, 1024 * 1024)
-      // Uninterruptible: a batch taken from the writer is written whole, even
-      // when shutdown interrupts the flushing fiber mid-write.
-      const flush = Effect.suspend(() => {
-        if (writer.size === 0) return Effect.void
-        const batch = writer.take()
-        return file.writeAll(batch).pipe(Effect.ensuring(Effect.sync(() => writer.recycle(batch))))
-      }).pipe(
-        Effect.catchAll((error) => Effect.logError(`event log of ${options.server}: write failed`, error)),
-        Effect.uninterruptible
-      )
-      yield* Effect.addFinalizer(() => flush)
-      yield* flush.pipe(Effect.repeat(Schedule.spaced(flushEvery)), Effect.forkScoped)
-      return EventLog.of({
-        record: (event, fields) => writer.record(event, fields),
-        lines: (conn, remote) => writer.lines(conn, remote),
-        flush
-      })
+      const scope = yield* Scope.make()
+      return yield* Effect.gen(function*() {
+        const file = yield* fs.open(filePath, { flag: "a" })
+        const info = yield* file.stat
+        const opened: OpenFile = { file, scope, dev: info.dev, ino: Option.getOrUndefined(info.ino), tornFrom: undefined }
+        return opened
+      }).pipe(Scope.extend(scope), Effect.onError(() => Scope.close(scope, Exit.void)))
+    }).pipe(Effect.uninterruptible)
+
+    let current = yield* open
+    yield* Effect.addFinalizer(() => Scope.close(current.scope, Exit.void))
+    const writer = new EntryWriter(options.server, 1024 * 1024)
+    /** Batches taken from the writer and not yet written, oldest first: they go before anything newer. */
+    const queue: Array<Buffer> = []
+    let queuedBytes = 0
+    /** From a failed write until one succeeds. */
+    let failing = false
+    let closed = false
+    let waiters: Array<() => void> = []
+    let lastPathCheckMs = yield* Clock.currentTimeMillis
+    let automaticReopenFailed = false
+    const lock = yield* Effect.makeSemaphore(1)
+    const runFork = yield* FiberSet.makeRuntime<never>()
+
+    // Waiting only helps while the file takes writes; while it does not,
+    // entries past the bound are dropped instead of stalling every connection.
+    const hasRoom = () => failing || closed || writer.size + queuedBytes < maxBufferBytes
+
+    /** A caller's throwing callback must not keep the other waiters waiting. */
+    const callSafely = (resume: () => void): boolean => {
+      try {
+        resume()
+        return true
+      } catch {
+        return false
+      }
+    }
+
+    const notifyIfRoom = Effect.suspend(() => {
+      if (waiters.length === 0 || !hasRoom()) return Effect.void
+      const due = waiters
+      waiters = []
+      let threw = 0
+      for (const resume of due) if (!callSafely(resume)) threw++
+      return threw === 0 ? Effect.void : Effect.logError(`${name}: ${threw} onRoom callbacks threw`)
     })
-  )
+
+    const swapFile = Effect.gen(function*() {
+      const fresh = yield* open
+      const old = current
+      // The same file again (a SIGHUP with nothing rotated): what is known of its end still holds.
+      if (fresh.ino !== undefined && fresh.ino === old.ino && fresh.dev === old.dev) fresh.tornFrom = old.tornFrom
+      current = fresh
+      yield* Scope.close(old.scope, Exit.void)
+    }).pipe(Effect.uninterruptible)
+
+    const reopen: Effect.Effect<void> = lock.withPermits(1)(Effect.suspend(() => closed ? Effect.void : swapFile)).pipe(
+      Effect.catchAll((error) => Effect.logError(`${name}: cannot reopen; still writing to the file open before`, error))
+    )
+
+    /** A logrotate that sent no SIGHUP, or a deleted log: the path no longer names the open file. */
+    const reopenIfReplaced = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      if (now - lastPathCheckMs < pathCheckEveryMs) return
+      lastPathCheckMs = now
+      const onDisk = yield* Effect.either(fs.stat(filePath))
+      const replaced = Either.isLeft(onDisk)
+        ? onDisk.left._tag === "SystemError" && onDisk.left.reason === "NotFound"
+        : onDisk.right.dev !== current.dev || Option.getOrUndefined(onDisk.right.ino) !== current.ino
+      if (!replaced) return
+      const reopened = yield* Effect.either(swapFile)
+      if (Either.isRight(reopened)) {
+        automaticReopenFailed = false
+      } else if (!automaticReopenFailed) {
+        // Tried again every second: reported once, not every second.
+        automaticReopenFailed = true
+        yield* Effect.logError(`${name}: the path names another file or none, and reopening it failed`, reopened.left)
+      }
+    })
+
+    /**
+     * What of `batch` to write into a file that may hold the start of it from
+     * `tornFrom` on: all of it once that start is cut off; if it cannot be,
+     * the rest, since only this log writes the file and its end is the
+     * batch's first bytes.
+     */
+    const resumeTorn = (target: OpenFile, size: bigint, batch: Buffer) => {
+      const tornFrom = target.tornFrom
+      if (tornFrom === undefined) return Effect.succeed({ bytes: batch, sizeBefore: size })
+      return Effect.matchEffect(size === tornFrom ? Effect.void : target.file.truncate(tornFrom), {
+        onSuccess: () =>
+          Effect.sync(() => {
+            target.tornFrom = undefined
+            return { bytes: batch, sizeBefore: tornFrom }
+          }),
+        onFailure: () =>
+          Effect.sync(() => {
+            const landed = size - tornFrom
+            if (landed > 0n && landed <= BigInt(batch.length)) {
+              return { bytes: batch.subarray(Number(landed)), sizeBefore: size }
+            }
+            // Someone else cut or wrote the file, so how it ends is unknown:
+            // a line break keeps the batch's first entry off a torn one.
+            target.tornFrom = undefined
+            return { bytes: size > 0n ? Buffer.concat([lineFeed, batch]) : batch, sizeBefore: size }
+          })
+      })
+    }
+
+    /**
+     * Appends `batch` whole or leaves the file as it was: a write that fails
+     * part-way (ENOSPC) is cut back off, so the retry writes whole entries and
+     * never glues one onto a torn one.
+     */
+    const writeBatch = (batch: Buffer): Effect.Effect<void, PlatformError> =>
+      Effect.gen(function*() {
+        let info = yield* current.file.stat
+        // Entries written into a deleted file would go with it.
+        if (Option.getOrUndefined(info.nlink) === 0) {
+          yield* swapFile
+          info = yield* current.file.stat
+        }
+        const target = current
+        const { bytes, sizeBefore } = yield* resumeTorn(target, info.size, batch)
+        // Nothing left when the failed write had in fact landed whole; and writing nothing is an error.
+        if (bytes.length > 0) {
+          yield* target.file.writeAll(bytes).pipe(
+            Effect.tapError(() =>
+              target.file.truncate(sizeBefore).pipe(
+                Effect.catchAll(() => Effect.sync(() => (target.tornFrom ??= sizeBefore)))
+              )
+            )
+          )
+        }
+        target.tornFrom = undefined
+      })
+
+    /**
+     * Cuts the queue to the bound, whole entries only, the newest going: a
+     * batch taken while healthy can be past it when callers did not pause.
+     * Kept bytes are copied so the big buffer can go.
+     */
+    const trimQueueToBound = () => {
+      let room = maxBufferBytes
+      for (let i = 0; i < queue.length; i++) {
+        const batch = queue[i]
+        if (batch === undefined) break
+        // Part of the first batch may already be in the file, and cannot be cut: it stays whole.
+        const cuttable = i > 0 || current.tornFrom === undefined
+        if (batch.length <= room || !cuttable) {
+          room = Math.max(0, room - batch.length)
+          continue
+        }
+        const keptLength = room === 0 ? 0 : batch.lastIndexOf(0x0a, room - 1) + 1
+        writer.dropTaken(batch.subarray(keptLength))
+        for (const later of queue.splice(i + 1)) writer.dropTaken(later)
+        if (keptLength === 0) queue.splice(i, 1)
+        else queue[i] = Buffer.from(batch.subarray(0, keptLength))
+        writer.recycle(batch)
+        break
+      }
+      queuedBytes = queue.reduce((bytes, batch) => bytes + batch.length, 0)
+    }
+
+    const enterFailing = (error: PlatformError) =>
+      Effect.suspend(() => {
+        if (queuedBytes > maxBufferBytes) trimQueueToBound()
+        writer.capacity = Math.max(0, maxBufferBytes - queuedBytes)
+        if (failing) return Effect.void
+        failing = true
+        return Effect.logError(
+          `${name}: cannot write; keeping up to ${maxBufferBytes} bytes of entries to retry, dropping and counting the rest`,
+          error
+        )
+      })
+
+    const leaveFailing = Effect.suspend(() => {
+      failing = false
+      writer.capacity = Number.POSITIVE_INFINITY
+      const dropped = writer.dropped
+      // Right after the entries kept while failing: where the dropped ones were.
+      writer.recordGap()
+      return Effect.logInfo(`${name}: writing again${dropped > 0 ? `; ${dropped} entries were dropped` : ""}`)
+    })
+
+    /** Writes the queued batches in order, up to the first that fails, which is kept for the next try. */
+    const drain = Effect.gen(function*() {
+      for (let batch = queue[0]; batch !== undefined; batch = queue[0]) {
+        const written = yield* Effect.either(writeBatch(batch))
+        if (Either.isLeft(written)) return yield* enterFailing(written.left)
+        queue.shift()
+        queuedBytes -= batch.length
+        writer.recycle(batch)
+        if (failing) yield* leaveFailing
+      }
+    })
+
+    const enqueueWriter = () => {
+      if (writer.size === 0) return
+      const batch = writer.take()
+      queue.push(batch)
+      queuedBytes += batch.length
+    }
+
+    const flushOnce = Effect.gen(function*() {
+      yield* reopenIfReplaced
+      yield* drain
+      if (queue.length === 0) {
+        enqueueWriter()
+        yield* drain
+      }
+      yield* notifyIfRoom
+    })
+
+    // Uninterruptible: a batch taken from the writer is written whole, even
+    // when shutdown interrupts the flushing fiber mid-write.
+    const flush = lock.withPermits(1)(Effect.suspend(() => closed ? Effect.void : flushOnce)).pipe(
+      Effect.uninterruptible
+    )
+
+    if (options.reopenOnSighup ?? true) {
+      const onHangup = () => {
+        runFork(reopen)
+      }
+      yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          process.on("SIGHUP", onHangup)
+        }),
+        () =>
+          Effect.sync(() => {
+            process.off("SIGHUP", onHangup)
+          })
+      )
+    }
+
+    // One attempt, not a retry: a log that cannot be written must not hold up shutdown.
+    yield* Effect.addFinalizer(() =>
+      lock.withPermits(1)(Effect.gen(function*() {
+        yield* flushOnce
+        closed = true
+        writer.capacity = 0
+        const unwritten = queuedBytes + writer.size
+        if (unwritten > 0 || writer.dropped > 0) {
+          yield* Effect.logError(
+            `${name}: closed with ${unwritten} bytes of entries unwritten and ${writer.dropped} entries dropped`
+          )
+        }
+        yield* notifyIfRoom
+      })).pipe(Effect.uninterruptible)
+    )
+    yield* flush.pipe(Effect.repeat(Schedule.spaced(flushEvery)), Effect.forkScoped)
+
+    return EventLog.of({
+      record: (event, fields) => writer.record(event, fields),
+      lines: (conn, remote) => writer.lines(conn, remote),
+      flush,
+      hasRoom,
+      onRoom: (resume) => {
+        if (!hasRoom()) waiters.push(resume)
+        else if (!callSafely(resume)) runFork(Effect.logError(`${name}: an onRoom callback threw`))
+      },
+      reopen
+    })
+  })
 
 /** Keeps entries in memory as JSON lines, for tests: the same writer as the file's. */
 export const makeMemory = (server: string) =>
@@ -346,7 +712,10 @@ export const makeMemory = (server: string) =>
           }
         }
       },
-      flush: Effect.void
+      flush: Effect.void,
+      hasRoom: () => true,
+      onRoom: (resume) => resume(),
+      reopen: Effect.void
     })
     return { log, lines } as const
   })

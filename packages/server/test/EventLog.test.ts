@@ -1,6 +1,13 @@
+import { FileSystem } from "@effect/platform"
+import { SystemError } from "@effect/platform/Error"
+import { NodeFileSystem, NodePath } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FastCheck as fc } from "effect"
-import { EntryWriter, formatEntry } from "../src/EventLog.ts"
+import { Context, Effect, FastCheck as fc, Layer, Logger, LogLevel, TestClock } from "effect"
+import * as NodeFs from "node:fs"
+import * as Os from "node:os"
+import { join } from "node:path"
+import { EntryWriter, EventLog, formatEntry, layerFile } from "../src/EventLog.ts"
+import type { FileOptions } from "../src/EventLog.ts"
 
 describe("EventLog entries", () => {
   it("writes one JSON object per line with the time, server, event and fields", () => {
@@ -108,3 +115,408 @@ describe("EventLog entries", () => {
   )
 })
 
+
+describe("EntryWriter capacity", () => {
+  it("drops whole entries begun at or past its capacity, counts them, and writes one log-gap on demand", () => {
+    const writer = new EntryWriter("S", 64)
+    writer.record("kept", { n: 1 })
+    writer.capacity = writer.size
+    writer.record("dropped", { n: 2 })
+    writer.lines(1, "r").received(Buffer.from("dropped too"))
+    writer.lines(1, "r").sentAnswer(Buffer.from("AT\nbody\n"), 0, 8, "body")
+    expect(writer.dropped).toBe(3)
+    writer.recordGap()
+    writer.recordGap()
+    const entries = writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry))
+    expect(entries.map((entry) => entry.event)).toEqual(["kept", "log-gap"])
+    expect(entries[1]).toMatchObject({ server: "S", dropped: 3 })
+    expect(Date.parse(entries[1].from)).toBeLessThanOrEqual(Date.parse(entries[1].to))
+    expect(writer.dropped).toBe(0)
+  })
+})
+
+// The log's file -------------------------------------------------------------
+
+/** What the disk under the log does, switched by a test while the log runs. */
+interface Disk {
+  /**
+   * `tear` writes the first half of what it is given, then fails, as ENOSPC
+   * does part-way; `land` writes it all, then fails anyway.
+   */
+  writes: "work" | "fail" | "tear" | "land"
+  truncates: "work" | "fail"
+  opens: "work" | "fail"
+}
+
+const healthyDisk = (): Disk => ({ writes: "work", truncates: "work", opens: "work" })
+
+const diskError = (method: string) =>
+  new SystemError({ module: "FileSystem", method, reason: "Unknown", description: "ENOSPC: no space left on device" })
+
+const faultyFile = (file: FileSystem.File, disk: Disk): FileSystem.File => ({
+  [FileSystem.FileTypeId]: FileSystem.FileTypeId,
+  fd: file.fd,
+  get stat() {
+    return file.stat
+  },
+  get sync() {
+    return file.sync
+  },
+  seek: (offset, from) => file.seek(offset, from),
+  read: (buffer) => file.read(buffer),
+  readAlloc: (size) => file.readAlloc(size),
+  write: (buffer) => file.write(buffer),
+  truncate: (length) => disk.truncates === "fail" ? Effect.fail(diskError("truncate")) : file.truncate(length),
+  writeAll: (buffer) =>
+    disk.writes === "work"
+      ? file.writeAll(buffer)
+      : disk.writes === "fail"
+      ? Effect.fail(diskError("writeAll"))
+      : disk.writes === "land"
+      ? Effect.zipRight(file.writeAll(buffer), Effect.fail(diskError("writeAll")))
+      : Effect.zipRight(file.writeAll(buffer.subarray(0, Math.ceil(buffer.length / 2))), Effect.fail(diskError("writeAll")))
+})
+
+/** The real file system, with the log's file going through `disk`. */
+const faultyFileSystem = (disk: Disk) =>
+  Layer.effect(
+    FileSystem.FileSystem,
+    Effect.map(FileSystem.FileSystem, (fs) =>
+      FileSystem.FileSystem.of({
+        ...fs,
+        open: (path, options) =>
+          disk.opens === "fail"
+            ? Effect.fail(diskError("open"))
+            : Effect.map(fs.open(path, options), (file) => faultyFile(file, disk))
+      }))
+  ).pipe(Layer.provide(NodeFileSystem.layer))
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => NodeFs.mkdtempSync(join(Os.tmpdir(), "herd-eventlog-"))),
+  (dir) => Effect.sync(() => NodeFs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** A file log of server Alford in `dir`, open until the current scope closes. */
+const openLog = (dir: string, disk: Disk, options: Partial<FileOptions> = {}) =>
+  Layer.build(layerFile({ dir, server: "Alford", reopenOnSighup: false, ...options })).pipe(
+    Effect.map(Context.get(EventLog)),
+    Effect.provide(Layer.merge(faultyFileSystem(disk), NodePath.layer))
+  )
+
+const read = (file: string): string => NodeFs.existsSync(file) ? NodeFs.readFileSync(file, "utf8") : ""
+
+/** The file's entries; a line that is not JSON, torn or glued, fails the test. */
+const entriesOf = (file: string): Array<Record<string, unknown>> => {
+  const text = read(file)
+  if (text === "") return []
+  expect(text.endsWith("\n")).toBe(true)
+  return text.slice(0, -1).split("\n").map((line) => JSON.parse(line))
+}
+
+/** Collects the messages logged at level Error, by the log's fibers too. */
+const collectingErrors = (errors: Array<string>) =>
+  Logger.replace(
+    Logger.defaultLogger,
+    Logger.make(({ logLevel, message }) => {
+      if (LogLevel.greaterThanEqual(logLevel, LogLevel.Error)) {
+        errors.push(String(Array.isArray(message) ? message[0] : message))
+      }
+    })
+  )
+
+/** For tests that make the log fail on purpose: its reports are expected, not news. */
+const silenced = Logger.replace(Logger.defaultLogger, Logger.none)
+
+/** Polls `check` until it holds, failing the test past a deadline. */
+const eventually = (what: string, check: () => boolean) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 5000
+    while (!check()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting until ${what}`))
+      yield* Effect.sleep("5 millis")
+    }
+  })
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+
+describe("EventLog file", () => {
+  it.scoped("keeps the entries of failed writes, retries them, and marks those dropped past the bound with one log-gap", () => {
+    const errors: Array<string> = []
+    return Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const disk = healthyDisk()
+      const maxBufferBytes = 4096
+      const log = yield* openLog(dir, disk, { maxBufferBytes })
+      log.record("before", { n: 0 })
+      yield* log.flush
+      disk.writes = "fail"
+      for (const n of range(1, 10)) log.record("kept", { n })
+      yield* log.flush
+      yield* log.flush
+      // Dropping, not pausing, while nothing can be written.
+      expect(log.hasRoom()).toBe(true)
+      for (const n of range(11, 200)) log.lines(n, "127.0.0.1:4000").received(Buffer.from(`IAMAT c${n} +1+1 1`))
+      yield* log.flush
+      expect(entriesOf(file).map((entry) => entry.n)).toEqual([0])
+
+      disk.writes = "work"
+      yield* log.flush
+      log.record("after", { n: 201 })
+      yield* log.flush
+
+      const entries = entriesOf(file)
+      const gaps = entries.filter((entry) => entry.event === "log-gap")
+      expect(gaps).toHaveLength(1)
+      const gap = gaps[0] ?? {}
+      const dropped = Number(gap.dropped)
+      expect(dropped).toBeGreaterThan(0)
+      expect(Date.parse(String(gap.from))).toBeLessThanOrEqual(Date.parse(String(gap.to)))
+      // Kept in order up to the bound, the gap where the dropped ones were, then what came after.
+      const lastKept = 200 - dropped
+      const numbered = (entry: Record<string, unknown>) => entry.event === "log-gap" ? "gap" : entry.n ?? entry.conn
+      expect(entries.map(numbered)).toEqual([...range(0, lastKept), "gap", 201])
+      const keptBytes = read(file).split("\n").slice(1, lastKept + 1).reduce((sum, line) => sum + line.length + 1, 0)
+      expect(keptBytes).toBeLessThan(maxBufferBytes + 200)
+      // Reported once for the failing period, not once per try.
+      expect(errors.filter((message) => message.includes("cannot write"))).toHaveLength(1)
+    }).pipe(Effect.provide(collectingErrors(errors)))
+  })
+
+  it.scoped("cuts a failed batch taken past the bound down to it, whole entries only, and counts the rest", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const disk = healthyDisk()
+      const maxBufferBytes = 2000
+      const log = yield* openLog(dir, disk, { maxBufferBytes })
+      // Nobody paused: the batch is three times the bound when its write fails.
+      for (const n of range(1, 100)) log.record("unpaused", { n })
+      const recordedBy = Date.now()
+      // Into the next millisecond, so that the cut entries timed at the cut rather than when recorded would show.
+      while (Date.now() === recordedBy) continue
+      disk.writes = "fail"
+      yield* log.flush
+      disk.writes = "work"
+      yield* log.flush
+      yield* log.flush
+      const entries = entriesOf(file)
+      const kept = entries.filter((entry) => entry.event === "unpaused").map((entry) => entry.n)
+      const gaps = entries.filter((entry) => entry.event === "log-gap")
+      expect(kept.length).toBeGreaterThan(0)
+      expect(kept).toEqual(range(1, kept.length))
+      expect(read(file).split("\n").slice(0, kept.length).join("\n").length).toBeLessThanOrEqual(maxBufferBytes)
+      expect(gaps).toHaveLength(1)
+      expect(gaps[0]).toMatchObject({ dropped: 100 - kept.length })
+      expect(Date.parse(String(gaps[0]?.from))).toBeLessThanOrEqual(Date.parse(String(gaps[0]?.to)))
+      expect(Date.parse(String(gaps[0]?.to))).toBeLessThanOrEqual(recordedBy)
+      expect(recordedBy - Date.parse(String(gaps[0]?.from))).toBeLessThan(60_000)
+    }).pipe(Effect.provide(silenced)))
+
+  it.scoped("cuts a write that failed part-way back off, so no entry is torn or glued to another", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const disk = healthyDisk()
+      const log = yield* openLog(dir, disk)
+      log.record("before", { n: 0 })
+      yield* log.flush
+      const before = read(file)
+      disk.writes = "tear"
+      for (const n of range(1, 30)) log.record("torn", { n })
+      yield* log.flush
+      expect(read(file)).toBe(before)
+      for (const n of range(31, 40)) log.record("torn", { n })
+      yield* log.flush
+      expect(read(file)).toBe(before)
+      disk.writes = "work"
+      yield* log.flush
+      expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(0, 40))
+    }).pipe(Effect.provide(silenced)))
+
+  it.scoped("when the cut fails too, completes the torn entry with the rest of its batch rather than writing it again", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const disk = healthyDisk()
+      const log = yield* openLog(dir, disk)
+      log.record("before", { n: 0 })
+      yield* log.flush
+      disk.writes = "tear"
+      disk.truncates = "fail"
+      for (const n of range(1, 30)) log.record("torn", { n })
+      yield* log.flush
+      yield* log.flush
+      // The file now ends in the middle of an entry, and cannot be cut.
+      expect(read(file).endsWith("\n")).toBe(false)
+      disk.writes = "work"
+      yield* log.flush
+      for (const n of range(31, 35)) log.record("after", { n })
+      yield* log.flush
+      expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(0, 35))
+    }).pipe(Effect.provide(silenced)))
+
+  it.scoped("when a failed write had in fact landed whole and cannot be cut, does not write it again", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const disk = healthyDisk()
+      const log = yield* openLog(dir, disk)
+      disk.writes = "land"
+      disk.truncates = "fail"
+      for (const n of range(1, 10)) log.record("landed", { n })
+      yield* log.flush
+      disk.writes = "work"
+      yield* log.flush
+      for (const n of range(11, 12)) log.record("after", { n })
+      yield* log.flush
+      expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(1, 12))
+    }).pipe(Effect.provide(silenced)))
+
+  it.scoped("says there is no room at the bound while healthy, and calls every waiter once after the flush", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const log = yield* openLog(dir, healthyDisk(), { maxBufferBytes: 2000 })
+      let recorded = 0
+      while (log.hasRoom() && recorded < 1000) log.record("filler", { n: ++recorded })
+      expect(log.hasRoom()).toBe(false)
+      expect(recorded).toBeLessThan(100)
+      const calls = Array.from({ length: 5000 }, () => 0)
+      calls.forEach((_, i) =>
+        log.onRoom(() => {
+          calls[i] = (calls[i] ?? 0) + 1
+          if (i === 7) throw new Error("a waiter's own bug")
+        })
+      )
+      // Paused callers are what keep it bounded while healthy: nothing is dropped.
+      log.record("filler", { n: ++recorded })
+      expect(calls.every((count) => count === 0)).toBe(true)
+      yield* log.flush
+      expect(log.hasRoom()).toBe(true)
+      expect(calls.every((count) => count === 1)).toBe(true)
+      yield* log.flush
+      expect(calls.every((count) => count === 1)).toBe(true)
+      let calledAtOnce = false
+      log.onRoom(() => (calledAtOnce = true))
+      expect(calledAtOnce).toBe(true)
+      expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(1, recorded))
+    }))
+
+  it.scoped("calls the waiters back when writes start failing, since waiting would not help", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const disk = healthyDisk()
+      const log = yield* openLog(dir, disk, { maxBufferBytes: 1000 })
+      for (let n = 0; log.hasRoom() && n < 1000; n++) log.record("filler", { n })
+      let resumed = 0
+      log.onRoom(() => resumed++)
+      disk.writes = "fail"
+      yield* log.flush
+      expect(resumed).toBe(1)
+      expect(log.hasRoom()).toBe(true)
+    }).pipe(Effect.provide(silenced)))
+
+  it.scoped("opens the path again when the file is deleted, or moved away and a second passes", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const log = yield* openLog(dir, healthyDisk())
+      log.record("first")
+      yield* log.flush
+      NodeFs.unlinkSync(file)
+      log.record("after delete")
+      yield* log.flush
+      expect(entriesOf(file).map((entry) => entry.event)).toEqual(["after delete"])
+
+      NodeFs.renameSync(file, `${file}.1`)
+      log.record("before the check")
+      yield* log.flush
+      yield* TestClock.adjust("1 second")
+      log.record("after the check")
+      yield* log.flush
+      expect(entriesOf(`${file}.1`).map((entry) => entry.event)).toEqual(["after delete", "before the check"])
+      expect(entriesOf(file).map((entry) => entry.event)).toEqual(["after the check"])
+
+      NodeFs.rmSync(dir, { recursive: true, force: true })
+      log.record("after the directory went")
+      yield* log.flush
+      expect(entriesOf(file).map((entry) => entry.event)).toEqual(["after the directory went"])
+    }))
+
+  it.scoped("keeps writing to the open file when reopening fails, and says so", () => {
+    const errors: Array<string> = []
+    return Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const disk = healthyDisk()
+      const log = yield* openLog(dir, disk)
+      disk.opens = "fail"
+      yield* log.reopen
+      log.record("still here")
+      yield* log.flush
+      expect(entriesOf(file).map((entry) => entry.event)).toEqual(["still here"])
+      expect(errors.filter((message) => message.includes("cannot reopen"))).toHaveLength(1)
+    }).pipe(Effect.provide(collectingErrors(errors)))
+  })
+
+  it.scopedLive("reopens on SIGHUP, and stops listening for it when its scope closes", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const rotated = `${file}.1`
+      const listening = process.listenerCount("SIGHUP")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* openLog(dir, healthyDisk(), { reopenOnSighup: true })
+        expect(process.listenerCount("SIGHUP")).toBe(listening + 1)
+        log.record("before rotation")
+        yield* log.flush
+        NodeFs.renameSync(file, rotated)
+        process.emit("SIGHUP")
+        yield* eventually("the log is opened again", () => NodeFs.existsSync(file))
+        log.record("after rotation")
+        yield* log.flush
+        expect(entriesOf(rotated).map((entry) => entry.event)).toEqual(["before rotation"])
+        expect(entriesOf(file).map((entry) => entry.event)).toEqual(["after rotation"])
+      }))
+      expect(process.listenerCount("SIGHUP")).toBe(listening)
+      yield* Effect.scoped(openLog(dir, healthyDisk()))
+      expect(process.listenerCount("SIGHUP")).toBe(listening)
+    }))
+
+  it.scopedLive("retries on its own tick once writing works again", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const disk = healthyDisk()
+      disk.writes = "fail"
+      const log = yield* openLog(dir, disk)
+      for (const n of range(1, 20)) log.record("kept", { n })
+      yield* log.flush
+      disk.writes = "work"
+      yield* eventually("the kept entries are written", () => entriesOf(file).length === 20)
+      expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(1, 20))
+    }).pipe(Effect.provide(silenced)))
+
+  it.scoped("writes everything when its scope closes, and tries only once when it cannot", () => {
+    const errors: Array<string> = []
+    return Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* openLog(dir, healthyDisk())
+        for (const n of range(1, 50)) log.record("closing", { n })
+      }))
+      expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(1, 50))
+
+      const disk = healthyDisk()
+      yield* Effect.scoped(Effect.gen(function*() {
+        const log = yield* openLog(dir, disk)
+        disk.writes = "fail"
+        log.record("lost")
+      }))
+      expect(entriesOf(file)).toHaveLength(50)
+      expect(errors.filter((message) => message.includes("closed with"))).toHaveLength(1)
+    }).pipe(Effect.provide(collectingErrors(errors)))
+  })
+})
