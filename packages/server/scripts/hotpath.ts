@@ -136,7 +136,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
   } as unknown as ConnectionServices
   // The reads of a pass are made before it is fed, so every client time is
   // behind this clock, as it is behind a server's for loadgen's reports.
-  const connection = new Connection(services, socket, 1, "client", {
+  const connection = new Connection(services, socket, 1, {
     now: () => BigInt(clientTime) * 1_000_000_000n,
     onInputClosed() {},
     onSettled() {}

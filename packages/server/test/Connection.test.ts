@@ -68,7 +68,7 @@ const setUp = (options: { readonly pendingReplyBytes: number }) => {
     partialLineTimeoutMs: 30_000,
     lookUp: () => {}
   }
-  const connection = new Connection(services, socket as unknown as Net.Socket, 1, "client", {
+  const connection = new Connection(services, socket as unknown as Net.Socket, 1, {
     now: () => 1_700_000_000_000_000_000n,
     onInputClosed: () => {},
     onSettled: () => {}

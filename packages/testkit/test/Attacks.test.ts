@@ -147,4 +147,28 @@ describe("the connection limit", () => {
       yield* next.write("IAMAT next +1+1 1\n")
       expect(yield* next.nextReply()).toMatch(/^AT Alford \S+ next \+1\+1 1$/)
     }))
+
+  it.scopedLive("makes room for a neighbour when strangers hold every probation slot", () =>
+    Effect.gen(function*() {
+      // A herd of one: four probation slots.
+      const server = yield* startServer({ config: { limits: { maxConnections: 1 } } })
+      const client = yield* connect(server.address)
+      yield* client.write("IAMAT held +1+1 1\n")
+      yield* client.nextReply()
+      const strangers = []
+      for (let i = 0; i < 4; i++) strangers.push(yield* connect(server.address))
+      yield* eventually(Effect.sync(() => events(server.logLines(), "open").length === 5 ? true : undefined))
+      const arrived = Date.now()
+      const neighbour = yield* connect(server.address)
+      yield* neighbour.write("PEER Alford\nAT Alford +0.000000000 flooded +1+1 1\n")
+      yield* eventually(Effect.sync(() => server.store.get("flooded")))
+      // The oldest stranger made room, well before its probation ran out.
+      const [oldest, ...others] = strangers
+      yield* oldest?.closed(500) ?? Effect.dieMessage("no stranger")
+      expect(Date.now() - arrived).toBeLessThan(900)
+      expect(others.some((stranger) => stranger.isClosed())).toBe(false)
+      expect(events(server.logLines(), "refused").map((entry) => String(entry["reason"]))).toEqual([
+        "1 client connections open, the limit; closed to make room for a newer connection"
+      ])
+    }))
 })

@@ -12,38 +12,53 @@
  */
 export type Slot = "client" | "peer" | "probation"
 
+/** A connection on probation, as admission sees it: a way to close it. */
+export interface OnProbation {
+  readonly evict: () => void
+}
+
 export class Admission {
   private clients = 0
   private peers = 0
-  private onProbation = 0
+  /**
+   * Connections on probation, oldest first. When they fill the allowance,
+   * the oldest makes room for the new one: a stranger who keeps the slots
+   * full cannot keep out a neighbour, whose `PEER` comes right after its
+   * connect.
+   */
+  private readonly onProbation = new Set<OnProbation>()
 
   constructor(readonly maxClients: number, readonly peerAllowance: number) {}
 
-  /** The slot of a new connection, or `undefined` when it must be closed at once. */
-  admit(): Slot | undefined {
+  /** The slot of a new connection. */
+  admit(candidate: OnProbation): Slot {
     if (this.clients < this.maxClients) {
       this.clients++
       return "client"
     }
-    if (this.onProbation < this.peerAllowance) {
-      this.onProbation++
-      return "probation"
+    if (this.onProbation.size >= this.peerAllowance) {
+      const oldest = this.onProbation.values().next()
+      if (oldest.done !== true) {
+        this.onProbation.delete(oldest.value)
+        oldest.value.evict()
+      }
     }
-    return undefined
+    this.onProbation.add(candidate)
+    return "probation"
   }
 
   /** A connection in `slot` said `PEER`: moves it to the peers' allowance if that has room. */
-  promote(slot: Slot): Slot {
+  promote(slot: Slot, candidate: OnProbation): Slot {
     if (slot === "peer" || this.peers >= this.peerAllowance) return slot
-    this.release(slot)
+    this.release(slot, candidate)
     this.peers++
     return "peer"
   }
 
-  release(slot: Slot): void {
+  release(slot: Slot, candidate: OnProbation): void {
     if (slot === "client") this.clients--
     else if (slot === "peer") this.peers--
-    else this.onProbation--
+    else this.onProbation.delete(candidate)
   }
 
   get openClients(): number {

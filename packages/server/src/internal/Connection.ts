@@ -27,7 +27,7 @@ import type { LocationStore } from "@herd/store"
 import { Cause, Deferred, Effect, Option } from "effect"
 import type * as Net from "node:net"
 import type { EventLog, LineLog } from "../EventLog.ts"
-import type { Admission, Slot } from "./Admission.ts"
+import type { Admission, OnProbation, Slot } from "./Admission.ts"
 import { probationMs } from "./Admission.ts"
 import { LineFramer, tooLong } from "./LineFramer.ts"
 import { netSocketOf } from "./NetSocket.ts"
@@ -81,19 +81,10 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
   Effect.uninterruptibleMask((restore) =>
     Effect.gen(function*() {
       const conn = yield* netSocketOf
-      const slot = services.admission.admit()
-      if (slot === undefined) {
-        services.log.record("refused", {
-          remote: `${conn.remoteAddress}:${conn.remotePort}`,
-          reason: `${services.admission.openClients} client connections open, the limit`
-        })
-        conn.destroy()
-        return
-      }
       const clock = yield* Effect.clock
       const settled = yield* Deferred.make<void>()
       let inputClosed: (() => void) | undefined
-      const connection = new Connection(services, conn, ++connectionCount, slot, {
+      const connection = new Connection(services, conn, ++connectionCount, {
         now: () => clock.unsafeCurrentTimeNanos(),
         onInputClosed: () => inputClosed?.(),
         onSettled: () => Deferred.unsafeDone(settled, Effect.void)
@@ -192,19 +183,26 @@ export class Connection {
   private suppressedViolations = 0
   closeReason: string | undefined
 
+  /** Which of the server's connection slots this one holds. */
+  private slot: Slot
+  /** How admission closes this connection to make room, while it is on probation. */
+  private readonly asCandidate: OnProbation = {
+    evict: () => this.guard(() => this.refuseOnProbation("closed to make room for a newer connection"))
+  }
+
   constructor(
     private readonly services: ConnectionServices,
     private readonly conn: Net.Socket,
     private readonly id: number,
-    private slot: Slot,
     private readonly hooks: ConnectionHooks
   ) {
     this.framer = new LineFramer(services.lineLimit)
     this.remote = `${conn.remoteAddress}:${conn.remotePort}`
-    services.log.record("open", { conn: id, remote: this.remote, ...(slot === "probation" ? { probation: true } : {}) })
+    this.slot = services.admission.admit(this.asCandidate)
+    services.log.record("open", { conn: id, remote: this.remote, ...(this.slot === "probation" ? { probation: true } : {}) })
     this.lineLog = services.log.lines(id, this.remote)
     conn.on("drain", () => this.guard(this.resumeIfClear))
-    if (slot === "probation") {
+    if (this.slot === "probation") {
       this.probationTimer = setTimeout(() => this.guard(this.endProbation), probationMs)
     }
   }
@@ -243,7 +241,7 @@ export class Connection {
 
   close(): void {
     this.clearProbationTimer()
-    this.services.admission.release(this.slot)
+    this.services.admission.release(this.slot, this.asCandidate)
     this.services.log.record("close", {
       conn: this.id,
       remote: this.remote,
@@ -336,7 +334,7 @@ export class Connection {
           this.refuseOnProbation(`PEER ${command.name}: not a server of the herd`)
           return false
         }
-        this.slot = this.services.admission.promote(this.slot)
+        this.slot = this.services.admission.promote(this.slot, this.asCandidate)
         if (this.slot === "probation") {
           this.refuseOnProbation("no room left for neighbours' links")
           return false
@@ -553,6 +551,7 @@ export class Connection {
 
   /** A connection past the client limit that is not a neighbour's link: closed, with no reply. */
   private refuseOnProbation(why: string): void {
+    if (this.inputEnded) return
     this.services.log.record("refused", {
       conn: this.id,
       remote: this.remote,
