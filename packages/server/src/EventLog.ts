@@ -375,6 +375,18 @@ const defaultMaxBufferBytes = 8 * 1024 * 1024
 
 const lineFeed = Buffer.from("\n", "latin1")
 
+/** The most bytes of entries appended in one write. */
+const pieceBytes = 256 * 1024
+
+/** Where the piece of whole entries starting at `start` ends: at most `pieceBytes` on, or one entry if that is longer. */
+const pieceEnd = (batch: Buffer, start: number): number => {
+  if (batch.length - start <= pieceBytes) return batch.length
+  const lastLineFeed = batch.lastIndexOf(0x0a, start + pieceBytes - 1)
+  if (lastLineFeed >= start) return lastLineFeed + 1
+  const next = batch.indexOf(0x0a, start + pieceBytes)
+  return next === -1 ? batch.length : next + 1
+}
+
 export interface FileOptions {
   readonly dir: string
   readonly server: string
@@ -476,7 +488,7 @@ const makeFile = (options: FileOptions) =>
     }).pipe(Effect.uninterruptible)
 
     const reopen: Effect.Effect<void> = lock.withPermits(1)(Effect.suspend(() => closed ? Effect.void : swapFile)).pipe(
-      Effect.catchAll((error) => Effect.logError(`${name}: cannot reopen; still writing to the file open before`, error))
+      Effect.catchAll((error) => Effect.logError(`${name}: cannot reopen (${error.message}); still writing to the file open before`))
     )
 
     /** A logrotate that sent no SIGHUP, or a deleted log: the path no longer names the open file. */
@@ -495,7 +507,7 @@ const makeFile = (options: FileOptions) =>
       } else if (!automaticReopenFailed) {
         // Tried again every second: reported once, not every second.
         automaticReopenFailed = true
-        yield* Effect.logError(`${name}: the path names another file or none, and reopening it failed`, reopened.left)
+        yield* Effect.logError(`${name}: the path names another file or none, and reopening it failed (${reopened.left.message})`)
       }
     })
 
@@ -590,8 +602,7 @@ const makeFile = (options: FileOptions) =>
         if (failing) return Effect.void
         failing = true
         return Effect.logError(
-          `${name}: cannot write; keeping up to ${maxBufferBytes} bytes of entries to retry, dropping and counting the rest`,
-          error
+          `${name}: cannot write (${error.message}); keeping up to ${maxBufferBytes} bytes of entries to retry, dropping and counting the rest`
         )
       })
 
@@ -604,11 +615,33 @@ const makeFile = (options: FileOptions) =>
       return Effect.logInfo(`${name}: writing again${dropped > 0 ? `; ${dropped} entries were dropped` : ""}`)
     })
 
-    /** Writes the queued batches in order, up to the first that fails, which is kept for the next try. */
+    /**
+     * Writes `batch` in pieces of whole entries, each appended whole or not
+     * at all, so that a disk with less room than the batch still takes what
+     * fits: answers how many bytes were written, and the error that stopped
+     * the rest.
+     */
+    const writeInPieces = (batch: Buffer) =>
+      Effect.gen(function*() {
+        let start = 0
+        while (start < batch.length) {
+          const end = pieceEnd(batch, start)
+          const written = yield* Effect.either(writeBatch(batch.subarray(start, end)))
+          if (Either.isLeft(written)) return { bytes: start, error: written.left }
+          start = end
+        }
+        return { bytes: start, error: undefined }
+      })
+
+    /** Writes the queued batches in order, up to the first that fails, whose rest is kept for the next try. */
     const drain = Effect.gen(function*() {
       for (let batch = queue[0]; batch !== undefined; batch = queue[0]) {
-        const written = yield* Effect.either(writeBatch(batch))
-        if (Either.isLeft(written)) return yield* enterFailing(written.left)
+        const written = yield* writeInPieces(batch)
+        if (written.error !== undefined) {
+          queue[0] = batch.subarray(written.bytes)
+          queuedBytes -= written.bytes
+          return yield* enterFailing(written.error)
+        }
         queue.shift()
         queuedBytes -= batch.length
         writer.recycle(batch)

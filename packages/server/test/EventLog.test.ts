@@ -143,12 +143,14 @@ interface Disk {
    * `tear` writes the first half of what it is given, then fails, as ENOSPC
    * does part-way; `land` writes it all, then fails anyway.
    */
-  writes: "work" | "fail" | "tear" | "land"
+  writes: "work" | "fail" | "tear" | "land" | "room"
   truncates: "work" | "fail"
   opens: "work" | "fail"
+  /** With `room`: the bytes the disk still takes; a write past them lands what fits, then fails. */
+  room: number
 }
 
-const healthyDisk = (): Disk => ({ writes: "work", truncates: "work", opens: "work" })
+const healthyDisk = (): Disk => ({ writes: "work", truncates: "work", opens: "work", room: 0 })
 
 const diskError = (method: string) =>
   new SystemError({ module: "FileSystem", method, reason: "Unknown", description: "ENOSPC: no space left on device" })
@@ -168,7 +170,14 @@ const faultyFile = (file: FileSystem.File, disk: Disk): FileSystem.File => ({
   write: (buffer) => file.write(buffer),
   truncate: (length) => disk.truncates === "fail" ? Effect.fail(diskError("truncate")) : file.truncate(length),
   writeAll: (buffer) =>
-    disk.writes === "work"
+    disk.writes === "room"
+      ? Effect.suspend(() => {
+        const fits = Math.min(disk.room, buffer.length)
+        disk.room -= fits
+        const landed = file.writeAll(buffer.subarray(0, fits))
+        return fits === buffer.length ? landed : Effect.zipRight(landed, Effect.fail(diskError("writeAll")))
+      })
+      : disk.writes === "work"
       ? file.writeAll(buffer)
       : disk.writes === "fail"
       ? Effect.fail(diskError("writeAll"))
@@ -240,6 +249,26 @@ const eventually = (what: string, check: () => boolean) =>
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 describe("EventLog file", () => {
+  it.scoped("fills a disk with less room than its batch with whole entries, and writes the rest once there is room", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const disk = healthyDisk()
+      const log = yield* openLog(dir, disk)
+      // About a megabyte of entries in one batch, with 300 KB of room on the disk.
+      for (const n of range(1, 10_000)) log.record("entry", { n, padding: "x".repeat(80) })
+      disk.writes = "room"
+      disk.room = 300 * 1024
+      yield* log.flush
+      const partly = entriesOf(file)
+      expect(partly.length).toBeGreaterThan(0)
+      expect(partly.map((entry) => entry.n)).toEqual(range(1, partly.length))
+      disk.room = 10 * 1024 * 1024
+      yield* log.flush
+      const entries = entriesOf(file)
+      expect(entries.map((entry) => entry.n)).toEqual(range(1, 10_000))
+    }).pipe(Effect.provide(silenced)))
+
   it.scoped("keeps the entries of failed writes, retries them, and marks those dropped past the bound with one log-gap", () => {
     const errors: Array<string> = []
     return Effect.gen(function*() {
