@@ -616,13 +616,17 @@ const makeFile = (options: FileOptions) =>
     })
 
     /**
-     * Writes `batch` in pieces of whole entries, each appended whole or not
-     * at all, so that a disk with less room than the batch still takes what
-     * fits: answers how many bytes were written, and the error that stopped
-     * the rest.
+     * Writes `batch`: whole while the file is healthy (one write, the cheap
+     * case), and in pieces of whole entries once a write failed, each
+     * appended whole or not at all, so that a disk with less room than the
+     * batch still takes what fits. Answers how many bytes were written, and
+     * the error that stopped the rest.
      */
     const writeInPieces = (batch: Buffer) =>
       Effect.gen(function*() {
+        if (!failing && Either.isRight(yield* Effect.either(writeBatch(batch)))) {
+          return { bytes: batch.length, error: undefined }
+        }
         let start = 0
         while (start < batch.length) {
           const end = pieceEnd(batch, start)

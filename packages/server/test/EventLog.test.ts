@@ -168,7 +168,17 @@ const faultyFile = (file: FileSystem.File, disk: Disk): FileSystem.File => ({
   read: (buffer) => file.read(buffer),
   readAlloc: (size) => file.readAlloc(size),
   write: (buffer) => file.write(buffer),
-  truncate: (length) => disk.truncates === "fail" ? Effect.fail(diskError("truncate")) : file.truncate(length),
+  truncate: (length) =>
+    disk.truncates === "fail"
+      ? Effect.fail(diskError("truncate"))
+      // What is cut off is room on the disk again.
+      : Effect.zipRight(
+        Effect.tap(file.stat, (info) =>
+          Effect.sync(() => {
+            if (disk.writes === "room") disk.room += Number(info.size) - Number(length ?? 0)
+          })),
+        file.truncate(length)
+      ),
   writeAll: (buffer) =>
     disk.writes === "room"
       ? Effect.suspend(() => {
