@@ -177,6 +177,8 @@ export class Connection {
   private partialTimer: ReturnType<typeof setTimeout> | undefined
   private probationTimer: ReturnType<typeof setTimeout> | undefined
   private receivedNs = 0n
+  /** The latest client time accepted from this read: `receivedNs` plus the bound. */
+  private latestTimeNs = 0n
   /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
   private peerName: string | undefined
   private lastViolationMs = -Infinity
@@ -210,7 +212,7 @@ export class Connection {
   /** One read: every complete line in it is answered before this returns (WHATSATs queued), unless reading must pause. */
   receive(chunk: Buffer): void {
     if (this.inputEnded) return
-    this.receivedNs = this.hooks.now()
+    this.readAt(this.hooks.now())
     this.consume(chunk)
   }
 
@@ -260,6 +262,12 @@ export class Connection {
     }
   }
 
+  /** Every line of a read shares its receive time, and so the bound on client times. */
+  private readAt(nowNs: bigint): void {
+    this.receivedNs = nowNs
+    this.latestTimeNs = nowNs + this.services.maxClientAheadNs
+  }
+
   /**
    * Frames and answers `chunk` until it is used up or the replies and the
    * log are past their bound; then the rest is held and reading pauses.
@@ -307,7 +315,7 @@ export class Connection {
       case "Iamat": {
         // A time too far ahead would pin the location against later honest
         // reports; it is refused before any arithmetic on its digits.
-        if (isLaterThan(command.time, this.receivedNs + this.services.maxClientAheadNs)) {
+        if (isLaterThan(command.time, this.latestTimeNs)) {
           this.reply(invalidReply(line.slice(0, contentEnd(line))))
           break
         }
@@ -323,7 +331,7 @@ export class Connection {
         break
       }
       case "At":
-        if (isLaterThan(command.record.time, this.receivedNs + this.services.maxClientAheadNs)) {
+        if (isLaterThan(command.record.time, this.latestTimeNs)) {
           this.peerViolation("time: too far ahead of this server's clock", line)
         } else {
           this.accept(command.record, this.peerName)
@@ -489,7 +497,7 @@ export class Connection {
     const held = this.held
     this.held = undefined
     if (held !== undefined) {
-      this.receivedNs = this.hooks.now()
+      this.readAt(this.hooks.now())
       this.consume(held)
     }
     if (!this.readingPaused && !this.inputEnded) this.conn.resume()
