@@ -70,7 +70,9 @@ export class HerdConfig extends Context.Tag("@herd/server/HerdConfig")<HerdConfi
 
 export class HerdConfigError extends Schema.TaggedError<HerdConfigError>()("HerdConfigError", {
   source: Schema.String,
-  message: Schema.String
+  message: Schema.String,
+  /** What the file's loader or parser threw, when that is what went wrong. */
+  cause: Schema.optional(Schema.Defect)
 }) {}
 
 /**

@@ -67,8 +67,54 @@ describe("loadConfigFile", () => {
         )
       expect(yield* load(good)).toBe("Solo")
       expect(yield* load(bad)).toMatch(/^not valid JSON/)
-      expect(yield* load(yaml)).toBe(`unknown extension ".yaml": use .ts, .js, .mjs or .json`)
+      expect(yield* load(yaml)).toBe(`unknown extension ".yaml": use .ts, .mts, .js, .mjs or .json`)
       expect(yield* load(join(dir, "missing.json"))).toBe("no such file")
       rmSync(dir, { recursive: true })
+    }))
+
+  it.scoped("loads .ts, .mts, .js and .mjs configs from a folder of \"type\": \"commonjs\", and names one with no default export", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => mkdtempSync(join(tmpdir(), "herd-config-"))),
+        (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+      )
+      // What `npm init -y` writes.
+      writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "elsewhere", version: "1.0.0", type: "commonjs" }))
+      const write = (name: string, text: string) => {
+        writeFileSync(join(dir, name), text)
+        return join(dir, name)
+      }
+      const typed = [
+        `import type { HerdConfigInput } from "@herd/server"`,
+        `const port: number = 4001`,
+        `export default { servers: { Typed: { port } }, links: [] } satisfies HerdConfigInput`
+      ].join("\n")
+      const configs = {
+        ts: write("herd.config.ts", typed),
+        mts: write("herd.config.mts", typed.replace("Typed", "Mts")),
+        js: write("herd.config.js", `export default { servers: { Js: { port: 4002 } } }`),
+        mjs: write("herd.config.mjs", `export default { servers: { Mjs: { port: 4003 } } }`),
+        cjs: write("common.js", `module.exports = { servers: { Common: { port: 4004 } } }`),
+        none: write("none.ts", `export const servers = { A: { port: 1 } }`),
+        broken: write("broken.ts", `export default {`),
+        throws: write("throws.mjs", `throw new Error("no config today")`)
+      }
+      const load = (path: string) =>
+        loadConfigFile(path).pipe(
+          Effect.map((config) => Object.keys(config.servers).join()),
+          Effect.catchTag("HerdConfigError", (error) => Effect.succeed(error.message)),
+          Effect.provide(NodeContext.layer)
+        )
+      expect(yield* load(configs.ts)).toBe("Typed")
+      expect(yield* load(configs.mts)).toBe("Mts")
+      expect(yield* load(configs.js)).toBe("Js")
+      expect(yield* load(configs.mjs)).toBe("Mjs")
+      expect(yield* load(configs.cjs)).toBe("Common")
+      expect(yield* load(configs.none)).toBe("has no default export")
+      expect(yield* load(configs.broken)).toMatch(/^cannot be loaded: .*broken\.ts:\d+/)
+      expect(yield* load(configs.throws)).toBe("cannot be loaded: no config today")
+      // Read anew each time: an edited config is not served from a cache.
+      write("herd.config.js", `export default { servers: { Edited: { port: 4002 } } }`)
+      expect(yield* load(configs.js)).toBe("Edited")
     }))
 })
