@@ -59,9 +59,34 @@ export const HerdConfigSchema = HerdConfigFields.pipe(
       if (link[0] === link[1]) issues.push({ path: ["links", index], message: "links a server to itself" })
     })
     if (Object.keys(config.servers).length === 0) issues.push({ path: ["servers"], message: "names no server" })
+    issues.push(...sharedAddresses(config.servers))
     return issues
   })
 )
+
+/**
+ * Two servers on one host and port: the second could never listen. The host
+ * is compared as written (any case, an IPv6 address with or without
+ * brackets); port 0 asks for any free port, so it is never shared.
+ */
+const sharedAddresses = (servers: { readonly [name: string]: ServerAddress }): Array<Schema.FilterIssue> => {
+  const first = new Map<string, string>()
+  const issues: Array<Schema.FilterIssue> = []
+  for (const [name, { host, port }] of Object.entries(servers)) {
+    if (port === 0) continue
+    const bare = host.toLowerCase().replace(/^\[(.*)\]$/, "$1")
+    const address = `${bare.includes(":") ? `[${bare}]` : bare}:${port}`
+    const taken = first.get(address)
+    if (taken === undefined) first.set(address, name)
+    else {
+      issues.push({
+        path: ["servers", name],
+        message: `same address as ${formatPath(["servers", taken])} (${address})`
+      })
+    }
+  }
+  return issues
+}
 
 export type HerdConfigInput = typeof HerdConfigSchema.Encoded
 export type HerdConfigValue = typeof HerdConfigSchema.Type

@@ -47,6 +47,34 @@ describe("HerdConfig", () => {
       expect(yield* messageOf({ servers: { A: { port: 1 } }, reconect: {} })).toContain("reconect")
       expect(yield* messageOf({ servers: {} })).toBe("servers: names no server")
     }))
+
+  it.effect("refuses two servers on one address, naming both", () =>
+    Effect.gen(function*() {
+      expect(yield* messageOf({
+        servers: {
+          Alford: { host: "127.0.0.1", port: 11800 },
+          Bolden: { port: 11800 },
+          Hamilton: { host: "::1", port: 11800 },
+          Parker: { host: "[::1]", port: 11800 },
+          Welsh: { host: "LOCALHOST", port: 11801 },
+          "Other-one": { host: "localhost", port: 11801 }
+        }
+      })).toBe([
+        "servers.Bolden: same address as servers.Alford (127.0.0.1:11800)",
+        "servers.Parker: same address as servers.Hamilton ([::1]:11800)",
+        `servers["Other-one"]: same address as servers.Welsh (localhost:11801)`
+      ].join("\n"))
+      // Port 0 is any free port: never shared. Another host or port is another address.
+      expect(yield* messageOf({
+        servers: {
+          A: { port: 0 },
+          B: { port: 0 },
+          C: { host: "127.0.0.2", port: 11800 },
+          D: { port: 11800 },
+          E: { port: 11801 }
+        }
+      })).toBe("accepted")
+    }))
 })
 
 describe("loadConfigFile", () => {
