@@ -12,15 +12,18 @@ import { Protocol } from "@herd/protocol"
 import * as ProtocolLayer from "@herd/protocol"
 import { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
-import { Context, Effect, FiberSet, Layer, Schema } from "effect"
+import type { SocketServer } from "@effect/platform"
+import { Context, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
 import * as EventLog from "./EventLog.ts"
 import { HerdConfig, neighboursOf } from "./HerdConfig.ts"
+import type { HerdConfigValue } from "./HerdConfig.ts"
 import { Admission, peerAllowanceOf } from "./internal/Admission.ts"
 import { serveConnection } from "./internal/Connection.ts"
 
 export class HerdServerError extends Schema.TaggedError<HerdServerError>()("HerdServerError", {
   server: Schema.String,
-  message: Schema.String
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect)
 }) {}
 
 export interface HerdServerOptions {
@@ -41,9 +44,91 @@ export class HerdServer extends Context.Tag("@herd/server/HerdServer")<
   }
 >() {}
 
+/** The server's address, bound; the listener closes when `close` runs or its scope ends. */
+interface Bound {
+  readonly config: HerdConfigValue
+  readonly server: SocketServer.SocketServer["Type"]
+  readonly address: { readonly host: string; readonly port: number }
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * Binds the server's address and nothing else: a server that cannot listen
+ * (the port in use) must fail before it opens a log or dials a neighbour, so
+ * that it leaves no trace in the log of the server already there.
+ */
+const bind = (options: HerdServerOptions): Effect.Effect<Bound, HerdServerError, HerdConfig | Scope.Scope> =>
+  Effect.gen(function*() {
+    const config = yield* HerdConfig
+    const configured = config.servers[options.name]
+    if (configured === undefined) {
+      return yield* new HerdServerError({ server: options.name, message: "is not a server of the config" })
+    }
+    const port = options.port ?? configured.port
+    // A scope of its own, so that the listener can be closed before "stopped"
+    // is recorded, whatever was acquired after it.
+    const listenerScope = yield* Scope.make()
+    yield* Effect.addFinalizer((exit) => Scope.close(listenerScope, exit))
+    const server = yield* NodeSocketServer.make({
+      host: configured.host,
+      port,
+      // Answer what a client sent before it half-closed its side.
+      allowHalfOpen: true,
+      // Replies are written once per batch already: Nagle would only delay them.
+      noDelay: true
+    }).pipe(
+      Scope.extend(listenerScope),
+      Effect.mapError((error) =>
+        new HerdServerError({
+          server: options.name,
+          message: `cannot listen on ${configured.host}:${port}: ${
+            error.cause instanceof Error ? error.cause.message : error.reason
+          }`,
+          cause: error
+        })
+      )
+    )
+    const address = server.address._tag === "TcpAddress"
+      ? { host: server.address.hostname, port: server.address.port }
+      : { host: configured.host, port }
+    return { config, server, address, close: Scope.close(listenerScope, Exit.void) }
+  })
+
+/** Serves connections on a bound listener with the services of the context. */
+const serve = (options: HerdServerOptions, { address, close, config, server }: Bound) =>
+  Effect.gen(function*() {
+    const log = yield* EventLog.EventLog
+    // Added first, so it runs last: after the listener and every connection closed.
+    yield* Effect.addFinalizer(() => Effect.sync(() => log.record("stopped")))
+    const lookUp = yield* FiberSet.makeRuntime<never, void, never>()
+    const services = {
+      serverName: options.name,
+      protocol: yield* Protocol,
+      store: yield* LocationStore,
+      peers: yield* PeerLinks,
+      places: yield* PlacesClient,
+      log,
+      lineLimit: config.lineLimit,
+      pendingReplyBytes: config.limits.pendingReplyBytes,
+      maxClientAheadNs: BigInt(config.limits.maxClientAheadMs) * 1_000_000n,
+      admission: new Admission(config.limits.maxConnections, peerAllowanceOf(Object.keys(config.servers).length)),
+      herdServers: new Set(Object.keys(config.servers)),
+      partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
+      lookUp: (lookup: Effect.Effect<void>) => {
+        lookUp(lookup)
+      }
+    }
+    yield* Effect.addFinalizer(() => close)
+    yield* server.run(serveConnection(services)).pipe(Effect.forkScoped)
+
+    log.record("listening", { host: address.host, port: address.port })
+    return HerdServer.of({ name: options.name, address })
+  })
+
 /**
  * The server, given every service it uses: swap any of them (a store that
- * outlives a restart, fake Places, an in-memory log).
+ * outlives a restart, fake Places, an in-memory log). It listens once they
+ * are built; `layer` listens first.
  */
 export const layerWith = (
   options: HerdServerOptions
@@ -51,79 +136,33 @@ export const layerWith = (
   HerdServer,
   HerdServerError,
   HerdConfig | Protocol | LocationStore | PeerLinks | PlacesClient | EventLog.EventLog
-> =>
-  Layer.scoped(
-    HerdServer,
-    Effect.gen(function*() {
-      const config = yield* HerdConfig
-      const configured = config.servers[options.name]
-      if (configured === undefined) {
-        return yield* new HerdServerError({ server: options.name, message: "is not a server of the config" })
-      }
-      const log = yield* EventLog.EventLog
-      // Added first, so it runs last: after the listener and every connection closed.
-      yield* Effect.addFinalizer(() => Effect.sync(() => log.record("stopped")))
-      const lookUp = yield* FiberSet.makeRuntime<never, void, never>()
-      const services = {
-        serverName: options.name,
-        protocol: yield* Protocol,
-        store: yield* LocationStore,
-        peers: yield* PeerLinks,
-        places: yield* PlacesClient,
-        log,
-        lineLimit: config.lineLimit,
-        pendingReplyBytes: config.limits.pendingReplyBytes,
-        maxClientAheadNs: BigInt(config.limits.maxClientAheadMs) * 1_000_000n,
-        admission: new Admission(config.limits.maxConnections, peerAllowanceOf(Object.keys(config.servers).length)),
-        herdServers: new Set(Object.keys(config.servers)),
-        partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
-        lookUp: (lookup: Effect.Effect<void>) => {
-          lookUp(lookup)
-        }
-      }
-      const server = yield* NodeSocketServer.make({
-        host: configured.host,
-        port: options.port ?? configured.port,
-        // Answer what a client sent before it half-closed its side.
-        allowHalfOpen: true,
-        // Replies are written once per batch already: Nagle would only delay them.
-        noDelay: true
-      }).pipe(
-        Effect.mapError((error) =>
-          new HerdServerError({
-            server: options.name,
-            message: `cannot listen on ${configured.host}:${options.port ?? configured.port}: ${
-              error.cause instanceof Error ? error.cause.message : error.reason
-            }`
-          })
-        )
-      )
-      const address = server.address._tag === "TcpAddress"
-        ? { host: server.address.hostname, port: server.address.port }
-        : { host: configured.host, port: configured.port }
-
-      yield* server.run(serveConnection(services)).pipe(Effect.forkScoped)
-
-      log.record("listening", { host: address.host, port: address.port })
-      return HerdServer.of({ name: options.name, address })
-    })
-  )
+> => Layer.scoped(HerdServer, Effect.flatMap(bind(options), (bound) => serve(options, bound)))
 
 /**
  * The server with the default services: the standard protocol, an in-memory
  * store, links to its neighbours of the config, and its log file in
  * `logDir`. Provide `HerdConfig` and a `PlacesClient`.
+ *
+ * It binds its address first, then opens its log, then starts its links: a
+ * server whose port is taken fails without writing a line into the log of
+ * the one listening there (same `logDir` and name) and without dialling.
  */
 export const layer = (
   options: HerdServerOptions
-): Layer.Layer<HerdServer, HerdServerError, HerdConfig | PlacesClient> => {
-  // `fresh`: every server of a process gets a store of its own, even when
-  // several are built together (herd up, or a user's mergeAll).
-  const own = Layer.mergeAll(ProtocolLayer.layer, Layer.fresh(Store.layerMemory), eventLogFile(options.name))
-  return layerWith(options).pipe(
-    Layer.provide(peerLinksFromConfig(options.name, options.onLinkEvent).pipe(Layer.provideMerge(own)))
+): Layer.Layer<HerdServer, HerdServerError, HerdConfig | PlacesClient> =>
+  Layer.scoped(
+    HerdServer,
+    Effect.gen(function*() {
+      const bound = yield* bind(options)
+      // Built here rather than provided, so that it is built after the bind;
+      // each server of a process gets a store of its own.
+      const own = Layer.mergeAll(ProtocolLayer.layer, Store.layerMemory, eventLogFile(options.name))
+      const services = yield* Layer.build(
+        peerLinksFromConfig(options.name, options.onLinkEvent).pipe(Layer.provideMerge(own))
+      )
+      return yield* serve(options, bound).pipe(Effect.provide(services))
+    })
   )
-}
 
 /** Links to the neighbours of `name` in the config, reported to its event log. */
 export const peerLinksFromConfig = (
@@ -155,6 +194,8 @@ export const eventLogFile = (name: string): Layer.Layer<EventLog.EventLog, HerdS
     Effect.map(HerdConfig, (config) =>
       EventLog.layerFile({ dir: config.logDir, server: name }).pipe(
         Layer.provide(NodeContext.layer),
-        Layer.mapError((error) => new HerdServerError({ server: name, message: `cannot open its log: ${error.message}` }))
+        Layer.mapError((error) =>
+          new HerdServerError({ server: name, message: `cannot open its log: ${error.message}`, cause: error })
+        )
       ))
   )
