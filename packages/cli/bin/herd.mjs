@@ -1,12 +1,15 @@
 #!/usr/bin/env node
-// The herd command: runs the bundle in dist/, rebuilding it first when any
-// source of the workspace is newer (so an edit never runs stale code).
-import { readdirSync, statSync } from "node:fs"
+// The herd command: runs the bundle in dist/. Inside the repository, where
+// the sources sit beside it, it first rebuilds the bundle when any source of
+// the workspace is newer, so an edit never runs stale code; an installed
+// package holds the bundle alone.
+import { existsSync, readdirSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
-import { bundle, buildBundle } from "../build.mjs"
 
+const bundle = fileURLToPath(new URL("../dist/herd.mjs", import.meta.url))
 const packages = fileURLToPath(new URL("../../", import.meta.url))
+const inRepository = existsSync(fileURLToPath(new URL("../src/main.ts", import.meta.url)))
 
 const newestSource = (dir) => {
   let newest = 0
@@ -17,21 +20,24 @@ const newestSource = (dir) => {
   return newest
 }
 
-const bundleTime = (() => {
+const modifiedTime = (path) => {
   try {
-    return statSync(bundle).mtimeMs
+    return statSync(path).mtimeMs
   } catch {
     return 0
   }
-})()
-const sourceTime = Math.max(
-  ...readdirSync(packages).map((name) => {
-    try {
-      return newestSource(join(packages, name, "src"))
-    } catch {
-      return 0
-    }
-  })
-)
-if (sourceTime > bundleTime) await buildBundle()
+}
+
+if (inRepository) {
+  const sourceTime = Math.max(
+    ...readdirSync(packages).map((name) => {
+      const sources = join(packages, name, "src")
+      return existsSync(sources) ? newestSource(sources) : 0
+    })
+  )
+  if (sourceTime > modifiedTime(bundle)) {
+    const { buildBundle } = await import("../build.mjs")
+    await buildBundle()
+  }
+}
 await import(pathToFileURL(bundle).href)
