@@ -1,7 +1,7 @@
 /**
  * Composing herd servers in another Effect app: two linked servers of one
  * herd in this process, sharing the offline Places provider. Run it with
- * `npx tsx examples/embed.ts`; `npm run typecheck` compiles it.
+ * `node --conditions=@herd/source --import tsx examples/embed.ts`; `npm run typecheck` compiles it.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { layerOffline } from "@herd/places"
