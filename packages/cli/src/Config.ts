@@ -4,23 +4,44 @@
  * ships at the top of this repository.
  */
 import { FileSystem } from "@effect/platform"
-import { HerdConfig, loadConfigFile } from "@herd/server"
+import { loadConfigFile } from "@herd/server"
 import type { HerdConfigError, HerdConfigValue } from "@herd/server"
-import { Effect, Layer, Option } from "effect"
+import { Effect, Option } from "effect"
 import * as NodePath from "node:path"
 import { fileURLToPath } from "node:url"
+import { UsageError } from "./Report.ts"
 
 const shippedConfig = fileURLToPath(new URL("../../../herd.config.ts", import.meta.url))
 
+/** A config and the file it came from, as messages name it. */
+export interface LoadedConfig {
+  readonly config: HerdConfigValue
+  readonly source: string
+}
+
 export const resolveConfig = (
   configPath: Option.Option<string>
-): Effect.Effect<HerdConfigValue, HerdConfigError, FileSystem.FileSystem> =>
+): Effect.Effect<LoadedConfig, HerdConfigError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
-    if (Option.isSome(configPath)) return yield* loadConfigFile(configPath.value)
     const fs = yield* FileSystem.FileSystem
-    const local = NodePath.resolve("herd.config.ts")
-    const useLocal = yield* fs.exists(local).pipe(Effect.orElseSucceed(() => false))
-    return yield* loadConfigFile(useLocal ? local : shippedConfig)
+    const source = Option.isSome(configPath)
+      ? configPath.value
+      : (yield* fs.exists(NodePath.resolve("herd.config.ts")).pipe(Effect.orElseSucceed(() => false)))
+      ? "herd.config.ts"
+      : shippedConfig
+    const config = yield* loadConfigFile(source)
+    return { config, source }
   })
 
-export const configLayer = (config: HerdConfigValue) => Layer.succeed(HerdConfig, config)
+/** Fails with a usage error naming the servers the config has, unless it has every one of `names`. */
+export const checkServerNames = (
+  { config, source }: LoadedConfig,
+  names: ReadonlyArray<string>
+): Effect.Effect<void, UsageError> => {
+  const unknown = names.find((name) => !Object.hasOwn(config.servers, name))
+  return unknown === undefined ? Effect.void : Effect.fail(
+    new UsageError({
+      message: `no server ${JSON.stringify(unknown)} in ${source} (its servers: ${Object.keys(config.servers).join(", ")})`
+    })
+  )
+}

@@ -1,27 +1,46 @@
 /**
  * `herd`: run one server of a herd, the whole herd in one process, or talk
  * to a server the way people use redis-cli.
+ *
+ * A usage error (a bad flag or argument, a bad config or environment, a
+ * server the config does not name) exits 2 with one line on stderr and
+ * nothing on stdout; a failure at run time exits 1, also in one line. Help
+ * has no ANSI escapes when stdout is not a terminal or NO_COLOR is set.
  */
-import { Args, Command, Options } from "@effect/cli"
+import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Console, Effect, Layer } from "effect"
-import { runClient } from "./Client.ts"
+import type { PlacesConfigError } from "@herd/places"
+import type { HerdConfigError, HerdServer } from "@herd/server"
+import { Cause, Console, Effect, Exit, Layer } from "effect"
+import { stripVTControlCharacters } from "node:util"
+import type { ClientError } from "./Client.ts"
+import { parseAddress, runClient, targetOf } from "./Client.ts"
 import { resolveConfig } from "./Config.ts"
+import { printLine, UsageError } from "./Report.ts"
 import { runHerd } from "./Up.ts"
 
 const config = Options.file("config", { exists: "yes" }).pipe(
-  Options.withDescription("the herd config: .ts, .js, .mjs or .json (default: ./herd.config.ts, else the default herd)"),
+  Options.withDescription(
+    "the herd config: .ts, .mts, .js, .mjs or .json (default: ./herd.config.ts, else the default herd)"
+  ),
   Options.optional
 )
 
+/** A word starting with `-` is an option the parser did not take, not a server's name. */
+const notAnOption = (what: string) => (text: string) =>
+  text.startsWith("-")
+    ? Effect.fail(HelpDoc.p(`expected <${what}>, got ${text}`))
+    : Effect.succeed(text)
+
 const serverName = Args.text({ name: "name" }).pipe(
-  Args.withDescription("a server of the config, e.g. Alford")
+  Args.withDescription("a server of the config, e.g. Alford"),
+  Args.mapEffect(notAnOption("name"))
 )
 
 const serve = Command.make("serve", { name: serverName, config }, ({ config, name }) =>
-  Effect.flatMap(resolveConfig(config), (herd) => runHerd(herd, [name]))
+  Effect.flatMap(resolveConfig(config), (loaded) => runHerd(loaded, [name]))
 ).pipe(
   Command.withDescription(
     "Run one server of the config: it listens on its address, links to its neighbours and logs to <logDir>/<name>.log. Ctrl-C (SIGINT) or SIGTERM stops it cleanly."
@@ -29,40 +48,105 @@ const serve = Command.make("serve", { name: serverName, config }, ({ config, nam
 )
 
 const up = Command.make("up", { config }, ({ config }) =>
-  Effect.flatMap(resolveConfig(config), (herd) => runHerd(herd, Object.keys(herd.servers)))
+  Effect.flatMap(resolveConfig(config), (loaded) => runHerd(loaded, Object.keys(loaded.config.servers)))
 ).pipe(
   Command.withDescription(
     "Run every server of the config in this process (the default herd: five servers on loopback). Ctrl-C stops them all cleanly."
   )
 )
 
-const client = Command.make("client", { name: serverName, config }, ({ config, name }) =>
-  Effect.flatMap(resolveConfig(config), (herd) => runClient(herd, name))
+const clientTarget = Args.text({ name: "server" }).pipe(
+  Args.withDescription("a server of the config (e.g. Alford), or an address: host:port, [::1]:port"),
+  Args.mapEffect(notAnOption("server"))
+)
+
+const client = Command.make("client", { server: clientTarget, config }, ({ config, server }) =>
+  Effect.gen(function*() {
+    // An address needs no config: one that cannot be read does not stand in the way.
+    const target = (yield* parseAddress(server)) ?? (yield* targetOf(yield* resolveConfig(config), server))
+    yield* runClient(target)
+  })
 ).pipe(
   Command.withDescription(
-    "Open a line session to a server of the config: lines typed (or piped) on stdin go to the server, its replies to stdout."
+    "Open a line session to a server: lines typed (or piped) on stdin go to the server, its replies to stdout."
   )
 )
 
-const herd = Command.make("herd").pipe(
+const herd = Command.make(
+  "herd",
+  {},
+  () => Effect.fail(new UsageError({ message: "no command given: use serve, up or client (herd --help tells more)" }))
+).pipe(
   Command.withDescription("A proxy server herd: location reports, flooding across the herd, and places near a client."),
   Command.withSubcommands([serve, up, client])
 )
 
 const cli = Command.run(herd, { name: "herd", version: "0.1.0" })
 
-cli(process.argv).pipe(
-  // A bad config or an address in use is the user's to fix: say what, plainly.
-  Effect.catchTags({
-    HerdConfigError: (error) => fail(`config ${error.source}:\n${error.message}`),
-    HerdServerError: (error) => fail(`${error.server} ${error.message}`)
-  }),
-  Effect.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer)),
-  NodeRuntime.runMain({ disableErrorReporting: false })
-)
+type Failure =
+  | ValidationError.ValidationError
+  | UsageError
+  | HerdConfigError
+  | HerdServer.HerdServerError
+  | PlacesConfigError
+  | ClientError
 
-function fail(message: string) {
-  return Console.error(`herd: ${message}`).pipe(Effect.zipRight(Effect.sync(() => {
-    process.exitCode = 1
-  })))
+/** Says what went wrong, in one line (a config's problems one a line), and gives the exit status. */
+const report = (failure: Failure): Effect.Effect<number> => {
+  if (ValidationError.isValidationError(failure)) {
+    return Effect.as(printLine(`${oneLine(HelpDoc.toAnsiText(failure.error))} (herd --help tells more)`), 2)
+  }
+  switch (failure._tag) {
+    case "UsageError":
+      return Effect.as(printLine(failure.message), 2)
+    case "HerdConfigError":
+      return Effect.as(printLine(`config ${failure.source}:\n${failure.message}`), 2)
+    case "PlacesConfigError":
+      return Effect.as(printLine(failure.message), 2)
+    case "HerdServerError":
+      return Effect.as(printLine(`${failure.server} ${failure.message}`), 1)
+    case "ClientError":
+      return Effect.as(printLine(failure.message), 1)
+  }
 }
+
+const oneLine = (text: string): string =>
+  stripVTControlCharacters(text).split("\n").map((line) => line.trim()).filter((line) => line !== "").join(" ")
+
+/** no-color.org: NO_COLOR set to anything but the empty string. */
+const plainOutput = process.stdout.isTTY !== true || (process.env["NO_COLOR"] ?? "") !== ""
+
+/**
+ * The console the command line library prints through. Its help goes to
+ * `log`, in ANSI colours that only a terminal should get. Its usage errors go
+ * to `error`, multi-line, just before it fails with them: `report` says them
+ * in one line instead, so they are dropped here. (The logger writes through
+ * the console's `unsafe` side, which is kept.)
+ */
+const cliConsole = (console: Console.Console): Console.Console => ({
+  ...console,
+  log: plainOutput
+    ? (...args) => console.log(...args.map((arg) => typeof arg === "string" ? stripVTControlCharacters(arg) : arg))
+    : console.log,
+  error: () => Effect.void
+})
+
+const main: Effect.Effect<number> = Effect.consoleWith((console) =>
+  cli(process.argv).pipe(
+    Effect.as(0),
+    Effect.catchAll(report),
+    Effect.withConsole(cliConsole(console))
+  )
+).pipe(Effect.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer)))
+
+NodeRuntime.runMain(main, {
+  // Interrupted by SIGINT or SIGTERM is a clean stop: 0.
+  teardown: (exit, onExit) =>
+    onExit(
+      Exit.isSuccess(exit)
+        ? typeof exit.value === "number" ? exit.value : 0
+        : Cause.isInterruptedOnly(exit.cause)
+        ? 0
+        : 1
+    )
+})
