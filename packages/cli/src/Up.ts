@@ -6,35 +6,56 @@
 import type { LinkEvent } from "@herd/peers"
 import { layerFromConfig, PlacesClient } from "@herd/places"
 import { HerdConfig, HerdServer } from "@herd/server"
-import { Console, Context, Effect, Layer } from "effect"
+import { Console, Context, Effect, Layer, Schedule } from "effect"
 import type { LoadedConfig } from "./Config.ts"
 import { checkServerNames } from "./Config.ts"
 import { printLine } from "./Report.ts"
 
 export const runHerd = (loaded: LoadedConfig, names: ReadonlyArray<string>) =>
   Effect.flatMap(checkServerNames(loaded, names), () =>
-    Effect.scoped(Effect.gen(function*() {
-      const { config } = loaded
-      const shared = yield* Layer.build(
-        Layer.succeed(HerdConfig, config).pipe(Layer.merge(layerFromConfig(config.places, process.env)))
-      )
-      const places = Context.get(shared, PlacesClient)
-      yield* Console.log(`Places provider: ${places.provider}`)
-      for (const name of names) {
-        const server = yield* Layer.build(HerdServer.layer({ name, onLinkEvent: printLink(name) })).pipe(
-          Effect.provide(shared)
+    Effect.raceFirst(
+      Effect.scoped(Effect.gen(function*() {
+        const { config } = loaded
+        const shared = yield* Layer.build(
+          Layer.succeed(HerdConfig, config).pipe(Layer.merge(layerFromConfig(config.places, process.env)))
         )
-        const { address } = Context.get(server, HerdServer.HerdServer)
-        yield* Console.log(`${name} listening on ${address.host}:${address.port}`)
-      }
-      // A daemon: loading cannot be interrupted, and a stop must not wait for it.
-      if (places.warmUp !== undefined) {
-        yield* Effect.forkDaemon(places.warmUp.pipe(
-          Effect.catchAll((error) => printLine(`Places provider ${places.provider}: ${error.message}`))
-        ))
-      }
-      return yield* Effect.never
-    })))
+        const places = Context.get(shared, PlacesClient)
+        yield* Console.log(`Places provider: ${places.provider}`)
+        for (const name of names) {
+          const server = yield* Layer.build(HerdServer.layer({ name, onLinkEvent: printLink(name) })).pipe(
+            Effect.provide(shared)
+          )
+          const { address } = Context.get(server, HerdServer.HerdServer)
+          yield* Console.log(`${name} listening on ${address.host}:${address.port}`)
+        }
+        // A daemon: loading cannot be interrupted, and a stop must not wait for it.
+        if (places.warmUp !== undefined) {
+          yield* Effect.forkDaemon(places.warmUp.pipe(
+            Effect.catchAll((error) => printLine(`Places provider ${places.provider}: ${error.message}`))
+          ))
+        }
+        return yield* Effect.never
+      })),
+      whenAbandonedByNpm
+    ))
+
+/**
+ * `npm start` (and `npx herd ...`) runs the herd under `sh -c`, and npm passes
+ * a SIGINT or SIGTERM it receives to that shell alone, which dies of it
+ * without passing it on: the herd would be left running, listening, with no
+ * one to stop it. So under npm the herd stops, as if signalled, once the
+ * process that started it is gone (its parent changes). Elsewhere a herd
+ * outlives its parent as any process does (`nohup herd up &`).
+ */
+const whenAbandonedByNpm: Effect.Effect<void> = process.env["npm_lifecycle_event"] === undefined
+  ? Effect.never
+  : Effect.suspend(() => {
+    const parent = process.ppid
+    return Effect.repeat(Effect.sync(() => process.ppid), {
+      until: (current) => current !== parent,
+      schedule: Schedule.spaced("100 millis")
+    }).pipe(Effect.asVoid)
+  })
 
 /** One line per link that comes up or goes down; failed dials stay in the log. */
 const printLink = (name: string) => (event: LinkEvent) => {

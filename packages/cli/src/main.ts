@@ -139,6 +139,25 @@ const main: Effect.Effect<number> = Effect.consoleWith((console) =>
   )
 ).pipe(Effect.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer)))
 
+/**
+ * A stop signal repeated at once must not cut the clean stop short: under
+ * `npm start` a Ctrl-C can reach the herd twice, from the terminal and passed
+ * on by npm. runMain stops listening after the first, and a second signal
+ * with no listener would kill the process before its log is flushed. So
+ * this listener stays: a repeat within a second of the first is ignored, a
+ * later one (Ctrl-C pressed again) ends the process at once.
+ */
+const stopSignalRepeats = (() => {
+  let firstAt: number | undefined
+  return (signal: NodeJS.Signals) => {
+    const now = Date.now()
+    if (firstAt === undefined) firstAt = now
+    else if (now - firstAt > 1000) process.exit(signal === "SIGINT" ? 130 : 143)
+  }
+})()
+process.on("SIGINT", stopSignalRepeats)
+process.on("SIGTERM", stopSignalRepeats)
+
 NodeRuntime.runMain(main, {
   // Interrupted by SIGINT or SIGTERM is a clean stop: 0.
   teardown: (exit, onExit) =>

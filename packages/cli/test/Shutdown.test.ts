@@ -1,60 +1,62 @@
 /**
- * `herd serve` as a real process, stopped with SIGTERM while a client is
- * pipelining: the listener closes, every request already read gets its reply,
- * the link to the neighbour closes, the log is flushed with nothing lost, and
- * the process exits 0 within 2 s.
+ * `herd serve` as a real process, stopped while clients are pipelining:
+ *
+ * - with SIGTERM: the listener closes, every request already read gets its
+ *   reply, the link to the neighbour closes, the log is flushed with nothing
+ *   lost, and the process exits 0 within 2 s;
+ * - with SIGINT twice, the second in the middle of the stop (as a Ctrl-C
+ *   reaches a herd both from the terminal and through npm): the stop is not
+ *   cut short, and the log still ends with `stopped`.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { eventually } from "@herd/testkit"
 import { Effect } from "effect"
-import * as ChildProcess from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { readFileSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
-import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
+import { freePort, listen, spawn, tempDir, until } from "./support.ts"
 
-const bin = fileURLToPath(new URL("../bin/herd.mjs", import.meta.url))
+/** A client pipelining IAMATs as fast as it can, until the server closes. */
+const pipelining = (port: number, name: string) => {
+  const client = Net.connect({ host: "127.0.0.1", port })
+  client.on("error", () => {})
+  let received = ""
+  let serverClosed = false
+  client.on("data", (chunk: Buffer) => {
+    received += chunk.toString("latin1")
+  })
+  // The server's FIN ('end') is what a clean close looks like; 'close' covers the rest.
+  client.on("end", () => {
+    serverClosed = true
+  })
+  client.on("close", () => {
+    serverClosed = true
+  })
+  let sent = 0
+  const pump = setInterval(() => {
+    if (serverClosed || client.destroyed) return clearInterval(pump)
+    let batch = ""
+    for (let i = 0; i < 200; i++) batch += `IAMAT ${name}${sent++} +34.068930-118.445127 1621464827.959498503\n`
+    client.write(batch)
+  }, 1)
+  return {
+    received: () => received,
+    serverClosed: () => serverClosed,
+    stop: () => {
+      clearInterval(pump)
+      client.destroy()
+    }
+  }
+}
 
-/** Real-time polling (the server is another process) for up to 10 s. */
-const until = (check: () => boolean, what: string) =>
-  eventually(Effect.sync(() => check() || undefined), { timeoutMs: 10_000, describe: () => what })
-
-const listen = Effect.acquireRelease(
-  Effect.async<{ server: Net.Server; port: number; received: () => string; closed: () => boolean }>((resume) => {
-    let text = ""
-    let closed = false
-    const server = Net.createServer((socket) => {
-      socket.on("data", (chunk) => {
-        text += chunk.toString("latin1")
-      })
-      socket.on("error", () => {})
-      socket.on("close", () => {
-        closed = true
-      })
-    })
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      resume(Effect.succeed({ server, port, received: () => text, closed: () => closed }))
-    })
-  }),
-  ({ server }) =>
-    Effect.async<void>((resume) => {
-      server.close(() => resume(Effect.void))
-    })
-)
-
-const freePort = Effect.scoped(Effect.map(listen, ({ port }) => port))
+const logOf = (dir: string, name: string) =>
+  readFileSync(join(dir, "logs", `${name}.log`), "utf8").trimEnd().split("\n")
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
 
 describe("herd serve", () => {
   it.scopedLive("shuts down cleanly on SIGTERM under pipelined load", () =>
     Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => mkdtempSync(join(tmpdir(), "herd-shutdown-"))),
-        (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
-      )
-      const neighbour = yield* listen
+      const dir = yield* tempDir
+      const neighbour = yield* listen()
       const port = yield* freePort
       const config = join(dir, "herd.json")
       writeFileSync(config, JSON.stringify({
@@ -62,57 +64,24 @@ describe("herd serve", () => {
         links: [["Alford", "Parker"]],
         logDir: join(dir, "logs")
       }))
-      let output = ""
-      const child = yield* Effect.acquireRelease(
-        Effect.sync(() => ChildProcess.spawn(process.execPath, [bin, "serve", "Alford", "--config", config])),
-        (child) => Effect.sync(() => child.kill("SIGKILL"))
-      )
-      child.stdout.on("data", (chunk: Buffer) => {
-        output += chunk.toString()
-      })
-      child.stderr.on("data", (chunk: Buffer) => {
-        output += chunk.toString()
-      })
-      const exited = Effect.async<{ code: number | null; at: number }>((resume) => {
-        child.once("exit", (code) => resume(Effect.succeed({ code, at: Date.now() })))
-      })
-      yield* until(() => output.includes("Alford listening"), "the server to listen")
+      const herd = yield* spawn(["serve", "Alford", "--config", config])
+      yield* until(() => herd.stdout().includes("Alford listening"), "the server to listen")
       yield* until(() => neighbour.received().startsWith("PEER Alford\n"), "the link to Parker")
 
-      // A client pipelining IAMATs as fast as it can, until the server closes.
-      const client = Net.connect({ host: "127.0.0.1", port })
-      client.on("error", () => {})
-      let received = ""
-      let serverClosed = false
-      client.on("data", (chunk: Buffer) => {
-        received += chunk.toString("latin1")
-      })
-      // The server's FIN ('end') is what a clean close looks like; 'close' covers the rest.
-      client.on("end", () => {
-        serverClosed = true
-      })
-      client.on("close", () => {
-        serverClosed = true
-      })
-      let sent = 0
-      const pump = setInterval(() => {
-        if (serverClosed || client.destroyed) return clearInterval(pump)
-        let batch = ""
-        for (let i = 0; i < 200; i++) batch += `IAMAT c${sent++} +34.068930-118.445127 1621464827.959498503\n`
-        client.write(batch)
-      }, 1)
-      yield* until(() => received.length > 100_000, "replies to flow")
+      const client = pipelining(port, "c")
+      yield* until(() => client.received().length > 100_000, "replies to flow")
 
-      child.kill("SIGTERM")
+      herd.child.kill("SIGTERM")
       const signalledAt = Date.now()
-      const exit = yield* exited
-      clearInterval(pump)
+      const exit = yield* herd.exited()
+      client.stop()
       expect(exit.code).toBe(0)
       expect(exit.at - signalledAt).toBeLessThan(2000)
-      yield* until(() => serverClosed, "the client's connection to close")
+      yield* until(() => client.serverClosed(), "the client's connection to close")
       yield* until(() => neighbour.closed(), "the link to close")
 
       // Every reply complete, in request order.
+      const received = client.received()
       expect(received.endsWith("\n")).toBe(true)
       const replies = received.slice(0, -1).split("\n")
       expect(replies.length).toBeGreaterThan(1000)
@@ -120,12 +89,31 @@ describe("herd serve", () => {
         if (!reply.startsWith("AT Alford ") || !reply.includes(` c${i} `)) expect.fail(`reply ${i}: ${reply}`)
       })
       // The log: all flushed, every line read answered, and the stop recorded last.
-      const log = readFileSync(join(dir, "logs", "Alford.log"), "utf8").trimEnd().split("\n")
-        .map((line) => JSON.parse(line) as Record<string, unknown>)
+      const log = logOf(dir, "Alford")
       const count = (event: string) => log.filter((entry) => entry["event"] === event).length
       expect(count("in")).toBe(replies.length)
       expect(count("out")).toBe(replies.length)
       expect(log.at(-1)?.["event"]).toBe("stopped")
-      client.destroy()
+    }), 30_000)
+
+  it.scopedLive("a second SIGINT in the middle of the stop does not cut it short", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const port = yield* freePort
+      const config = join(dir, "herd.json")
+      writeFileSync(config, JSON.stringify({ servers: { Alford: { port } }, logDir: join(dir, "logs") }))
+      const herd = yield* spawn(["serve", "Alford", "--config", config])
+      yield* until(() => herd.stdout().includes("Alford listening"), "the server to listen")
+      const clients = Array.from({ length: 20 }, (_, i) => pipelining(port, `c${i}-`))
+      yield* until(() => clients.every((client) => client.received().length > 10_000), "replies to flow")
+
+      herd.child.kill("SIGINT")
+      // The stop is under way once it closes a connection: the repeat comes then.
+      yield* until(() => clients.some((client) => client.serverClosed()), "the stop to close a connection")
+      herd.child.kill("SIGINT")
+      const exit = yield* herd.exited()
+      clients.forEach((client) => client.stop())
+      expect(exit).toMatchObject({ code: 0, signal: null })
+      expect(logOf(dir, "Alford").at(-1)?.["event"]).toBe("stopped")
     }), 30_000)
 })
