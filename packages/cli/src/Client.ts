@@ -10,7 +10,7 @@
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import type { Socket } from "@effect/platform"
-import { Data, Effect, Fiber, Stream } from "effect"
+import { Data, Deferred, Effect, Exit, Fiber, Stream } from "effect"
 import type { LoadedConfig } from "./Config.ts"
 import { checkServerNames } from "./Config.ts"
 import { formatAddress, printLine, UsageError } from "./Report.ts"
@@ -56,6 +56,27 @@ export const targetOf = (loaded: LoadedConfig, name: string): Effect.Effect<Targ
   })
 
 export const runClient = (target: Target): Effect.Effect<void, ClientError> =>
+  Effect.raceFirst(session(target), stdoutClosed).pipe(
+    // Done with stdin, whether or not it ended: it must not keep the process waiting.
+    Effect.ensuring(Effect.sync(() => process.stdin.destroy()))
+  )
+
+/**
+ * Completes when stdout's reader has gone (`herd client Alford | head -1`):
+ * the session then ends quietly, as any filter of a pipeline does, instead of
+ * dying of the EPIPE.
+ */
+const stdoutClosed: Effect.Effect<void> = Effect.scoped(Effect.gen(function*() {
+  const closed = yield* Deferred.make<void>()
+  const onError = () => Deferred.unsafeDone(closed, Exit.void)
+  yield* Effect.acquireRelease(
+    Effect.sync(() => process.stdout.on("error", onError)),
+    () => Effect.sync(() => process.stdout.off("error", onError))
+  )
+  yield* Deferred.await(closed)
+}))
+
+const session = (target: Target): Effect.Effect<void, ClientError> =>
   Effect.gen(function*() {
     const socket = yield* NodeSocket.makeNet({
       host: target.host,

@@ -3,8 +3,9 @@
  * servers of the test: stdin to the server and its replies to stdout, by a
  * server name of the config or by address (IPv6 too); one line and exit 1
  * at once for a server that cannot be reached; `closed the connection` and
- * exit 1 when the server closes first; `connected to` first when stdin is a
- * terminal; exit 2 with the config's names for an unknown one.
+ * exit 1 when the server closes first; a quiet end when stdout's reader
+ * goes; `connected to` first when stdin is a terminal; exit 2 with the
+ * config's names for an unknown one.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -94,6 +95,25 @@ describe("herd client", () => {
       expect(exit.code).toBe(1)
       expect(herd.stdout()).toBe("bye\n")
       expect(herd.stderr()).toBe(`herd: 127.0.0.1:${server.port} closed the connection\n`)
+    }), 30_000)
+
+  it.scopedLive("ends quietly, at once, when the reader of its stdout goes away (| head)", () =>
+    Effect.gen(function*() {
+      const server = yield* listen({
+        onConnection: (socket) => {
+          const flood = setInterval(() => {
+            if (socket.destroyed) clearInterval(flood)
+            else socket.write("a line of the flood\n".repeat(100))
+          }, 1)
+        }
+      })
+      const herd = yield* spawn(["client", `127.0.0.1:${server.port}`])
+      yield* until(() => herd.stdout().length > 0, "replies to come")
+      // stdin stays open: only the closed stdout can end this session.
+      herd.child.stdout.destroy()
+      const exit = yield* herd.exited(5000)
+      expect(exit).toMatchObject({ code: 0, signal: null })
+      expect(herd.stderr()).toBe("")
     }), 30_000)
 
   it.scopedLive("with a terminal on stdin, says where it connected first", () =>
