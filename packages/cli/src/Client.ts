@@ -110,9 +110,16 @@ const session = (target: Target): Effect.Effect<void, ClientError> =>
   })
 
 const sessionError = (target: Target, error: Socket.SocketError): ClientError => {
-  const cause = "cause" in error ? error.cause : undefined
-  const detail = cause instanceof Error ? cause.message : error.message
+  const cause = "cause" in error && error.cause instanceof Error ? error.cause.message : undefined
   return error.reason === "Open"
-    ? new ClientError({ reason: "Unreachable", message: `cannot reach ${target.label}: ${detail}`, cause: error })
-    : new ClientError({ reason: "Closed", message: `${target.label} closed the connection (${detail})`, cause: error })
+    ? new ClientError({
+      reason: "Unreachable",
+      message: `cannot reach ${target.label}: ${cause ?? error.message}`,
+      cause: error
+    })
+    : new ClientError({
+      reason: "Closed",
+      message: `${target.label} closed the connection${cause === undefined ? "" : ` (${cause})`}`,
+      cause: error
+    })
 }
