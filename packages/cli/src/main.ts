@@ -140,9 +140,10 @@ const main: Effect.Effect<number> = Effect.consoleWith((console) =>
 ).pipe(Effect.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer)))
 
 /**
- * A stop signal repeated at once must not cut the clean stop short: under
- * `npm start` a Ctrl-C can reach the herd twice, from the terminal and passed
- * on by npm. runMain stops listening after the first, and a second signal
+ * A stop signal repeated at once must not cut the clean stop short: a Ctrl-C
+ * can reach the herd twice, from the terminal and passed on by npm (when the
+ * start script `exec`s the herd), or a key is pressed twice. runMain stops
+ * listening after the first, and a second signal
  * with no listener would kill the process before its log is flushed. So
  * this listener stays: a repeat within a second of the first is ignored, a
  * later one (Ctrl-C pressed again) ends the process at once.
