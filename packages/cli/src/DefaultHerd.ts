@@ -1,0 +1,29 @@
+/**
+ * The default herd (PROTOCOL.md section 1): five servers on loopback and the
+ * links between them. `herd up` runs it when there is no `--config` and no
+ * `herd.config.ts` in the working folder, so an installed command needs no
+ * file of ours; this repository's `herd.config.ts` default-exports it.
+ */
+import type { HerdConfigInput } from "@herd/server"
+
+export const defaultHerd = {
+  servers: {
+    Alford: { host: "127.0.0.1", port: 11800 },
+    Bolden: { host: "127.0.0.1", port: 11801 },
+    Hamilton: { host: "127.0.0.1", port: 11802 },
+    Parker: { host: "127.0.0.1", port: 11803 },
+    Welsh: { host: "127.0.0.1", port: 11804 }
+  },
+  links: [
+    ["Alford", "Parker"],
+    ["Alford", "Welsh"],
+    ["Bolden", "Parker"],
+    ["Bolden", "Welsh"],
+    ["Hamilton", "Parker"]
+  ],
+  // No provider named: offline without an API key, Google (New) with one.
+  places: { timeoutMs: 5000, cacheTtlMs: 30000 },
+  logDir: "logs",
+  lineLimit: 8192,
+  reconnect: { initialMs: 50, capMs: 5000 }
+} satisfies HerdConfigInput
