@@ -105,6 +105,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     record: (event, fields) => writer.record(event, fields),
     lines: (conn, remote) => logged ? writer.lines(conn, remote) : silentLines,
     flush: Effect.void,
+    wire: "full",
     hasRoom: () => true,
     onRoom: (resume) => resume(),
     reopen: Effect.void

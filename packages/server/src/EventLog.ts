@@ -29,6 +29,13 @@ export interface EventFields {
   readonly [field: string]: unknown
 }
 
+/**
+ * How much of the wire the log keeps (PROTOCOL.md section 9): every line in
+ * and out; or in short (a WHATSAT answer as its AT line and the Places
+ * status, a neighbour's flood lines counted, not logged); or none.
+ */
+export type WireLogging = "full" | "summary" | "off"
+
 export class EventLog extends Context.Tag("@herd/server/EventLog")<
   EventLog,
   {
@@ -39,6 +46,8 @@ export class EventLog extends Context.Tag("@herd/server/EventLog")<
      * same entries as `record("in" | "out", { conn, remote, line })`.
      */
     readonly lines: (conn: number, remote: string) => LineLog
+    /** What `lines` keeps of the wire. */
+    readonly wire: WireLogging
     /** Writes every buffered entry now; while the file cannot be written, one more try. */
     readonly flush: Effect.Effect<void>
     /**
@@ -73,7 +82,7 @@ export interface LineLog {
    * hands the same body to many answers, so its JSON escaping is kept and
    * reused rather than done again for each.
    */
-  readonly sentAnswer: (bytes: Uint8Array, start: number, end: number, body: string) => void
+  readonly sentAnswer: (bytes: Uint8Array, start: number, end: number, body: string, status: string) => void
 }
 
 /**
@@ -103,7 +112,7 @@ export class EntryWriter {
   private firstDroppedMs = 0
   private lastDroppedMs = 0
 
-  constructor(server: string, private readonly initialSize = 64 * 1024) {
+  constructor(server: string, private readonly initialSize = 64 * 1024, readonly wire: WireLogging = "full") {
     this.serverField = `","server":${JSON.stringify(server)},"event":`
     this.buffer = Buffer.allocUnsafe(initialSize)
   }
@@ -185,6 +194,7 @@ export class EntryWriter {
   }
 
   lines(conn: number, remote: string): LineLog {
+    if (this.wire === "off") return silentLines
     const fixedPart = (event: string) =>
       Buffer.from(`${JSON.stringify(event)},"conn":${conn},"remote":${JSON.stringify(remote)},"line":`, "utf8")
     const received = fixedPart("in")
@@ -192,8 +202,19 @@ export class EntryWriter {
     return {
       received: (bytes, start = 0, end = bytes.length) => this.lineEntry(received, bytes, start, end),
       sent: (bytes, start = 0, end = bytes.length) => this.lineEntry(sent, bytes, start, end),
-      sentAnswer: (bytes, start, end, body) => this.answerEntry(sent, bytes, start, end, body)
+      sentAnswer: this.wire === "full"
+        ? (bytes, start, end, body) => this.answerEntry(sent, bytes, start, end, body)
+        : (bytes, start, end, body, status) => this.answerSummary(sent, bytes, start, end - body.length - 2, status)
     }
+  }
+
+  /** A WHATSAT answer in short: its AT line, `bytes[start, atLineEnd)`, and the Places status. */
+  private answerSummary(fixedPart: Uint8Array, bytes: Uint8Array, start: number, atLineEnd: number, status: string): void {
+    this.head()
+    this.bytes(fixedPart)
+    this.wireLine(bytes, start, atLineEnd)
+    this.text(`,"status":${JSON.stringify(status)}`)
+    this.endEntry()
   }
 
   /**
@@ -353,6 +374,9 @@ export class EntryWriter {
 const timeOffset = 9
 const isoTimeLength = "2000-01-01T00:00:00.000Z".length
 
+/** The wire lines of a log that keeps none. */
+const silentLines: LineLog = { received: () => {}, sent: () => {}, sentAnswer: () => {} }
+
 /** `\n` inside a JSON string. */
 const escapedLf = Buffer.from("\\n", "latin1")
 
@@ -372,6 +396,8 @@ const flushEvery = "50 millis"
 const pathCheckEveryMs = 1000
 
 const defaultMaxBufferBytes = 8 * 1024 * 1024
+const defaultMaxFileBytes = 100 * 1024 * 1024
+const defaultKeep = 5
 
 const lineFeed = Buffer.from("\n", "latin1")
 
@@ -398,6 +424,16 @@ export interface FileOptions {
   readonly maxBufferBytes?: number
   /** Reopens the file on SIGHUP, which then no longer ends the process (default true). */
   readonly reopenOnSighup?: boolean
+  /** What the log keeps of the wire (default `full`). */
+  readonly wire?: WireLogging
+  /**
+   * The size past which the file is rotated (default 100 MiB): before a
+   * flush would take it past this, `<server>.log` becomes `<server>.log.1`
+   * (`.1` becomes `.2`, and so on) and a new file is started.
+   */
+  readonly maxFileBytes?: number
+  /** Rotated files kept besides the current one (default 5); the oldest goes. */
+  readonly keep?: number
 }
 
 /** The open log file, what identifies it, and what is known of its end. */
@@ -427,6 +463,8 @@ const makeFile = (options: FileOptions) =>
     const path = yield* Path.Path
     const filePath = path.join(options.dir, `${options.server}.log`)
     const maxBufferBytes = options.maxBufferBytes ?? defaultMaxBufferBytes
+    const maxFileBytes = options.maxFileBytes ?? defaultMaxFileBytes
+    const keep = options.keep ?? defaultKeep
     const name = `event log of ${options.server} (${filePath})`
 
     const open: Effect.Effect<OpenFile, PlatformError> = Effect.gen(function*() {
@@ -442,7 +480,7 @@ const makeFile = (options: FileOptions) =>
 
     let current = yield* open
     yield* Effect.addFinalizer(() => Scope.close(current.scope, Exit.void))
-    const writer = new EntryWriter(options.server, 1024 * 1024)
+    const writer = new EntryWriter(options.server, 1024 * 1024, options.wire ?? "full")
     /** Batches taken from the writer and not yet written, oldest first: they go before anything newer. */
     const queue: Array<Buffer> = []
     let queuedBytes = 0
@@ -511,6 +549,17 @@ const makeFile = (options: FileOptions) =>
       }
     })
 
+    /** `<server>.log.i` becomes `.i+1` (the oldest kept is overwritten), the file `.1`, and a new file is opened. */
+    const rotate = Effect.gen(function*() {
+      for (let index = keep - 1; index >= 1; index--) {
+        yield* fs.rename(`${filePath}.${index}`, `${filePath}.${index + 1}`).pipe(
+          Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.void)
+        )
+      }
+      yield* keep === 0 ? fs.remove(filePath) : fs.rename(filePath, `${filePath}.1`)
+      yield* swapFile
+    })
+
     /**
      * What of `batch` to write into a file that may hold the start of it from
      * `tornFrom` on: all of it once that start is cut off; if it cannot be,
@@ -551,6 +600,12 @@ const makeFile = (options: FileOptions) =>
         // Entries written into a deleted file would go with it.
         if (Option.getOrUndefined(info.nlink) === 0) {
           yield* swapFile
+          info = yield* current.file.stat
+        }
+        // Rotated before the batch would take the file past its size; not a
+        // file that holds the start of a torn batch, which must be completed first.
+        if (current.tornFrom === undefined && info.size > 0n && Number(info.size) + batch.length > maxFileBytes) {
+          yield* rotate
           info = yield* current.file.stat
         }
         const target = current
@@ -711,6 +766,7 @@ const makeFile = (options: FileOptions) =>
     return EventLog.of({
       record: (event, fields) => writer.record(event, fields),
       lines: (conn, remote) => writer.lines(conn, remote),
+      wire: writer.wire,
       flush,
       hasRoom,
       onRoom: (resume) => {
@@ -722,10 +778,10 @@ const makeFile = (options: FileOptions) =>
   })
 
 /** Keeps entries in memory as JSON lines, for tests: the same writer as the file's. */
-export const makeMemory = (server: string) =>
+export const makeMemory = (server: string, wire: WireLogging = "full") =>
   Effect.sync(() => {
     const lines: Array<string> = []
-    const writer = new EntryWriter(server, 1024)
+    const writer = new EntryWriter(server, 1024, wire)
     const keep = () => lines.push(writer.take().toString("utf8"))
     const log = EventLog.of({
       record: (event, fields) => {
@@ -743,12 +799,13 @@ export const makeMemory = (server: string) =>
             lines.sent(bytes, start, end)
             keep()
           },
-          sentAnswer: (bytes, start, end, body) => {
-            lines.sentAnswer(bytes, start, end, body)
+          sentAnswer: (bytes, start, end, body, status) => {
+            lines.sentAnswer(bytes, start, end, body, status)
             keep()
           }
         }
       },
+      wire,
       flush: Effect.void,
       hasRoom: () => true,
       onRoom: (resume) => resume(),

@@ -37,11 +37,23 @@ export const LimitsConfig = Schema.Struct({
   maxClientAheadMs: Schema.optionalWith(PositiveInt, { default: () => 600_000 })
 })
 
+export const LogConfig = Schema.Struct({
+  /** How much of the wire the log keeps: every line (`full`), in short (`summary`) or none (`off`). */
+  wire: Schema.optionalWith(Schema.Literal("full", "summary", "off"), { default: () => "full" as const }),
+  /** The size past which a server's log file is rotated. */
+  maxBytes: Schema.optionalWith(PositiveInt, { default: () => 100 * 1024 * 1024 }),
+  /** Rotated files kept besides the current one. */
+  keep: Schema.optionalWith(Schema.Int.pipe(Schema.between(0, 1000, { message: () => "must be an integer from 0 to 1000" })), {
+    default: () => 5
+  })
+})
+
 const HerdConfigFields = Schema.Struct({
   servers: Schema.Record({ key: ServerName, value: ServerAddress }),
   links: Schema.optionalWith(Schema.Array(Schema.Tuple(Schema.String, Schema.String)), { default: () => [] }),
   places: Schema.optionalWith(PlacesConfig, { default: () => ({}) }),
   logDir: Schema.optionalWith(Schema.String, { default: () => "logs" }),
+  log: Schema.optionalWith(LogConfig, { default: () => Schema.decodeSync(LogConfig)({}) }),
   lineLimit: Schema.optionalWith(PositiveInt, { default: () => 8192 }),
   reconnect: Schema.optionalWith(ReconnectConfig, { default: () => Schema.decodeSync(ReconnectConfig)({}) }),
   limits: Schema.optionalWith(LimitsConfig, { default: () => Schema.decodeSync(LimitsConfig)({}) })

@@ -192,7 +192,13 @@ export const peerLinksFromConfig = (
 export const eventLogFile = (name: string): Layer.Layer<EventLog.EventLog, HerdServerError, HerdConfig> =>
   Layer.unwrapEffect(
     Effect.map(HerdConfig, (config) =>
-      EventLog.layerFile({ dir: config.logDir, server: name }).pipe(
+      EventLog.layerFile({
+        dir: config.logDir,
+        server: name,
+        wire: config.log.wire,
+        maxFileBytes: config.log.maxBytes,
+        keep: config.log.keep
+      }).pipe(
         Layer.provide(NodeContext.layer),
         Layer.mapError((error) =>
           new HerdServerError({ server: name, message: `cannot open its log: ${error.message}`, cause: error })

@@ -6,6 +6,7 @@ export {
   HerdConfigError,
   HerdConfigSchema,
   LimitsConfig,
+  LogConfig,
   neighboursOf,
   ReconnectConfig,
   ServerAddress

@@ -38,15 +38,16 @@ class StandInSocket extends EventEmitter {
   }
 }
 
-const setUp = (options: { readonly pendingReplyBytes: number }) => {
+const setUp = (options: { readonly pendingReplyBytes: number; readonly wire?: EventLog["Type"]["wire"] }) => {
   const socket = new StandInSocket()
-  const writer = new EntryWriter("Alford", 1024)
+  const writer = new EntryWriter("Alford", 1024, options.wire ?? "full")
   let logHasRoom = true
   const waitingForRoom: Array<() => void> = []
   const log: EventLog["Type"] = {
     record: (event, fields) => writer.record(event, fields),
     lines: (conn, remote) => writer.lines(conn, remote),
     flush: Effect.void,
+    wire: writer.wire,
     hasRoom: () => logHasRoom,
     onRoom: (resume) => {
       waitingForRoom.push(resume)
@@ -78,7 +79,8 @@ const setUp = (options: { readonly pendingReplyBytes: number }) => {
     logHasRoom = room
     if (room) for (const resume of waitingForRoom.splice(0)) resume()
   }
-  return { connection, socket, replies, setLogRoom, waitingForRoom }
+  const logged = () => writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry) as Record<string, unknown>)
+  return { connection, socket, replies, setLogRoom, waitingForRoom, logged }
 }
 
 const iamats = (count: number) =>
@@ -128,5 +130,15 @@ describe("Connection", () => {
     setLogRoom(true)
     expect(replies()).toHaveLength(13)
     expect(socket.paused).toBe(false)
+  })
+
+  it("in a summary log, counts a neighbour's flood lines instead of logging each", () => {
+    const { connection, logged } = setUp({ pendingReplyBytes: 1 << 20, wire: "summary" })
+    const floods = Array.from({ length: 3 }, (_, i) => `AT Bolden +0.000000000 c${i} +1+1 1600000000\n`).join("")
+    connection.receive(Buffer.from(`PEER Bolden\n${floods}`, "latin1"))
+    connection.close()
+    const entries = logged()
+    expect(entries.filter((entry) => entry["event"] === "in").map((entry) => entry["line"])).toEqual(["PEER Bolden"])
+    expect(entries.find((entry) => entry["event"] === "close")).toMatchObject({ peer: "Bolden", floodLines: 3 })
   })
 })

@@ -99,7 +99,7 @@ describe("EventLog entries", () => {
         const writer = new EntryWriter("S", 8)
         const lines = writer.lines(1, "r")
         for (let i = 0; i < 2; i++) {
-          lines.sentAnswer(answer, 1, answer.length - 1, body)
+          lines.sentAnswer(answer, 1, answer.length - 1, body, "OK")
           lines.sent(answer, 1, answer.length - 1)
         }
         const entries = writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry))
@@ -123,7 +123,7 @@ describe("EntryWriter capacity", () => {
     writer.capacity = writer.size
     writer.record("dropped", { n: 2 })
     writer.lines(1, "r").received(Buffer.from("dropped too"))
-    writer.lines(1, "r").sentAnswer(Buffer.from("AT\nbody\n"), 0, 8, "body")
+    writer.lines(1, "r").sentAnswer(Buffer.from("AT\nbody\n"), 0, 8, "body", "OK")
     expect(writer.dropped).toBe(3)
     writer.recordGap()
     writer.recordGap()
@@ -557,5 +557,48 @@ describe("EventLog file", () => {
       expect(entriesOf(file)).toHaveLength(50)
       expect(errors.filter((message) => message.includes("closed with"))).toHaveLength(1)
     }).pipe(Effect.provide(collectingErrors(errors)))
+  })
+})
+
+describe("EventLog rotation and wire logging", () => {
+  it.scoped("rotates the file before a flush would take it past maxFileBytes, keeping `keep` old files", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const file = join(dir, "Alford.log")
+      const log = yield* openLog(dir, healthyDisk(), { maxFileBytes: 4000, keep: 2 })
+      let n = 0
+      for (let flushes = 0; flushes < 40; flushes++) {
+        for (let i = 0; i < 10; i++) log.record("entry", { n: ++n })
+        yield* log.flush
+      }
+      const names = NodeFs.readdirSync(dir).sort()
+      expect(names).toEqual(["Alford.log", "Alford.log.1", "Alford.log.2"])
+      for (const name of names) expect(NodeFs.statSync(join(dir, name)).size).toBeLessThanOrEqual(4000)
+      // Oldest first across the files kept: the newest entries, in order, none torn.
+      const kept = [`${file}.2`, `${file}.1`, file].flatMap((path) => entriesOf(path).map((entry) => entry.n))
+      expect(kept).toEqual(range(n - kept.length + 1, n))
+      expect(kept.length).toBeGreaterThan(40)
+    }))
+
+  it("in summary, logs a WHATSAT answer as its AT line and the Places status, not the body", () => {
+    const writer = new EntryWriter("S", 64, "summary")
+    const body = `{\n   "results": [ "a long body" ],\n   "status": "OK"\n}`
+    const answer = Buffer.from(`AT S +0.000000000 c +1+1 1\n${body}\n\n`, "latin1")
+    const lines = writer.lines(1, "r")
+    lines.sentAnswer(answer, 0, answer.length - 1, body, "OK")
+    lines.received(Buffer.from("WHATSAT c 10 5"))
+    const entries = writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry))
+    expect(entries[0]).toMatchObject({ event: "out", line: "AT S +0.000000000 c +1+1 1", status: "OK" })
+    expect(entries[1]).toMatchObject({ event: "in", line: "WHATSAT c 10 5" })
+  })
+
+  it("off, logs no wire line and every other entry", () => {
+    const writer = new EntryWriter("S", 64, "off")
+    const lines = writer.lines(1, "r")
+    lines.received(Buffer.from("IAMAT c +1+1 1"))
+    lines.sent(Buffer.from("AT S +0.000000000 c +1+1 1"))
+    writer.record("open", { conn: 1 })
+    const entries = writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry))
+    expect(entries.map((entry) => entry.event)).toEqual(["open"])
   })
 })

@@ -64,6 +64,8 @@ const maxQueuedReplies = 1024
 interface AnswerReply {
   text: string | undefined
   body: string | undefined
+  /** The Places status of the body, for a log that keeps answers in short. */
+  status: string
 }
 
 let connectionCount = 0
@@ -183,6 +185,7 @@ export class Connection {
   private peerName: string | undefined
   private lastViolationMs = -Infinity
   private suppressedViolations = 0
+  private floodLinesNotLogged = 0
   closeReason: string | undefined
 
   /** Which of the server's connection slots this one holds. */
@@ -249,7 +252,8 @@ export class Connection {
       remote: this.remote,
       reason: this.closeReason ?? "closed",
       ...(this.peerName === undefined ? {} : { peer: this.peerName }),
-      ...(this.suppressedViolations === 0 ? {} : { violationsNotLogged: this.suppressedViolations })
+      ...(this.suppressedViolations === 0 ? {} : { violationsNotLogged: this.suppressedViolations }),
+      ...(this.floodLinesNotLogged === 0 ? {} : { floodLines: this.floodLinesNotLogged })
     })
   }
 
@@ -298,7 +302,9 @@ export class Connection {
   /** Handles one line; answers whether the read may go on to the next. */
   private readonly onLine = (bytes: Buffer, start: number, end: number): boolean => {
     const { log, protocol, serverName } = this.services
-    this.lineLog.received(bytes, start, end)
+    // A neighbour's floods are counted, not logged, unless the log keeps the whole wire.
+    if (this.peerName === undefined || this.services.log.wire === "full") this.lineLog.received(bytes, start, end)
+    else this.floodLinesNotLogged++
     const line = bytes.toString("latin1", start, end)
     const command = protocol.parse(line)
     if (this.slot === "probation" && command._tag !== "Blank" && command._tag !== "Peer") {
@@ -381,6 +387,7 @@ export class Connection {
     const atLine = protocol.formatAt(record)
     const answer = (reply: AnswerReply, body: PlacesBody): AnswerReply => {
       reply.body = printedPlacesBody(body)
+      reply.status = body.status
       reply.text = atLine + "\n" + reply.body + "\n\n"
       this.queuedBytes += reply.text.length
       return reply
@@ -390,10 +397,10 @@ export class Connection {
     // reply is logged).
     const immediate = places.immediate?.(query)
     if (immediate !== undefined) {
-      this.queued.push(answer({ text: undefined, body: undefined }, immediate))
+      this.queued.push(answer({ text: undefined, body: undefined, status: "" }, immediate))
       return
     }
-    const slot: AnswerReply = { text: undefined, body: undefined }
+    const slot: AnswerReply = { text: undefined, body: undefined, status: "" }
     this.queued.push(slot)
     this.waiting++
     this.services.lookUp(
@@ -454,7 +461,7 @@ export class Connection {
       } else if (reply !== undefined) {
         const end = start + (reply.text?.length ?? 0)
         if (reply.body === undefined) this.lineLog.sent(bytes, start, end - 1)
-        else this.lineLog.sentAnswer(bytes, start, end - 1, reply.body)
+        else this.lineLog.sentAnswer(bytes, start, end - 1, reply.body, reply.status)
         start = end
       }
     }
