@@ -8,10 +8,9 @@
  * more than the work itself. A durable store can still sit behind this tag
  * (answer from memory, persist behind).
  */
-import { isNewer } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
 import { Context, Effect, Layer } from "effect"
-import { AtLines, StoredView } from "./internal/AtLines.ts"
+import { LatestRecords, LOST } from "./internal/LatestRecords.ts"
 
 export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
   LocationStore,
@@ -33,30 +32,12 @@ export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
  * which no wire line can make, and keeps nothing of it.
  */
 export const makeMemory: Effect.Effect<LocationStore["Type"]> = Effect.sync(() => {
-  const lines = new AtLines()
-  const ids = new Map<string, number>()
-  const stored = new StoredView(lines)
+  const latest = new LatestRecords()
   return LocationStore.of({
-    get: (client) => {
-      const id = ids.get(client)
-      return id === undefined ? undefined : lines.record(id)
-    },
-    offer: (record) => {
-      const id = ids.get(record.client)
-      if (id === undefined) {
-        const added = lines.add(record)
-        // Keyed by a copy of the client from the kept bytes, not by the
-        // received one, which may be a slice that keeps its whole line alive.
-        ids.set(lines.client(added), added)
-        return true
-      }
-      stored.id = id
-      if (!isNewer(record, stored)) return false
-      lines.replace(id, record)
-      return true
-    },
-    snapshot: () => Array.from(ids.values(), (id) => lines.record(id)),
-    size: () => ids.size
+    get: (client) => latest.get(client),
+    offer: (record) => latest.offer(record) !== LOST,
+    snapshot: () => latest.snapshot(),
+    size: () => latest.size()
   })
 })
 

@@ -1,1 +1,9 @@
+export {
+  DurableStore,
+  DurableStoreError,
+  layerDurable,
+  makeDurable,
+  makeDurableUnscheduled
+} from "./Durable.ts"
+export type { DurableOptions, DurableStoreService, SequencedRecord } from "./Durable.ts"
 export { LocationStore, layerMemory, makeMemory } from "./LocationStore.ts"

@@ -59,6 +59,9 @@ const latin1AtLine = (record: LocationRecord): string => {
   return line
 }
 
+/** Where each field of the line `addLine` reads starts: one scratch array, as it runs to completion. */
+const lineFieldStarts = new Uint32Array(6)
+
 export class AtLines {
   private bytes = Buffer.allocUnsafeSlow(64 * 1024)
   /** Bytes handed out to slots so far; the rest of `bytes` is free. */
@@ -67,11 +70,14 @@ export class AtLines {
   private count = 0
   /** Slots given back when their record outgrew them, by capacity. */
   private readonly freeSlots = new Map<number, Array<number>>()
+  /** Ids of removed records, for the next records added. */
+  private readonly freeIds: Array<number> = []
 
   /** Keeps `record`'s AT line and answers its id. */
   add(record: LocationRecord): number {
     const line = latin1AtLine(record)
-    const id = this.count
+    const reused = this.freeIds.length > 0
+    const id = reused ? this.freeIds[this.freeIds.length - 1]! : this.count
     if (META_FIELDS * (id + 1) > this.meta.length) {
       const grown = new Uint32Array(2 * this.meta.length)
       grown.set(this.meta)
@@ -79,9 +85,73 @@ export class AtLines {
     }
     this.meta[META_FIELDS * id + CAPACITY] = 0
     this.write(id, record, line)
-    // Counted only once written: a record refused above leaves no trace.
-    this.count++
+    // Taken only once written: a record refused above leaves no trace.
+    if (reused) this.freeIds.pop()
+    else this.count++
     return id
+  }
+
+  /**
+   * Keeps an AT line given as bytes, `AT origin skew client location time`
+   * with one space between fields, as written from a record of this class:
+   * no parsing, no formatting, one copy. The line is `source[from, to)`.
+   * Answers its id, or `undefined` for bytes that are not six fields so
+   * separated.
+   */
+  addLine(source: Buffer, from: number, to: number): number | undefined {
+    const SPACE = 0x20
+    const fieldStarts = lineFieldStarts
+    fieldStarts[0] = 0
+    let fields = 1
+    for (let at = from; at < to; at++) {
+      if (source[at] !== SPACE) continue
+      if (fields === 6 || at - from === fieldStarts[fields - 1]) return undefined
+      fieldStarts[fields++] = at - from + 1
+    }
+    const length = to - from
+    if (
+      fields !== 6 || fieldStarts[5] === length || source[from] !== 0x41 || source[from + 1] !== 0x54 ||
+      fieldStarts[1] !== 3
+    ) {
+      return undefined
+    }
+    const reused = this.freeIds.length > 0
+    const id = reused ? this.freeIds[this.freeIds.length - 1]! : this.count
+    if (META_FIELDS * (id + 1) > this.meta.length) {
+      const grown = new Uint32Array(2 * this.meta.length)
+      grown.set(this.meta)
+      this.meta = grown
+    }
+    const at = META_FIELDS * id
+    const meta = this.meta
+    const capacity = capacityFor(length)
+    const start = this.allocate(capacity)
+    source.copy(this.bytes, start, from, to)
+    meta[at + START] = start
+    meta[at + CAPACITY] = capacity
+    meta[at + ORIGIN_AT] = start + fieldStarts[1]!
+    meta[at + SKEW_AT] = start + fieldStarts[2]!
+    meta[at + CLIENT_AT] = start + fieldStarts[3]!
+    meta[at + LOCATION_AT] = start + fieldStarts[4]!
+    meta[at + TIME_AT] = start + fieldStarts[5]!
+    meta[at + END] = start + length
+    if (reused) this.freeIds.pop()
+    else this.count++
+    return id
+  }
+
+  /** Forgets record `id`: its slot and its id serve the next records added. */
+  remove(id: number): void {
+    const at = META_FIELDS * id
+    this.release(this.meta[at + START]!, this.meta[at + CAPACITY]!)
+    this.meta[at + CAPACITY] = 0
+    this.freeIds.push(id)
+  }
+
+  /** Record `id`'s AT line as bytes: a view into the store's buffer, valid until the next change. */
+  lineBytes(id: number): Buffer {
+    const at = META_FIELDS * id
+    return this.bytes.subarray(this.meta[at + START]!, this.meta[at + END]!)
   }
 
   /** Keeps `record`'s AT line as record `id`, in place of the one it had. */

@@ -1,0 +1,86 @@
+/**
+ * The durable store at scale: fill a database with N clients through `offer`
+ * and commits, then, in a fresh process, open and load it.
+ *
+ *   node --conditions=@herd/source --import tsx packages/store/scripts/measure-durable.ts [clients] [sync]
+ *
+ * Prints the fill rate, the file's size, the time to open and load, and the
+ * RSS each loaded client costs.
+ */
+import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, rmSync, statSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { makeDurableUnscheduled } from "../src/index.ts"
+
+const [, script, first = "1000000", second = "batch"] = process.argv
+
+const record = (i: number, round: number) => ({
+  origin: "Alford",
+  skew: "+0.263873386",
+  client: `client-${i.toString(36).padStart(8, "0")}.cs.ucla.edu`,
+  location: `+34.${String(68930 + (i % 1000)).padStart(6, "0")}-118.${String(445127 + round).padStart(6, "0")}`,
+  time: `${1621464827 + round}.${String(i % 1_000_000_000).padStart(9, "0")}`
+})
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
+
+const load = (path: string) =>
+  Effect.gen(function*() {
+    const before = process.memoryUsage()
+    const started = performance.now()
+    const store = yield* makeDurableUnscheduled({ path })
+    const loadedMs = performance.now() - started
+    const after = process.memoryUsage()
+    const clients = store.size()
+    console.log(`open and load: ${clients} clients in ${(loadedMs / 1000).toFixed(2)} s`)
+    console.log(
+      `memory after load: RSS +${mib(after.rss - before.rss)} (${((after.rss - before.rss) / clients).toFixed(0)} B per client), ` +
+        `heap +${mib(after.heapUsed - before.heapUsed)}, external +${mib(after.external - before.external)}`
+    )
+  }).pipe(Effect.scoped)
+
+const fill = (clients: number, sync: "batch" | "always") =>
+  Effect.gen(function*() {
+    const dir = mkdtempSync(join(tmpdir(), "herd-measure-durable-"))
+    const path = join(dir, "store.db")
+    try {
+      // Commits as a server's ticks would make them: a batch of offers between each.
+      const perCommit = 5000
+      yield* Effect.gen(function*() {
+        const store = yield* makeDurableUnscheduled({ path, sync })
+        const started = performance.now()
+        for (let i = 0; i < clients; i += perCommit) {
+          for (let j = i; j < Math.min(clients, i + perCommit); j++) store.offer(record(j, 0))
+          yield* store.commit
+        }
+        const filledMs = performance.now() - started
+        console.log(
+          `fill: ${clients} new clients, ${perCommit} per commit (${sync}): ${(filledMs / 1000).toFixed(2)} s, ` +
+            `${Math.round(clients / (filledMs / 1000))} records/s`
+        )
+        // Every client again, newer: replaces rather than inserts.
+        const replaced = Math.min(clients, 200_000)
+        const again = performance.now()
+        for (let i = 0; i < replaced; i += perCommit) {
+          for (let j = i; j < Math.min(replaced, i + perCommit); j++) store.offer(record(j, 1))
+          yield* store.commit
+        }
+        const againMs = performance.now() - again
+        console.log(`update: ${replaced} known clients: ${Math.round(replaced / (againMs / 1000))} records/s`)
+      }).pipe(Effect.scoped)
+      console.log(`file: ${mib(statSync(path).size)} (${(statSync(path).size / clients).toFixed(0)} B per client)`)
+      // A fresh process, so what it loads is all it holds.
+      execFileSync(process.execPath, [...process.execArgv, script ?? "", "load", path], { stdio: "inherit" })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+Effect.runPromise(
+  first === "load" ? load(second) : fill(Number(first), second === "always" ? "always" : "batch")
+).catch((error: unknown) => {
+  console.error(error)
+  process.exitCode = 1
+})

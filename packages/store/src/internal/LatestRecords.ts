@@ -1,0 +1,70 @@
+/**
+ * The winner of each client, in memory: a Map from each client to the id of
+ * its AT line in `AtLines`. The memory store is this alone; the durable store
+ * answers from it too and persists behind.
+ */
+import { isNewer } from "@herd/protocol"
+import type { LocationRecord } from "@herd/protocol"
+import { AtLines, StoredView } from "./AtLines.ts"
+
+/** What `offer` answers for a record that lost. */
+export const LOST = -1
+
+export class LatestRecords {
+  readonly lines = new AtLines()
+  private readonly ids = new Map<string, number>()
+  private readonly stored = new StoredView(this.lines)
+
+  get(client: string): LocationRecord | undefined {
+    const id = this.ids.get(client)
+    return id === undefined ? undefined : this.lines.record(id)
+  }
+
+  /** Keeps `record` if it is newer than the stored one: answers its id if it won, `LOST` if not. */
+  offer(record: LocationRecord): number {
+    const id = this.ids.get(record.client)
+    if (id === undefined) {
+      const added = this.lines.add(record)
+      // Keyed by a copy of the client from the kept bytes, not by the
+      // received one, which may be a slice that keeps its whole line alive.
+      this.ids.set(this.lines.client(added), added)
+      return added
+    }
+    this.stored.id = id
+    if (!isNewer(record, this.stored)) return LOST
+    this.lines.replace(id, record)
+    return id
+  }
+
+  /**
+   * Keeps an AT line written by `AtLines`, `source[from, to)`, with no
+   * comparison (a client held already is replaced): for loading what a store
+   * kept. Answers whether it was such a line.
+   */
+  load(source: Buffer, from: number, to: number): boolean {
+    const id = this.lines.addLine(source, from, to)
+    if (id === undefined) return false
+    const client = this.lines.client(id)
+    const known = this.ids.get(client)
+    if (known !== undefined) this.lines.remove(known)
+    this.ids.set(client, id)
+    return true
+  }
+
+  /** Forgets `client`'s record; answers whether there was one. */
+  remove(client: string): boolean {
+    const id = this.ids.get(client)
+    if (id === undefined) return false
+    this.ids.delete(client)
+    this.lines.remove(id)
+    return true
+  }
+
+  snapshot(): Array<LocationRecord> {
+    return Array.from(this.ids.values(), (id) => this.lines.record(id))
+  }
+
+  size(): number {
+    return this.ids.size
+  }
+}
