@@ -30,6 +30,7 @@ import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog, LineLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
 import { Connection } from "../src/internal/Connection.ts"
+import { Deadlines } from "../src/internal/Deadlines.ts"
 import type { ConnectionServices } from "../src/internal/Connection.ts"
 
 const variants = {
@@ -133,6 +134,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     admission: new Admission(10_000, 16),
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
+    deadlines: new Deadlines(() => 0n),
     lookUp() {}
   } as unknown as ConnectionServices
   // The reads of a pass are made before it is fed, so every client time is

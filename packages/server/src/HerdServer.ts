@@ -19,6 +19,7 @@ import { HerdConfig, neighboursOf } from "./HerdConfig.ts"
 import type { HerdConfigValue } from "./HerdConfig.ts"
 import { Admission, peerAllowanceOf } from "./internal/Admission.ts"
 import { serveConnection } from "./internal/Connection.ts"
+import { makeDeadlines } from "./internal/Deadlines.ts"
 
 export class HerdServerError extends Schema.TaggedError<HerdServerError>()("HerdServerError", {
   server: Schema.String,
@@ -101,6 +102,7 @@ const serve = (options: HerdServerOptions, { address, close, config, server }: B
     // Added first, so it runs last: after the listener and every connection closed.
     yield* Effect.addFinalizer(() => Effect.sync(() => log.record("stopped")))
     const lookUp = yield* FiberSet.makeRuntime<never, void, never>()
+    const deadlines = yield* makeDeadlines
     const services = {
       serverName: options.name,
       protocol: yield* Protocol,
@@ -114,6 +116,7 @@ const serve = (options: HerdServerOptions, { address, close, config, server }: B
       admission: new Admission(config.limits.maxConnections, peerAllowanceOf(Object.keys(config.servers).length)),
       herdServers: new Set(Object.keys(config.servers)),
       partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
+      deadlines,
       lookUp: (lookup: Effect.Effect<void>) => {
         lookUp(lookup)
       }

@@ -14,6 +14,7 @@ import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
 import { Connection } from "../src/internal/Connection.ts"
+import { Deadlines } from "../src/internal/Deadlines.ts"
 import type { ConnectionServices } from "../src/internal/Connection.ts"
 
 /** The part of a `net.Socket` a connection uses, with the unwritten bytes set by the test. */
@@ -38,7 +39,11 @@ class StandInSocket extends EventEmitter {
   }
 }
 
-const setUp = (options: { readonly pendingReplyBytes: number; readonly wire?: EventLog["Type"]["wire"] }) => {
+const setUp = (options: {
+  readonly pendingReplyBytes: number
+  readonly wire?: EventLog["Type"]["wire"]
+  readonly deadlines?: Deadlines
+}) => {
   const socket = new StandInSocket()
   const writer = new EntryWriter("Alford", 1024, options.wire ?? "full")
   let logHasRoom = true
@@ -67,6 +72,7 @@ const setUp = (options: { readonly pendingReplyBytes: number; readonly wire?: Ev
     admission: new Admission(10, 4),
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
+    deadlines: options.deadlines ?? new Deadlines(() => 0n),
     lookUp: () => {}
   }
   const connection = new Connection(services, socket as unknown as Net.Socket, 1, {
@@ -140,5 +146,36 @@ describe("Connection", () => {
     const entries = logged()
     expect(entries.filter((entry) => entry["event"] === "in").map((entry) => entry["line"])).toEqual(["PEER Bolden"])
     expect(entries.find((entry) => entry["event"] === "close")).toMatchObject({ peer: "Bolden", floodLines: 3 })
+  })
+
+  it("closes only this connection, logged as a defect, when a drain or a deadline meets a bug", () => {
+    const { connection, logged, socket } = setUp({ pendingReplyBytes: 100 })
+    socket.write = function(bytes: Uint8Array) {
+      this.writableLength += bytes.length
+      return false
+    }
+    connection.receive(iamats(10))
+    expect(socket.paused).toBe(true)
+    socket.write = () => {
+      throw new Error("a bug met while writing")
+    }
+    socket.writableLength = 0
+    expect(() => socket.emit("drain")).not.toThrow()
+    expect(connection.closeReason).toBe("internal error")
+    expect(logged().filter((entry) => entry["event"] === "defect").map((entry) => entry["error"])).toEqual([
+      "Error: a bug met while writing"
+    ])
+
+    let nowNs = 0n
+    const deadlines = new Deadlines(() => nowNs)
+    const second = setUp({ pendingReplyBytes: 1 << 20, deadlines })
+    second.connection.receive(Buffer.from("IAMAT unfinish"))
+    second.socket.pause = () => {
+      throw new Error("a bug met at a deadline")
+    }
+    nowNs = 31_000_000_000n
+    expect(() => deadlines.sweep(nowNs)).not.toThrow()
+    expect(second.connection.closeReason).toBe("partial line timed out")
+    expect(second.logged().some((entry) => entry["event"] === "defect")).toBe(true)
   })
 })

@@ -29,6 +29,7 @@ import type * as Net from "node:net"
 import type { EventLog, LineLog } from "../EventLog.ts"
 import type { Admission, OnProbation, Slot } from "./Admission.ts"
 import { probationMs } from "./Admission.ts"
+import type { Deadline, Deadlines } from "./Deadlines.ts"
 import { LineFramer, tooLong } from "./LineFramer.ts"
 import { netSocketOf } from "./NetSocket.ts"
 
@@ -50,6 +51,8 @@ export interface ConnectionServices {
   readonly herdServers: ReadonlySet<string>
   /** How long a partial line may stay unfinished. */
   readonly partialLineTimeoutMs: number
+  /** The server's deadlines, on the Effect clock. */
+  readonly deadlines: Deadlines
   /** Runs a Places lookup in a fiber of the server (it outlives no connection: each waits for its own). */
   readonly lookUp: (lookup: Effect.Effect<void>) => void
 }
@@ -123,7 +126,7 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
       connection.endInput(connection.closeReason ?? "closed by client")
       yield* Deferred.await(settled)
       connection.close()
-      closeWhenWritten(conn)
+      closeWhenWritten(conn, services.deadlines)
     })
   )
 
@@ -138,11 +141,10 @@ const lingerMs = 1000
  * side too, or after `lingerMs`, so that neither it nor a shutting-down
  * server waits on it forever.
  */
-const closeWhenWritten = (conn: Net.Socket): void => {
+const closeWhenWritten = (conn: Net.Socket, deadlines: Deadlines): void => {
   if (conn.destroyed) return
-  const cut = setTimeout(() => conn.destroy(), lingerMs)
-  cut.unref()
-  conn.once("close", () => clearTimeout(cut))
+  const cut = deadlines.set(lingerMs, () => conn.destroy())
+  conn.once("close", () => deadlines.clear(cut))
   const closeWhenBothEnded = () => {
     if (conn.readableEnded && conn.writableFinished) conn.destroy()
   }
@@ -176,8 +178,8 @@ export class Connection {
   /** The rest of a read, not yet framed, while reading is paused. */
   private held: Buffer | undefined
   private waitingForLogRoom = false
-  private partialTimer: ReturnType<typeof setTimeout> | undefined
-  private probationTimer: ReturnType<typeof setTimeout> | undefined
+  private partialLineDeadline: Deadline | undefined
+  private probationDeadline: Deadline | undefined
   private receivedNs = 0n
   /** The latest client time accepted from this read: `receivedNs` plus the bound. */
   private latestTimeNs = 0n
@@ -208,7 +210,7 @@ export class Connection {
     this.lineLog = services.log.lines(id, this.remote)
     conn.on("drain", () => this.guard(this.resumeIfClear))
     if (this.slot === "probation") {
-      this.probationTimer = setTimeout(() => this.guard(this.endProbation), probationMs)
+      this.probationDeadline = services.deadlines.set(probationMs, () => this.guard(this.endProbation))
     }
   }
 
@@ -226,8 +228,8 @@ export class Connection {
       this.closeReason = reason
       this.held = undefined
       this.conn.pause()
-      this.clearPartialTimer()
-      this.clearProbationTimer()
+      this.clearPartialLineDeadline()
+      this.clearProbationDeadline()
       this.hooks.onInputClosed()
     }
     this.settleIfDone()
@@ -245,7 +247,7 @@ export class Connection {
   }
 
   close(): void {
-    this.clearProbationTimer()
+    this.clearProbationDeadline()
     this.services.admission.release(this.slot, this.asCandidate)
     this.services.log.record("close", {
       conn: this.id,
@@ -353,7 +355,7 @@ export class Connection {
           this.refuseOnProbation("no room left for neighbours' links")
           return false
         }
-        this.clearProbationTimer()
+        this.clearProbationDeadline()
         this.peerName = command.name
         // A neighbour's link is never cut over one line (PROTOCOL.md section 7).
         this.framer.skipTooLongLines(() =>
@@ -538,30 +540,31 @@ export class Connection {
    */
   private watchPartialLine(): void {
     if (this.framer.pendingBytes === 0) {
-      this.clearPartialTimer()
-    } else if (this.partialTimer === undefined) {
-      this.partialTimer = setTimeout(() =>
+      this.clearPartialLineDeadline()
+    } else if (this.partialLineDeadline === undefined) {
+      this.partialLineDeadline = this.services.deadlines.set(this.services.partialLineTimeoutMs, () =>
         this.guard(() => {
-          this.partialTimer = undefined
+          this.partialLineDeadline = undefined
           this.violation("partial line timed out")
           this.endInput("partial line timed out")
-        }), this.services.partialLineTimeoutMs)
+        })
+      )
     }
   }
 
-  private clearPartialTimer(): void {
-    if (this.partialTimer !== undefined) clearTimeout(this.partialTimer)
-    this.partialTimer = undefined
+  private clearPartialLineDeadline(): void {
+    this.services.deadlines.clear(this.partialLineDeadline)
+    this.partialLineDeadline = undefined
   }
 
   private readonly endProbation = (): void => {
-    this.probationTimer = undefined
+    this.probationDeadline = undefined
     if (this.slot === "probation") this.refuseOnProbation("did not say PEER in time")
   }
 
-  private clearProbationTimer(): void {
-    if (this.probationTimer !== undefined) clearTimeout(this.probationTimer)
-    this.probationTimer = undefined
+  private clearProbationDeadline(): void {
+    this.services.deadlines.clear(this.probationDeadline)
+    this.probationDeadline = undefined
   }
 
   /** A connection past the client limit that is not a neighbour's link: closed, with no reply. */
