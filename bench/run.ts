@@ -263,7 +263,8 @@ const startHerd = async (
     servers: Object.fromEntries(Object.entries(servers).map(([name, port]) => [name, { host: "127.0.0.1", port }])),
     links,
     places: { provider: "offline" },
-    logDir
+    logDir,
+    dataDir: join(dir, "data")
   }
   const configPath = join(dir, "herd.config.json")
   writeFileSync(configPath, JSON.stringify(config, null, 2))

@@ -92,7 +92,9 @@ cp "$repo/scripts/consumer/app.ts" "$repo/scripts/consumer/herd.test.ts" "$repo/
 cd "$app"
 npm init -y >/dev/null
 npm pkg set type=module
-npm install --no-audit --no-fund --loglevel=error \
+# better-sqlite3 (the durable store's database) builds a native addon: npm 11 runs
+# no dependency's install script unless it is allowed.
+npm install --no-audit --no-fund --loglevel=error --allow-scripts=better-sqlite3 \
   $(for name in "${libraries[@]}"; do echo "$scratch/tarballs/herd-$name-0.1.0.tgz"; done) \
   effect@3 @effect/platform@0.97 @effect/platform-node@0.108 \
   typescript@5.9 @types/node@20 vitest@3.2 @effect/vitest@0.30
@@ -118,7 +120,8 @@ npx --no-install vitest run herd.test.ts
 
 step "the CLI installed globally, herd up from an empty folder"
 prefix="$scratch/global"
-npm install --global --prefix "$prefix" --no-audit --no-fund --loglevel=error "$scratch/tarballs/herd-cli-0.1.0.tgz"
+npm install --global --prefix "$prefix" --no-audit --no-fund --loglevel=error --allow-scripts=better-sqlite3 \
+  "$scratch/tarballs/herd-cli-0.1.0.tgz"
 empty="$scratch/empty"
 mkdir -p "$empty"
 cd "$empty"

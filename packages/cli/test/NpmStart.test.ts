@@ -49,7 +49,8 @@ const stopsOn = (signal: "SIGTERM" | "SIGINT", to: "npm" | "group") =>
     writeFileSync(config, JSON.stringify({
       servers: { North: { port: ports[0] }, South: { port: ports[1] } },
       links: [["North", "South"]],
-      logDir: join(dir, "logs")
+      logDir: join(dir, "logs"),
+        dataDir: join(dir, "data")
     }))
     const npm = yield* spawn(["start", "--", "--config", config], {
       command: "npm",

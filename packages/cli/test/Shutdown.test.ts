@@ -62,7 +62,8 @@ describe("herd serve", () => {
       writeFileSync(config, JSON.stringify({
         servers: { Alford: { port }, Parker: { port: neighbour.port } },
         links: [["Alford", "Parker"]],
-        logDir: join(dir, "logs")
+        logDir: join(dir, "logs"),
+        dataDir: join(dir, "data")
       }))
       const herd = yield* spawn(["serve", "Alford", "--config", config])
       yield* until(() => herd.stdout().includes("Alford listening"), "the server to listen")
@@ -101,7 +102,7 @@ describe("herd serve", () => {
       const dir = yield* tempDir
       const port = yield* freePort
       const config = join(dir, "herd.json")
-      writeFileSync(config, JSON.stringify({ servers: { Alford: { port } }, logDir: join(dir, "logs") }))
+      writeFileSync(config, JSON.stringify({ servers: { Alford: { port } }, logDir: join(dir, "logs"), dataDir: join(dir, "data") }))
       const herd = yield* spawn(["serve", "Alford", "--config", config])
       yield* until(() => herd.stdout().includes("Alford listening"), "the server to listen")
       const clients = Array.from({ length: 20 }, (_, i) => pipelining(port, `c${i}-`))

@@ -85,7 +85,7 @@ describe("usage errors", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const config = join(dir, "herd.json")
-      writeFileSync(config, JSON.stringify({ servers: { Alford: { port: 0 } }, logDir: join(dir, "logs") }))
+      writeFileSync(config, JSON.stringify({ servers: { Alford: { port: 0 } }, logDir: join(dir, "logs"), dataDir: join(dir, "data") }))
       const run = yield* runHerd(["serve", "Alford", "--config", config], {
         env: { ...process.env, HERD_PLACES_PROVIDER: "nonsense" }
       })

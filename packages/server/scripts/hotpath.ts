@@ -135,6 +135,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     deadlines: new Deadlines(() => 0n),
+    whenStored: undefined,
     lookUp() {}
   } as unknown as ConnectionServices
   // The reads of a pass are made before it is fed, so every client time is

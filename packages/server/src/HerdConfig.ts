@@ -48,12 +48,27 @@ export const LogConfig = Schema.Struct({
   })
 })
 
+export const StoreConfig = Schema.Struct({
+  /** `durable` keeps the store in `<dataDir>/<server>.db` (SQLite); `memory` loses it when the server stops. */
+  kind: Schema.optionalWith(Schema.Literal("durable", "memory"), { default: () => "durable" as const }),
+  /**
+   * `batch`: records are committed every few milliseconds (a crash loses at
+   * most the last commit interval); `always`: an IAMAT is answered only once
+   * its record is committed and fsynced.
+   */
+  sync: Schema.optionalWith(Schema.Literal("batch", "always"), { default: () => "batch" as const }),
+  /** Forget a client not heard from for this many days, by its own client time (default: keep forever). */
+  retainDays: Schema.optional(Schema.Number.pipe(Schema.positive({ message: () => "must be a positive number" })))
+})
+
 const HerdConfigFields = Schema.Struct({
   servers: Schema.Record({ key: ServerName, value: ServerAddress }),
   links: Schema.optionalWith(Schema.Array(Schema.Tuple(Schema.String, Schema.String)), { default: () => [] }),
   places: Schema.optionalWith(PlacesConfig, { default: () => ({}) }),
   logDir: Schema.optionalWith(Schema.String, { default: () => "logs" }),
   log: Schema.optionalWith(LogConfig, { default: () => Schema.decodeSync(LogConfig)({}) }),
+  dataDir: Schema.optionalWith(Schema.String, { default: () => "data" }),
+  store: Schema.optionalWith(StoreConfig, { default: () => Schema.decodeSync(StoreConfig)({}) }),
   lineLimit: Schema.optionalWith(PositiveInt, { default: () => 8192 }),
   reconnect: Schema.optionalWith(ReconnectConfig, { default: () => Schema.decodeSync(ReconnectConfig)({}) }),
   limits: Schema.optionalWith(LimitsConfig, { default: () => Schema.decodeSync(LimitsConfig)({}) })

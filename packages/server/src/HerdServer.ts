@@ -13,7 +13,8 @@ import * as ProtocolLayer from "@herd/protocol"
 import { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
 import type { SocketServer } from "@effect/platform"
-import { Context, Effect, Exit, FiberSet, Layer, Schema, Scope } from "effect"
+import * as NodePath from "node:path"
+import { Context, Effect, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
 import * as EventLog from "./EventLog.ts"
 import { HerdConfig, neighboursOf } from "./HerdConfig.ts"
 import type { HerdConfigValue } from "./HerdConfig.ts"
@@ -103,6 +104,7 @@ const serve = (options: HerdServerOptions, { address, close, config, server }: B
     yield* Effect.addFinalizer(() => Effect.sync(() => log.record("stopped")))
     const lookUp = yield* FiberSet.makeRuntime<never, void, never>()
     const deadlines = yield* makeDeadlines
+    const durable = yield* Effect.serviceOption(Store.DurableStore)
     const services = {
       serverName: options.name,
       protocol: yield* Protocol,
@@ -117,6 +119,7 @@ const serve = (options: HerdServerOptions, { address, close, config, server }: B
       herdServers: new Set(Object.keys(config.servers)),
       partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
       deadlines,
+      whenStored: config.store.sync === "always" ? Option.getOrUndefined(durable)?.unsafeOnCommitted : undefined,
       lookUp: (lookup: Effect.Effect<void>) => {
         lookUp(lookup)
       }
@@ -159,13 +162,32 @@ export const layer = (
       const bound = yield* bind(options)
       // Built here rather than provided, so that it is built after the bind;
       // each server of a process gets a store of its own.
-      const own = Layer.mergeAll(ProtocolLayer.layer, Store.layerMemory, eventLogFile(options.name))
+      const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name), eventLogFile(options.name))
       const services = yield* Layer.build(
         peerLinksFromConfig(options.name, options.onLinkEvent).pipe(Layer.provideMerge(own))
       )
       return yield* serve(options, bound).pipe(Effect.provide(services))
     })
   )
+
+/**
+ * The store of `name` the config asks for: durable in `<dataDir>/<name>.db`
+ * (loaded whole before the server serves anyone), or in memory.
+ */
+export const storeFromConfig = (name: string): Layer.Layer<LocationStore, HerdServerError, HerdConfig> =>
+  Layer.unwrapEffect(Effect.map(HerdConfig, (config) => {
+    if (config.store.kind === "memory") return Layer.fresh(Store.layerMemory)
+    const path = NodePath.join(config.dataDir, `${name}.db`)
+    return Store.layerDurable({
+      path,
+      sync: config.store.sync,
+      ...(config.store.retainDays === undefined ? {} : { retainDays: config.store.retainDays })
+    }).pipe(
+      Layer.mapError((error) =>
+        new HerdServerError({ server: name, message: `cannot open its store ${path}: ${error.message}`, cause: error })
+      )
+    )
+  }))
 
 /** Links to the neighbours of `name` in the config, reported to its event log. */
 export const peerLinksFromConfig = (

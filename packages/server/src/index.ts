@@ -9,7 +9,8 @@ export {
   LogConfig,
   neighboursOf,
   ReconnectConfig,
-  ServerAddress
+  ServerAddress,
+  StoreConfig
 } from "./HerdConfig.ts"
 export type { HerdConfigInput, HerdConfigValue } from "./HerdConfig.ts"
 export * as HerdServer from "./HerdServer.ts"

@@ -73,6 +73,7 @@ const setUp = (options: {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     deadlines: options.deadlines ?? new Deadlines(() => 0n),
+    whenStored: undefined,
     lookUp: () => {}
   }
   const connection = new Connection(services, socket as unknown as Net.Socket, 1, {

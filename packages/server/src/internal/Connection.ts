@@ -53,6 +53,12 @@ export interface ConnectionServices {
   readonly partialLineTimeoutMs: number
   /** The server's deadlines, on the Effect clock. */
   readonly deadlines: Deadlines
+  /**
+   * With `store.sync: "always"`: calls back once every record offered so far
+   * is committed and fsynced. The replies of a read that stored a record
+   * wait for it (group commit: one wait a read, not a line).
+   */
+  readonly whenStored: ((stored: () => void) => void) | undefined
   /** Runs a Places lookup in a fiber of the server (it outlives no connection: each waits for its own). */
   readonly lookUp: (lookup: Effect.Effect<void>) => void
 }
@@ -188,6 +194,10 @@ export class Connection {
   private lastViolationMs = -Infinity
   private suppressedViolations = 0
   private floodLinesNotLogged = 0
+  /** A record won since the replies were last written: with `whenStored`, they wait for its commit. */
+  private storedSinceFlush = false
+  /** Replies are held until `whenStored` calls back. */
+  private awaitingCommit = false
   closeReason: string | undefined
 
   /** Which of the server's connection slots this one holds. */
@@ -375,7 +385,10 @@ export class Connection {
 
   /** Stores a record and, if it won, floods it on (never back to `from`). */
   private accept(record: LocationRecord, from: string | undefined): void {
-    if (this.services.store.offer(record)) this.services.peers.flood(record, from)
+    if (this.services.store.offer(record)) {
+      this.storedSinceFlush = true
+      this.services.peers.flood(record, from)
+    }
   }
 
   private reply(text: string): void {
@@ -437,6 +450,14 @@ export class Connection {
    * copies those bytes rather than converting the text again.
    */
   private flush(): void {
+    if (this.awaitingCommit) return
+    const whenStored = this.services.whenStored
+    if (whenStored !== undefined && this.storedSinceFlush) {
+      this.storedSinceFlush = false
+      this.awaitingCommit = true
+      whenStored(this.committed)
+      if (this.awaitingCommit) return
+    }
     let ready = 0
     let text = ""
     for (const reply of this.queued) {
@@ -468,6 +489,15 @@ export class Connection {
       }
     }
   }
+
+  /** The records of the replies held are on disk: write them, and go on. */
+  private readonly committed = (): void =>
+    this.guard(() => {
+      this.awaitingCommit = false
+      this.flush()
+      this.resumeIfClear()
+      this.settleIfDone()
+    })
 
   /** Whether the replies and the log leave room to handle another line. */
   private hasRoomToGoOn(): boolean {
@@ -531,7 +561,7 @@ export class Connection {
   }
 
   private settleIfDone(): void {
-    if (this.inputEnded && this.waiting === 0 && !this.flushScheduled) this.hooks.onSettled()
+    if (this.inputEnded && this.waiting === 0 && !this.flushScheduled && !this.awaitingCommit) this.hooks.onSettled()
   }
 
   /**
