@@ -1,13 +1,13 @@
 import { formatAtLine, isNewer } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FastCheck as fc, Scope, TestClock } from "effect"
+import { Effect, Exit, FastCheck as fc, Layer, Scope, TestClock } from "effect"
 import * as ChildProcess from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { makeDurable, makeDurableUnscheduled } from "../src/index.ts"
+import { DurableStore, layerDurable, LocationStore, makeDurable, makeDurableUnscheduled } from "../src/index.ts"
 import type { DurableOptions } from "../src/index.ts"
 import { DurableDatabase } from "../src/internal/durable.ts"
 
@@ -178,6 +178,43 @@ describe("Durable", () => {
         }))
       yield* withStore({ path }, (store) =>
         Effect.sync(() => expect(store.snapshot().map(({ client }) => client).sort()).toStrictEqual(["fresh", "recent"])))
+    }))
+
+  it.scoped("serves LocationStore and DurableStore from one layer, which commits as it closes", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const path = join(dir, "store.db")
+      const epoch = yield* Effect.gen(function*() {
+        const store = yield* LocationStore
+        const durable = yield* DurableStore
+        expect(store.offer(record("kiwi", "1"))).toBe(true)
+        expect(durable.pendingCount()).toBe(1)
+        return durable.epoch
+      }).pipe(Effect.provide(layerDurable({ path })), Effect.scoped)
+      const reopened = yield* Effect.gen(function*() {
+        const store = yield* LocationStore
+        const durable = yield* DurableStore
+        return { lines: linesOf(store.snapshot()), epoch: durable.epoch }
+      }).pipe(Effect.provide(Layer.fresh(layerDurable({ path }))), Effect.scoped)
+      expect(reopened).toStrictEqual({ lines: linesOf([record("kiwi", "1")]), epoch })
+    }))
+
+  it.scoped("opens a database with rows that are no AT line: it leaves them out and deletes them", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const path = join(dir, "store.db")
+      yield* withStore({ path }, (store) => Effect.sync(() => store.offer(record("kiwi", "1"))))
+      const raw = DurableDatabase.open({ path, sync: "batch", retainDays: undefined }, 0)
+      const insert = raw.db.prepare("INSERT INTO records (seq, client, line, time_s) VALUES (?, ?, ?, 0)")
+      for (const [seq, line] of [[7, "AT a b c d"], [8, "AT a b  c d e"], [9, "IAMAT a b c d e"], [10, "AT a b c d e "]] as const) {
+        insert.run(seq, `bad-${seq}`, Buffer.from(line, "latin1"))
+      }
+      raw.db.close()
+      yield* withStore({ path }, (store) =>
+        Effect.gen(function*() {
+          expect(linesOf(store.snapshot())).toStrictEqual(linesOf([record("kiwi", "1")]))
+          expect((yield* store.recordsAfter(0)).map(({ seq }) => seq)).toStrictEqual([1])
+        }))
     }))
 
   const arbitraryRecord = fc.record({

@@ -37,17 +37,14 @@ export class LatestRecords {
   }
 
   /**
-   * Keeps an AT line written by `AtLines`, `source[from, to)`, with no
-   * comparison (a client held already is replaced): for loading what a store
-   * kept. Answers whether it was such a line.
+   * Keeps an AT line written by `AtLines`, `source[from, to)`, for a client
+   * not held yet, with no comparison: for loading what a store kept, one line
+   * per client. Answers whether it was such a line.
    */
   load(source: Buffer, from: number, to: number): boolean {
     const id = this.lines.addLine(source, from, to)
     if (id === undefined) return false
-    const client = this.lines.client(id)
-    const known = this.ids.get(client)
-    if (known !== undefined) this.lines.remove(known)
-    this.ids.set(client, id)
+    this.ids.set(this.lines.client(id), id)
     return true
   }
 

@@ -144,8 +144,10 @@ export class DurableDatabase {
     if (options.retainDays !== undefined) this.deleteExpired.run(retentionCutoff(nowMs, options.retainDays))
     // In pages of rows joined into one blob by SQLite, each row as `seq length line`: one
     // value per page costs a fraction of what a value per row does, and the length keeps any byte of a line.
+    // Rows are unique by client (the UNIQUE constraint), so each is loaded with no comparison, in
+    // whatever order a page joins them: only its last seq matters, to ask for the next one.
     const page = db.prepare<[number, number], [number | null, Buffer | null]>(
-      `SELECT max(seq), CAST(group_concat(seq || ' ' || length(line) || ' ' || line, '' ORDER BY seq) AS BLOB)
+      `SELECT max(seq), CAST(group_concat(seq || ' ' || length(line) || ' ' || line, '') AS BLOB)
        FROM (SELECT seq, line FROM records WHERE seq > ? ORDER BY seq LIMIT ?)`
     ).raw()
     const unreadable: Array<number> = []
@@ -154,11 +156,12 @@ export class DurableDatabase {
       if (last === null || rows === null) break
       for (let at = 0; at < rows.length;) {
         const seqEnd = rows.indexOf(0x20, at)
-        const lengthEnd = rows.indexOf(0x20, seqEnd + 1)
-        const from = lengthEnd + 1
-        const to = from + Number(rows.toString("latin1", seqEnd + 1, lengthEnd))
-        if (!this.latest.load(rows, from, to)) unreadable.push(Number(rows.toString("latin1", at, seqEnd)))
-        at = to
+        let length = 0
+        let from = seqEnd + 1
+        for (; rows[from] !== 0x20; from++) length = 10 * length + rows[from]! - 0x30
+        from++
+        if (!this.latest.load(rows, from, from + length)) unreadable.push(Number(rows.toString("latin1", at, seqEnd)))
+        at = from + length
       }
       after = last
     }
