@@ -61,7 +61,8 @@ describe("HerdServer.layer", () => {
         links: [["Alford", "Parker"]],
         // The first dial would go at once, were the links started.
         reconnect: { initialMs: 1, capMs: 1 },
-        logDir: join(dir, "logs")
+        logDir: join(dir, "logs"),
+        dataDir: join(dir, "data")
       }, "test")
       const started = yield* Effect.scoped(Layer.build(HerdServer.layer({ name: "Alford" }))).pipe(
         Effect.provide(Layer.merge(Layer.succeed(HerdConfig, config), noPlaces)),
@@ -89,7 +90,8 @@ describe("HerdServer.layer", () => {
       const config = yield* decodeConfig({
         servers: { Alford: { port: 0 }, Parker: { port: neighbour.port } },
         links: [["Alford", "Parker"]],
-        logDir: join(dir, "logs")
+        logDir: join(dir, "logs"),
+        dataDir: join(dir, "data")
       }, "test")
       const server = yield* Effect.scoped(
         Effect.gen(function*() {
