@@ -93,8 +93,9 @@ cd "$app"
 npm init -y >/dev/null
 npm pkg set type=module
 # better-sqlite3 (the durable store's database) builds a native addon: npm 11 runs
-# no dependency's install script unless it is allowed.
-npm install --no-audit --no-fund --loglevel=error --allow-scripts=better-sqlite3 \
+# no dependency's install script unless the project's package.json allows it.
+npm pkg set allowScripts.better-sqlite3=true --json
+npm install --no-audit --no-fund --loglevel=error \
   $(for name in "${libraries[@]}"; do echo "$scratch/tarballs/herd-$name-0.1.0.tgz"; done) \
   effect@3 @effect/platform@0.97 @effect/platform-node@0.108 \
   typescript@5.9 @types/node@20 vitest@3.2 @effect/vitest@0.30
