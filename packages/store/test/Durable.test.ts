@@ -10,19 +10,13 @@ import { fileURLToPath } from "node:url"
 import { DurableStore, layerDurable, LocationStore, makeDurable, makeDurableUnscheduled } from "../src/index.ts"
 import type { DurableOptions } from "../src/index.ts"
 import { DurableDatabase } from "../src/internal/durable.ts"
+import { record } from "./support/records.ts"
 
 const tempDir = Effect.acquireRelease(
   Effect.sync(() => mkdtempSync(join(tmpdir(), "herd-store-"))),
   (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
 )
 
-const record = (client: string, time: string, origin = "Alford", location = "+34.068930-118.445127"): LocationRecord => ({
-  origin,
-  skew: "+0.000000000",
-  client,
-  location,
-  time
-})
 
 /** The store's records as their AT lines, sorted: what two stores must agree on. */
 const linesOf = (records: ReadonlyArray<LocationRecord>) => records.map(formatAtLine).sort()

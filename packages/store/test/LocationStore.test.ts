@@ -3,18 +3,12 @@ import type { LocationRecord } from "@herd/protocol"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import { makeMemory } from "../src/index.ts"
+import { record } from "./support/records.ts"
 
 /** Any latin1 text (one char per wire byte, spaces and all). */
 const latin1Text = (minLength: number, maxLength: number) =>
   fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((code) => String.fromCharCode(code)), minLength, maxLength })
 
-const record = (client: string, time: string, origin = "Alford", location = "+34.068930-118.445127"): LocationRecord => ({
-  origin,
-  skew: "+0.000000000",
-  client,
-  location,
-  time
-})
 
 describe("LocationStore (memory)", () => {
   it.effect("keeps the record with the greater client time", () =>

@@ -165,8 +165,8 @@ interface ConnectionHooks {
   readonly onSettled: () => void
 }
 
-/** Violations logged per second on one connection; the rest are counted into the next entry. */
-const violationsLoggedPerSecond = 1
+/** At most one violation entry per connection this often; the rest are counted into the next entry. */
+const violationLogIntervalMs = 1000
 
 /** The line handling of one connection; exported for `scripts/hotpath.ts`, which feeds it reads with no socket. */
 export class Connection {
@@ -501,8 +501,13 @@ export class Connection {
 
   /** Whether the replies and the log leave room to handle another line. */
   private hasRoomToGoOn(): boolean {
-    return this.queuedBytes + this.conn.writableLength <= this.services.pendingReplyBytes &&
-      this.queued.length <= maxQueuedReplies && this.services.log.hasRoom()
+    return this.repliesWithin(1) && this.services.log.hasRoom()
+  }
+
+  /** Whether the unwritten replies, in bytes and in number, are within `share` of their bounds. */
+  private repliesWithin(share: number): boolean {
+    return this.queuedBytes + this.conn.writableLength <= this.services.pendingReplyBytes * share &&
+      this.queued.length <= maxQueuedReplies * share
   }
 
   private pauseReading(): void {
@@ -525,9 +530,7 @@ export class Connection {
   /** Reads again once the replies have drained to half the bound and the log has room: the held rest of a read first. */
   private readonly resumeIfClear = (): void => {
     if (!this.readingPaused || this.inputEnded) return
-    const drained = this.queuedBytes + this.conn.writableLength <= this.services.pendingReplyBytes / 2 &&
-      this.queued.length <= maxQueuedReplies / 2
-    if (!drained) return
+    if (!this.repliesWithin(0.5)) return
     if (!this.services.log.hasRoom()) {
       this.pauseReading()
       return
@@ -621,7 +624,7 @@ export class Connection {
    */
   private peerViolation(reason: string, line: string | undefined): void {
     const nowMs = Number(this.receivedNs / 1_000_000n)
-    if (nowMs - this.lastViolationMs < 1000 / violationsLoggedPerSecond) {
+    if (nowMs - this.lastViolationMs < violationLogIntervalMs) {
       this.suppressedViolations++
       return
     }

@@ -76,18 +76,11 @@ export class AtLines {
   /** Keeps `record`'s AT line and answers its id. */
   add(record: LocationRecord): number {
     const line = latin1AtLine(record)
-    const reused = this.freeIds.length > 0
-    const id = reused ? this.freeIds[this.freeIds.length - 1]! : this.count
-    if (META_FIELDS * (id + 1) > this.meta.length) {
-      const grown = new Uint32Array(2 * this.meta.length)
-      grown.set(this.meta)
-      this.meta = grown
-    }
+    const id = this.nextId()
     this.meta[META_FIELDS * id + CAPACITY] = 0
     this.write(id, record, line)
     // Taken only once written: a record refused above leaves no trace.
-    if (reused) this.freeIds.pop()
-    else this.count++
+    this.takeId(id)
     return id
   }
 
@@ -114,13 +107,7 @@ export class AtLines {
     const sixthSpace = source.indexOf(SPACE, fieldStart)
     if (fieldStart === to || (sixthSpace !== -1 && sixthSpace < to)) return undefined
     if (source[from] !== 0x41 || source[from + 1] !== 0x54 || fieldStarts[1] !== 3) return undefined
-    const reused = this.freeIds.length > 0
-    const id = reused ? this.freeIds[this.freeIds.length - 1]! : this.count
-    if (META_FIELDS * (id + 1) > this.meta.length) {
-      const grown = new Uint32Array(2 * this.meta.length)
-      grown.set(this.meta)
-      this.meta = grown
-    }
+    const id = this.nextId()
     const at = META_FIELDS * id
     const meta = this.meta
     const capacity = capacityFor(length)
@@ -134,9 +121,26 @@ export class AtLines {
     meta[at + LOCATION_AT] = start + fieldStarts[4]!
     meta[at + TIME_AT] = start + fieldStarts[5]!
     meta[at + END] = start + length
-    if (reused) this.freeIds.pop()
-    else this.count++
+    this.takeId(id)
     return id
+  }
+
+  /** The id the next record gets, a freed one first, with room for its fields; not taken until `takeId`. */
+  private nextId(): number {
+    const id = this.freeIds.at(-1) ?? this.count
+    if (META_FIELDS * (id + 1) > this.meta.length) {
+      const grown = new Uint32Array(2 * this.meta.length)
+      grown.set(this.meta)
+      this.meta = grown
+    }
+    return id
+  }
+
+  /** `id`, as `nextId` answered it, now holds a record. */
+  private takeId(id: number): void {
+    // A freed id is below `count`, so it can never equal the next new one.
+    if (id === this.freeIds.at(-1)) this.freeIds.pop()
+    else this.count++
   }
 
   /** Forgets record `id`: its slot and its id serve the next records added. */
