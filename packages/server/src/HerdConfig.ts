@@ -17,7 +17,9 @@ const ServerName = Schema.String.pipe(
 
 export const ServerAddress = Schema.Struct({
   host: Schema.optionalWith(Schema.String, { default: () => "127.0.0.1" }),
-  port: Port
+  port: Port,
+  /** The server's HTTP endpoint (metrics, health, status, the live map), on its host; off when absent. */
+  httpPort: Schema.optional(Port)
 })
 export type ServerAddress = typeof ServerAddress.Type
 
@@ -61,6 +63,13 @@ export const StoreConfig = Schema.Struct({
   retainDays: Schema.optional(Schema.Number.pipe(Schema.positive({ message: () => "must be a positive number" })))
 })
 
+export const TlsConfig = Schema.Struct({
+  /** The folder `herd certs --out` wrote: the herd CA's certificate and each server's key and certificate. */
+  dir: Schema.String,
+  /** Whether a client may speak plain TCP (`optional`) or must speak TLS (`required`) on the server's port. */
+  clients: Schema.optionalWith(Schema.Literal("optional", "required"), { default: () => "optional" as const })
+})
+
 const HerdConfigFields = Schema.Struct({
   servers: Schema.Record({ key: ServerName, value: ServerAddress }),
   links: Schema.optionalWith(Schema.Array(Schema.Tuple(Schema.String, Schema.String)), { default: () => [] }),
@@ -71,7 +80,11 @@ const HerdConfigFields = Schema.Struct({
   store: Schema.optionalWith(StoreConfig, { default: () => Schema.decodeSync(StoreConfig)({}) }),
   lineLimit: Schema.optionalWith(PositiveInt, { default: () => 8192 }),
   reconnect: Schema.optionalWith(ReconnectConfig, { default: () => Schema.decodeSync(ReconnectConfig)({}) }),
-  limits: Schema.optionalWith(LimitsConfig, { default: () => Schema.decodeSync(LimitsConfig)({}) })
+  limits: Schema.optionalWith(LimitsConfig, { default: () => Schema.decodeSync(LimitsConfig)({}) }),
+  /** Mutual TLS between the servers, and TLS for clients that ask for it; plain TCP when absent. */
+  tls: Schema.optional(TlsConfig),
+  /** Serve on an address other than loopback without `tls`, knowingly (like Redis's protected mode off). */
+  insecure: Schema.optionalWith(Schema.Boolean, { default: () => false })
 })
 
 export const HerdConfigSchema = HerdConfigFields.pipe(
