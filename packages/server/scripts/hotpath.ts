@@ -86,11 +86,18 @@ const plainMapStore = (isNewer: (a: LocationRecord, b: LocationRecord) => boolea
       return true
     },
     snapshot: () => [...records.values()],
-    size: () => records.size
+    size: () => records.size,
+    digest: () => Store.digestOf(records.values())
   }
 }
 
-const noStore: LocationStore["Type"] = { get: () => undefined, offer: () => true, snapshot: () => [], size: () => 0 }
+const noStore: LocationStore["Type"] = {
+  get: () => undefined,
+  offer: () => true,
+  snapshot: () => [],
+  size: () => 0,
+  digest: () => Store.digestOf([])
+}
 
 /** Feeds one read to a server `Connection` whose socket drops what is written to it. */
 const connectionHandler = (variant: Variant): (read: Buffer) => void => {

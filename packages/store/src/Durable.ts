@@ -125,6 +125,7 @@ const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type
     offer: (record: LocationRecord) => database.offer(record),
     snapshot: () => database.latest.snapshot(),
     size: () => database.latest.size(),
+    digest: () => database.latest.digest(),
     path,
     epoch: database.epoch,
     lastSeq: () => database.lastSeq(),

@@ -9,8 +9,13 @@
  * (answer from memory, persist behind).
  */
 import type { LocationRecord } from "@herd/protocol"
+import { formatAtLine } from "@herd/protocol"
 import { Context, Effect, Layer } from "effect"
+import { fnv1a64Into, Digest } from "./internal/digest.ts"
+import type { StoreDigest } from "./internal/digest.ts"
 import { LatestRecords, LOST } from "./internal/LatestRecords.ts"
+
+export type { StoreDigest } from "./internal/digest.ts"
 
 export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
   LocationStore,
@@ -21,8 +26,31 @@ export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
     /** Every stored record, for catch-up of a neighbour. */
     readonly snapshot: () => ReadonlyArray<LocationRecord>
     readonly size: () => number
+    /**
+     * The record count and the sum (mod 2^64) of the FNV-1a 64 hash of each
+     * stored record's AT line bytes, as 16 hex digits: stores holding the
+     * same winners have the same digest, whatever order the records came
+     * in. Kept up to date as records are stored, so asking costs nothing.
+     */
+    readonly digest: () => StoreDigest
   }
 >() {}
+
+const hashScratch = new Uint32Array(2)
+
+/**
+ * The digest of `records`, computed from scratch (the one a store holding
+ * exactly these records answers): for a store of one's own, and to check one.
+ */
+export const digestOf = (records: Iterable<LocationRecord>): StoreDigest => {
+  const sum = new Digest()
+  for (const record of records) {
+    const line = Buffer.from(formatAtLine(record), "latin1")
+    fnv1a64Into(line, 0, line.length, hashScratch, 0)
+    sum.add(hashScratch[0] ?? 0, hashScratch[1] ?? 0)
+  }
+  return sum.value()
+}
 
 /**
  * A store in this process's memory: a Map from each client to the id of its
@@ -37,7 +65,8 @@ export const makeMemory: Effect.Effect<LocationStore["Type"]> = Effect.sync(() =
     get: (client) => latest.get(client),
     offer: (record) => latest.offer(record) !== LOST,
     snapshot: () => latest.snapshot(),
-    size: () => latest.size()
+    size: () => latest.size(),
+    digest: () => latest.digest()
   })
 })
 

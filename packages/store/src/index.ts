@@ -6,4 +6,5 @@ export {
   makeDurableUnscheduled
 } from "./Durable.ts"
 export type { DurableOptions, DurableStoreService, SequencedRecord } from "./Durable.ts"
-export { LocationStore, layerMemory, makeMemory } from "./LocationStore.ts"
+export { digestOf, LocationStore, layerMemory, makeMemory } from "./LocationStore.ts"
+export type { StoreDigest } from "./LocationStore.ts"

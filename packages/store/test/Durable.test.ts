@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { DurableStore, layerDurable, LocationStore, makeDurable, makeDurableUnscheduled } from "../src/index.ts"
+import { digestOf, DurableStore, layerDurable, LocationStore, makeDurable, makeDurableUnscheduled } from "../src/index.ts"
 import type { DurableOptions } from "../src/index.ts"
 import { DurableDatabase } from "../src/internal/durable.ts"
 import { record } from "./support/records.ts"
@@ -46,7 +46,8 @@ describe("Durable", () => {
           return {
             epoch: store.epoch,
             lines: linesOf(store.snapshot()),
-            after: yield* store.recordsAfter(0)
+            after: yield* store.recordsAfter(0),
+            digest: store.digest()
           }
         }))
       expect(before.after.map(({ seq }) => seq)).toStrictEqual([2, 3, 4])
@@ -58,7 +59,8 @@ describe("Durable", () => {
             epoch: store.epoch,
             lines: linesOf(store.snapshot()),
             after: yield* store.recordsAfter(0),
-            lastSeq: store.lastSeq()
+            lastSeq: store.lastSeq(),
+            digest: store.digest()
           }
         }))
       expect(after.epoch).toBe(before.epoch)
@@ -70,6 +72,12 @@ describe("Durable", () => {
       ]))
       expect(after.after).toStrictEqual(before.after)
       expect(after.lastSeq).toBe(4)
+      expect(after.digest).toStrictEqual(before.digest)
+      expect(after.digest).toStrictEqual(digestOf([
+        record(utf8Client, "11"),
+        record("kiwi", "12", "Bolden", "-1.5+2.25"),
+        record("lime", "1")
+      ]))
       const other = yield* withStore({ path: join(dir, "other.db") }, (store) => Effect.succeed(store.epoch))
       expect(other).not.toBe(before.epoch)
     }))
@@ -167,6 +175,7 @@ describe("Durable", () => {
           yield* TestClock.adjust(`${1.5 * day} seconds`)
           expect(yield* store.expire).toBe(2)
           expect(store.snapshot().map(({ client }) => client)).toStrictEqual(["fresh"])
+          expect(store.digest()).toStrictEqual(digestOf(store.snapshot()))
           // A forgotten client can come back.
           store.offer(record("recent", String(now + day)))
         }))
@@ -285,6 +294,7 @@ describe("Durable", () => {
           }
           if (step._tag !== "offer") {
             expect(linesOf(store.latest.snapshot())).toStrictEqual(winnersOf(committed))
+            expect(store.latest.digest()).toStrictEqual(digestOf(store.latest.snapshot()))
             expect(store.lastSeq()).toBe(committedSeq)
             expect(store.epoch).toBe(epoch)
           }

@@ -2,7 +2,8 @@ import { formatAtLine, isNewer } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
-import { makeMemory } from "../src/index.ts"
+import { digestOf, makeMemory } from "../src/index.ts"
+import { fnv1a64Into } from "../src/internal/digest.ts"
 import { record } from "./support/records.ts"
 
 /** Any latin1 text (one char per wire byte, spaces and all). */
@@ -135,4 +136,62 @@ describe("LocationStore (memory)", () => {
       }
       expect(store.snapshot()).toHaveLength(clients.length)
     }))
+
+  /** FNV-1a 64 as its definition reads, on BigInt: what the 32-bit halves must equal. */
+  const fnv1a64Reference = (bytes: Uint8Array): bigint => {
+    let hash = 0xcbf29ce484222325n
+    for (const byte of bytes) hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn
+    return hash
+  }
+
+  it.prop("hashes as FNV-1a 64 does", [fc.uint8Array({ maxLength: 300 })], ([bytes]) => {
+    const out = new Uint32Array(2)
+    fnv1a64Into(bytes, 0, bytes.length, out, 0)
+    expect((BigInt(out[0] ?? 0) << 32n) | BigInt(out[1] ?? 0)).toBe(fnv1a64Reference(bytes))
+  })
+
+  it("hashes the published FNV-1a 64 test vectors", () => {
+    const hashOf = (text: string) => {
+      const out = new Uint32Array(2)
+      const bytes = Buffer.from(text, "latin1")
+      fnv1a64Into(bytes, 0, bytes.length, out, 0)
+      return (out[0] ?? 0).toString(16).padStart(8, "0") + (out[1] ?? 0).toString(16).padStart(8, "0")
+    }
+    expect(hashOf("")).toBe("cbf29ce484222325")
+    expect(hashOf("a")).toBe("af63dc4c8601ec8c")
+    expect(hashOf("foobar")).toBe("85944171f73967e8")
+  })
+
+  it.effect("digests an empty store as zero records and a zero sum, and one record as its line's hash", () =>
+    Effect.gen(function*() {
+      const store = yield* makeMemory
+      expect(store.digest()).toStrictEqual({ count: 0, digest: "0000000000000000" })
+      store.offer(record("kiwi", "1"))
+      const line = Buffer.from(formatAtLine(record("kiwi", "1")), "latin1")
+      expect(store.digest()).toStrictEqual({
+        count: 1,
+        digest: fnv1a64Reference(line).toString(16).padStart(16, "0")
+      })
+    }))
+
+  it.effect.prop(
+    "digests the same winners the same, whatever the arrival order, and as computed from scratch",
+    [fc.array(arbitraryRecord, { maxLength: 60 }).chain((records) =>
+      fc.tuple(fc.constant(records), fc.shuffledSubarray(records, { minLength: records.length }))
+    )],
+    ([[records, shuffled]]) =>
+      Effect.gen(function*() {
+        const digestAfter = (order: ReadonlyArray<LocationRecord>) =>
+          Effect.gen(function*() {
+            const store = yield* makeMemory
+            for (const r of order) store.offer(r)
+            expect(store.digest()).toStrictEqual(digestOf(store.snapshot()))
+            return store.digest()
+          })
+        const digest = yield* digestAfter(records)
+        expect(yield* digestAfter(shuffled)).toStrictEqual(digest)
+        expect(yield* digestAfter([...records].reverse())).toStrictEqual(digest)
+        expect(digest.count).toBe(new Set(records.map(({ client }) => client)).size)
+      })
+  )
 })

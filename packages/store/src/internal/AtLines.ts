@@ -17,6 +17,7 @@
  */
 import type { LocationRecord } from "@herd/protocol"
 import { formatAtLine } from "@herd/protocol"
+import { fnv1a64Into } from "./digest.ts"
 
 /**
  * Per record, in `meta`: where its slot starts and how long it is, where
@@ -31,7 +32,10 @@ const CLIENT_AT = 4
 const LOCATION_AT = 5
 const TIME_AT = 6
 const END = 7
-const META_FIELDS = 8
+/** The FNV-1a 64 hash of the line, for the store's digest: its high and low halves. */
+const HASH_HI = 8
+const HASH_LO = 9
+const META_FIELDS = 10
 
 /** The most the 32-bit offsets in `meta` can address. */
 const maxBytes = 2 ** 32 - 1
@@ -121,6 +125,7 @@ export class AtLines {
     meta[at + LOCATION_AT] = start + fieldStarts[4]!
     meta[at + TIME_AT] = start + fieldStarts[5]!
     meta[at + END] = start + length
+    fnv1a64Into(this.bytes, start, start + length, meta, at + HASH_HI)
     this.takeId(id)
     return id
   }
@@ -182,6 +187,17 @@ export class AtLines {
     meta[at + LOCATION_AT] = meta[at + CLIENT_AT]! + record.client.length + 1
     meta[at + TIME_AT] = meta[at + LOCATION_AT]! + record.location.length + 1
     meta[at + END] = start + line.length
+    fnv1a64Into(this.bytes, start, start + line.length, meta, at + HASH_HI)
+  }
+
+  /** The high half of the hash of record `id`'s AT line. */
+  hashHi(id: number): number {
+    return this.meta[META_FIELDS * id + HASH_HI] ?? 0
+  }
+
+  /** The low half of the hash of record `id`'s AT line. */
+  hashLo(id: number): number {
+    return this.meta[META_FIELDS * id + HASH_LO] ?? 0
   }
 
   /** Record `id` as a plain record of five strings. */

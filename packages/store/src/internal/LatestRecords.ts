@@ -6,6 +6,8 @@
 import { isNewer } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
 import { AtLines, StoredView } from "./AtLines.ts"
+import { Digest } from "./digest.ts"
+import type { StoreDigest } from "./digest.ts"
 
 /** What `offer` answers for a record that lost. */
 export const LOST = -1
@@ -14,6 +16,7 @@ export class LatestRecords {
   readonly lines = new AtLines()
   private readonly ids = new Map<string, number>()
   private readonly stored = new StoredView(this.lines)
+  private readonly sum = new Digest()
 
   get(client: string): LocationRecord | undefined {
     const id = this.ids.get(client)
@@ -28,11 +31,16 @@ export class LatestRecords {
       // Keyed by a copy of the client from the kept bytes, not by the
       // received one, which may be a slice that keeps its whole line alive.
       this.ids.set(this.lines.client(added), added)
+      this.sum.add(this.lines.hashHi(added), this.lines.hashLo(added))
       return added
     }
     this.stored.id = id
     if (!isNewer(record, this.stored)) return LOST
+    const replacedHi = this.lines.hashHi(id)
+    const replacedLo = this.lines.hashLo(id)
     this.lines.replace(id, record)
+    this.sum.subtract(replacedHi, replacedLo)
+    this.sum.add(this.lines.hashHi(id), this.lines.hashLo(id))
     return id
   }
 
@@ -45,6 +53,7 @@ export class LatestRecords {
     const id = this.lines.addLine(source, from, to)
     if (id === undefined) return false
     this.ids.set(this.lines.client(id), id)
+    this.sum.add(this.lines.hashHi(id), this.lines.hashLo(id))
     return true
   }
 
@@ -53,8 +62,14 @@ export class LatestRecords {
     const id = this.ids.get(client)
     if (id === undefined) return false
     this.ids.delete(client)
+    this.sum.subtract(this.lines.hashHi(id), this.lines.hashLo(id))
     this.lines.remove(id)
     return true
+  }
+
+  /** The count and the sum of the hashes of the records held (see `Digest`). */
+  digest(): StoreDigest {
+    return this.sum.value()
   }
 
   snapshot(): Array<LocationRecord> {
