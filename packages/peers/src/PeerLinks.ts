@@ -16,13 +16,12 @@
  *   the link is cut, the records dropped, and the next connection's
  *   catch-up brings the neighbour up to date.
  */
-import * as Socket from "@effect/platform/Socket"
-import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import type { LocationRecord } from "@herd/protocol"
 import { formatAtLine } from "@herd/protocol"
 import { LocationStore } from "@herd/store"
 import { Context, Data, Deferred, Duration, Effect, Exit, Layer, Schedule } from "effect"
 import * as Net from "node:net"
+import * as SocketAdapter from "./SocketAdapter.ts"
 
 export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
   PeerLinks,
@@ -75,6 +74,8 @@ export const defaultMaxPendingRecords = 100_000
 const defaultDialTimeoutMs = 2000
 /** Records per write during catch-up, so a big store is not one huge string. */
 const catchUpBatch = 2048
+/** Catch-up bytes unsent past which the next slice waits for them to drain. */
+const catchUpHighWater = 1024 * 1024
 
 class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: string }> {}
 
@@ -82,13 +83,15 @@ class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: str
 class Link {
   /** AT lines waiting to be written; `undefined` while the link is down. */
   private pending: Array<string> | undefined = undefined
-  /** Where flooded records go, once catch-up is sent: written to at once, not through a fiber. */
-  private conn: Net.Socket | undefined = undefined
-  /** Records written to `conn` that Node has not handed to the kernel yet. */
+  /** The open connection, catching up or caught up. */
+  private current: SocketAdapter.SocketAdapter | undefined = undefined
+  /** Whether catch-up is sent: flooded records are written at once from then on, not through a fiber. */
+  private caughtUp = false
+  /** Records written to the connection that Node has not handed to the kernel yet. */
   private unsent = 0
   private flushScheduled = false
-  /** Completed to cut the current connection (the neighbour is not reading). */
-  private cut: Deferred.Deferred<never, LinkFailure> | undefined = undefined
+  /** Why this side cut the current connection (the neighbour is not reading). */
+  cutReason: string | undefined = undefined
 
   constructor(readonly neighbour: Neighbour, readonly maxPending: number) {}
 
@@ -98,40 +101,43 @@ class Link {
   }
 
   /** A connection is made: queue records from now on, while catch-up is sent. */
-  opened(cut: Deferred.Deferred<never, LinkFailure>): void {
+  opened(connection: SocketAdapter.SocketAdapter): void {
     this.pending = []
     // What the last connection left unsent is gone with it (its write
-    // callbacks no longer count, `conn` being another): it must not count
-    // against this one.
+    // callbacks no longer count, the connection being another): it must not
+    // count against this one.
     this.unsent = 0
-    this.cut = cut
+    this.current = connection
+    this.caughtUp = false
+    this.cutReason = undefined
   }
 
-  /** Catch-up is sent on `conn`: what queued meanwhile, and every record from now on, follows it. */
-  caughtUp(conn: Net.Socket): void {
-    this.conn = conn
+  /** Catch-up is sent: what queued meanwhile, and every record from now on, follows it. */
+  sentCatchUp(): void {
+    this.caughtUp = true
     this.flush()
   }
 
   /** The connection is gone: nothing is queued until the next one (its catch-up resends all). */
   closed(): void {
     this.pending = undefined
-    this.conn = undefined
-    this.cut = undefined
+    this.current = undefined
+    this.caughtUp = false
   }
 
   enqueue(line: string): void {
     if (this.pending === undefined) return
     if (this.pending.length + this.unsent >= this.maxPending) {
+      this.cutReason = `more than ${this.maxPending} records unsent: not reading`
       this.pending = undefined
-      this.conn = undefined
-      if (this.cut) Deferred.unsafeDone(this.cut, new LinkFailure({ reason: `more than ${this.maxPending} records unsent: not reading` }))
+      this.current?.stopReading()
       return
     }
     this.pending.push(line)
-    if (this.conn !== undefined && !this.flushScheduled) {
+    const current = this.current
+    if (current !== undefined && this.caughtUp && !this.flushScheduled) {
       this.flushScheduled = true
-      queueMicrotask(this.flush)
+      queueMicrotask(() => current.guard(this.flush))
     }
   }
 
@@ -142,13 +148,13 @@ class Link {
    */
   private readonly flush = (): void => {
     this.flushScheduled = false
-    const conn = this.conn
+    const current = this.current
     const batch = this.pending
-    if (conn === undefined || batch === undefined || batch.length === 0) return
+    if (current === undefined || !this.caughtUp || batch === undefined || batch.length === 0) return
     this.pending = []
     this.unsent += batch.length
-    conn.write(linesOf(batch), () => {
-      if (this.conn === conn) this.unsent -= batch.length
+    current.write(linesOf(batch), () => {
+      if (this.current === current) this.unsent -= batch.length
     })
   }
 }
@@ -169,42 +175,53 @@ export const make = (options: PeerLinksOptions) =>
       Schedule.resetAfter(Duration.millis(options.reconnect.capMs * 2))
     )
 
+    /**
+     * Sends `PEER <self>` and every stored record, in slices: a slice waits
+     * for the last to drain past `catchUpHighWater`, and yields to the
+     * server's clients either way.
+     */
+    const sendCatchUp = (connection: SocketAdapter.SocketAdapter) =>
+      Effect.gen(function*() {
+        const snapshot = store.snapshot()
+        connection.write(Buffer.from(`PEER ${options.self}\n`, "latin1"))
+        for (let i = 0; i < snapshot.length && !connection.isClosed(); i += catchUpBatch) {
+          connection.write(linesOf(snapshot.slice(i, i + catchUpBatch).map(formatAtLine)))
+          if (connection.unsentBytes() > catchUpHighWater) yield* connection.drained
+          else yield* Effect.yieldNow()
+        }
+        return snapshot.length
+      })
+
     // Suspended, so that every retry starts with `up` false.
     const connectOnce = (link: Link) => Effect.suspend(() => {
       let up = false
       return Effect.scoped(Effect.gen(function*() {
         const { host, name, port } = link.neighbour
         const address = `${host}:${port}`
-        const conn = yield* dial(link.neighbour, dialTimeout).pipe(
-          Effect.mapError((error) => new LinkFailure({ reason: describeSocketError(error) }))
-        )
-        const socket = yield* NodeSocket.fromDuplex(Effect.succeed(conn))
-        const write = yield* socket.writer
-        const cut = yield* Deferred.make<never, LinkFailure>()
+        const conn = yield* dial(link.neighbour, dialTimeout)
+        // The neighbour says nothing on a link today: what it sends is read and dropped.
+        const connection = yield* SocketAdapter.make(conn, { onData: () => {} })
         // Queue from now on, before the snapshot is taken: a record accepted
         // meanwhile is in both, and the neighbour drops the second copy.
-        link.opened(cut)
+        link.opened(connection)
         yield* Effect.addFinalizer(() => Effect.sync(() => link.closed()))
-        const closedByPeer = socket.run(() => {}).pipe(
-          Effect.matchEffect({
-            onFailure: (error) => new LinkFailure({ reason: describeSocketError(error) }),
-            onSuccess: () => new LinkFailure({ reason: "closed by neighbour" })
-          })
-        )
-        const sendAll = Effect.gen(function*() {
-          const snapshot = store.snapshot()
-          yield* write(`PEER ${options.self}\n`)
-          for (let i = 0; i < snapshot.length; i += catchUpBatch) {
-            yield* write(linesOf(snapshot.slice(i, i + catchUpBatch).map(formatAtLine)))
-          }
+        const sent = yield* sendCatchUp(connection)
+        if (!connection.isClosed()) {
           up = true
-          link.caughtUp(conn)
-          onEvent({ event: "link-up", peer: name, address, catchUp: snapshot.length })
-          // Flooded records are written by `flood` itself from now on.
-          return yield* Effect.never
-        }).pipe(Effect.mapError((error) => new LinkFailure({ reason: describeSocketError(error) })))
-        return yield* Effect.raceFirst(sendAll, Effect.raceFirst(closedByPeer, Deferred.await(cut)))
+          link.sentCatchUp()
+          onEvent({ event: "link-up", peer: name, address, catchUp: sent })
+        }
+        // Flooded records are written by `flood` itself from now on.
+        const ended = yield* Effect.either(connection.closed)
+        return yield* new LinkFailure({
+          reason: link.cutReason ??
+            (ended._tag === "Left" ? `socket error: ${ended.left.message}` : "closed by neighbour")
+        })
       })).pipe(
+        // A bug met on the link (a guarded callback threw) ends this connection; the link dials again.
+        Effect.catchAllDefect((defect) =>
+          Effect.fail(new LinkFailure({ reason: `internal error: ${defect instanceof Error ? defect.message : String(defect)}` }))
+        ),
         Effect.tapError((failure) =>
           Effect.sync(() =>
             onEvent({
@@ -253,16 +270,19 @@ const linesOf = (lines: ReadonlyArray<string>): Uint8Array => Buffer.from(lines.
  */
 const dial = (neighbour: Neighbour, timeout: Duration.Duration) =>
   Effect.gen(function*() {
-    const connected = yield* Deferred.make<void, Socket.SocketError>()
+    const connected = yield* Deferred.make<void, LinkFailure>()
     const conn = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const conn = Net.createConnection({ host: neighbour.host, port: neighbour.port, noDelay: true })
         conn.once("connect", () => Deferred.unsafeDone(connected, Exit.void))
         // Listening from the start, so that no error is ever unhandled; once
-        // connected, errors are reported through the socket's run (and this
-        // completes nothing: `connected` is done).
+        // connected, errors are reported through the socket's adapter (and
+        // this completes nothing: `connected` is done).
         conn.on("error", (cause) =>
-          Deferred.unsafeDone(connected, Exit.fail(new Socket.SocketGenericError({ reason: "Open", cause })))
+          Deferred.unsafeDone(
+            connected,
+            Exit.fail(new LinkFailure({ reason: `connect failed: ${new SocketAdapter.SocketFailure({ cause }).message}` }))
+          )
         )
         return conn
       }),
@@ -273,11 +293,3 @@ const dial = (neighbour: Neighbour, timeout: Duration.Duration) =>
     )
     return conn
   })
-
-const describeSocketError = (error: Socket.SocketError | LinkFailure): string => {
-  if (error._tag === "LinkFailure") return error.reason
-  if (error.reason === "Close") return "closed by neighbour"
-  const cause = error.cause
-  const detail = cause instanceof Error ? ("code" in cause && typeof cause.code === "string" ? cause.code : cause.message) : String(cause)
-  return `${error.reason.toLowerCase()}: ${detail}`
-}

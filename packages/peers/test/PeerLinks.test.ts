@@ -172,7 +172,7 @@ describe("PeerLinks", () => {
       }).pipe(Effect.provideService(LocationStore, store))
       for (let i = 0; i < 10_000; i++) links.flood(record(`c${i}`, "1"))
       yield* until(() => events.length >= 4, "several dial attempts")
-      expect(events.every((e) => e.event === "link-failed" && e.reason === "open: ECONNREFUSED")).toBe(true)
+      expect(events.every((e) => e.event === "link-failed" && e.reason === "connect failed: ECONNREFUSED")).toBe(true)
     }))
 
   it.scopedLive("cuts a neighbour that stops reading once its queue is full, and dials again", () =>

@@ -1,7 +1,7 @@
 /**
  * The in-process cost of a connection's read → reply path, with no socket:
  * reads of 16 IAMAT lines shaped like loadgen's, over 10,000 clients, fed
- * straight to a `Connection`. It splits a line's cost between the event log,
+ * straight to a server's `Session`. It splits a line's cost between the event log,
  * the store and the rest, next to the hand-tuned handler's code fed the same
  * reads (README, "What bounds the throughput").
  *
@@ -23,15 +23,13 @@ import type { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
-import type * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog, LineLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
-import { Connection } from "../src/internal/Connection.ts"
-import { Deadlines } from "../src/internal/Deadlines.ts"
-import type { ConnectionServices } from "../src/internal/Connection.ts"
+import { Session } from "../src/internal/Session.ts"
+import type { SessionPort, SessionServices } from "../src/internal/Session.ts"
 
 const variants = {
   "in full": { log: true, store: "memory" },
@@ -99,7 +97,7 @@ const noStore: LocationStore["Type"] = {
   digest: () => Store.digestOf([])
 }
 
-/** Feeds one read to a server `Connection` whose socket drops what is written to it. */
+/** Feeds one read to a server `Session` whose port drops what is sent. */
 const connectionHandler = (variant: Variant): (read: Buffer) => void => {
   const { log: logged, store: storeKind } = variants[variant]
   const protocol = Effect.runSync(Effect.provide(Protocol, ProtocolLayer.layer))
@@ -118,22 +116,12 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     onRoom: (resume) => resume(),
     reopen: Effect.void
   }
-  const socket = {
-    remoteAddress: "127.0.0.1",
-    remotePort: 40000,
-    writable: true,
-    writableLength: 0,
-    on() {},
-    pause() {},
-    resume() {},
-    write: dropWrite
-  } as unknown as Net.Socket
-  const services = {
+  const services: SessionServices = {
     serverName: "Alford",
     protocol,
     store,
-    peers: { flood() {} },
-    places: {},
+    peers: { neighbours: [], flood() {} },
+    places: { provider: "none", nearby: () => Effect.die("no WHATSAT here") },
     log,
     lineLimit: 8192,
     pendingReplyBytes: 256 * 1024,
@@ -141,19 +129,26 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     admission: new Admission(10_000, 16),
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
-    deadlines: new Deadlines(() => 0n),
     whenStored: undefined,
     lookUp() {}
-  } as unknown as ConnectionServices
+  }
   // The reads of a pass are made before it is fed, so every client time is
   // behind this clock, as it is behind a server's for loadgen's reports.
-  const connection = new Connection(services, socket, 1, {
-    now: () => BigInt(clientTime) * 1_000_000_000n,
-    onInputClosed() {},
-    onSettled() {}
-  })
+  const nowNs = () => BigInt(clientTime) * 1_000_000_000n
+  const port: SessionPort = {
+    send: dropWrite,
+    unsentBytes: () => 0,
+    pause() {},
+    resume() {},
+    inputEnded() {},
+    settled() {},
+    wakeAt() {},
+    guard: (body) => body(),
+    nowNs
+  }
+  const session = new Session(services, port, 1, "127.0.0.1:40000")
   return (read) => {
-    connection.receive(read)
+    session.feed(read, nowNs())
     // The server hands the log's bytes to its file every 50 ms, about 1 MB under
     // load; here they are dropped at that size.
     if (writer.size > 1 << 20) writer.recycle(writer.take())

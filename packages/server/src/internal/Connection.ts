@@ -1,140 +1,95 @@
 /**
- * One inbound connection, client or peer: frame its bytes into lines, answer
- * them in order, and keep its memory bounded whatever the other side does.
+ * One accepted connection, client or neighbour: a `Session` (what is done
+ * with the bytes) carried by a `SocketAdapter` (the socket), owned by one
+ * fiber of the server (ARCHITECTURE.md, "The connection core").
  *
- * The socket's reads are push-based (ARCHITECTURE.md, platform facts), and
- * almost every line can be answered at once, so each read is handled right in
- * the data callback: frame, parse, store, flood, and write all the replies of
- * the read in one write, with no fiber hop or Effect per line. A WHATSAT
- * whose answer is at hand (the Places cache, the loaded offline gazetteer)
- * is answered the same way; any other
- * takes a slot in the reply queue, a lookup fiber of the server fills it, and
- * the replies behind it are written once it is.
- *
- * Memory stays bounded whatever the other side sends: after every line, not
- * only after every read, the connection checks its unwritten replies and the
- * event log's room; past the bound the rest of the read is held, unparsed,
- * and reading pauses until the replies drain or the log is flushed (a client
- * that sends without reading stalls itself, not the server).
+ * The fiber waits for the input to end (the other side half-closed or
+ * closed, the session stopped reading, or a callback threw), lets the
+ * session answer what it read, and closes the socket once the replies are
+ * written. The session's deadlines go on the server's `Deadlines`, which run
+ * on the Effect clock.
  */
 import type * as Socket from "@effect/platform/Socket"
-import type { PeerLinks } from "@herd/peers"
-import type { NearbyQuery, PlacesBody, PlacesClient } from "@herd/places"
-import { failureBody, PlacesError } from "@herd/places"
-import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
-import { contentEnd, coordinatesOf, invalidReply, isLaterThan, printedPlacesBody } from "@herd/protocol"
-import type { LocationStore } from "@herd/store"
-import { Cause, Deferred, Effect, Option } from "effect"
+import { SocketAdapter } from "@herd/peers"
+import { Cause, Deferred, Effect, Exit, Option } from "effect"
 import type * as Net from "node:net"
-import type { EventLog, LineLog } from "../EventLog.ts"
-import type { Admission, OnProbation, Slot } from "./Admission.ts"
-import { probationMs } from "./Admission.ts"
 import type { Deadline, Deadlines } from "./Deadlines.ts"
-import { LineFramer, tooLong } from "./LineFramer.ts"
 import { netSocketOf } from "./NetSocket.ts"
+import { Session } from "./Session.ts"
+import type { SessionPort, SessionServices } from "./Session.ts"
 
-export interface ConnectionServices {
-  readonly serverName: string
-  readonly protocol: Protocol["Type"]
-  readonly store: LocationStore["Type"]
-  readonly peers: PeerLinks["Type"]
-  readonly places: PlacesClient["Type"]
-  readonly log: EventLog["Type"]
-  readonly lineLimit: number
-  /** Unwritten reply bytes past which the connection stops being read. */
-  readonly pendingReplyBytes: number
-  /** How far ahead of the receive time a client time may be, in ns (PROTOCOL.md section 3). */
-  readonly maxClientAheadNs: bigint
-  /** Who holds the server's connection slots. */
-  readonly admission: Admission
-  /** The servers of the herd: a connection on probation must name one in `PEER`. */
-  readonly herdServers: ReadonlySet<string>
-  /** How long a partial line may stay unfinished. */
-  readonly partialLineTimeoutMs: number
+export interface ConnectionServices extends SessionServices {
   /** The server's deadlines, on the Effect clock. */
   readonly deadlines: Deadlines
-  /**
-   * With `store.sync: "always"`: calls back once every record offered so far
-   * is committed and fsynced. The replies of a read that stored a record
-   * wait for it (group commit: one wait a read, not a line).
-   */
-  readonly whenStored: ((stored: () => void) => void) | undefined
-  /** Runs a Places lookup in a fiber of the server (it outlives no connection: each waits for its own). */
-  readonly lookUp: (lookup: Effect.Effect<void>) => void
-}
-
-/** Replies queued behind a WHATSAT still waiting for Places, past which reading pauses. */
-const maxQueuedReplies = 1024
-
-/**
- * A WHATSAT answer, or its slot while it waits for Places: the reply's text,
- * and the printed Places body it ends with (the log reuses the body's escaping).
- */
-interface AnswerReply {
-  text: string | undefined
-  body: string | undefined
-  /** The Places status of the body, for a log that keeps answers in short. */
-  status: string
 }
 
 let connectionCount = 0
 
 /**
- * Serves one accepted connection until it is done: its input ended (the
- * client half-closed, a line was too long or too slow, the server is
- * shutting down) and every reply to what it sent is written.
+ * Serves one accepted connection until it is done: its input ended and
+ * every reply to what it sent is written (or the socket is gone).
  *
- * It reads the raw socket's events itself rather than through
+ * The adapter reads the raw socket's events itself rather than through
  * `Socket.run`: a connection then costs one fiber, not four (about 15 KB
  * less each, which is what lets 10,000 idle clients stay cheap).
  */
 export const serveConnection = (services: ConnectionServices) => (_socket: Socket.Socket) =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function*() {
+    Effect.scoped(Effect.gen(function*() {
       const conn = yield* netSocketOf
       const clock = yield* Effect.clock
+      const nowNs = () => clock.unsafeCurrentTimeNanos()
       const settled = yield* Deferred.make<void>()
-      let inputClosed: (() => void) | undefined
-      const connection = new Connection(services, conn, ++connectionCount, {
-        now: () => clock.unsafeCurrentTimeNanos(),
-        onInputClosed: () => inputClosed?.(),
-        onSettled: () => Deferred.unsafeDone(settled, Effect.void)
+      // The session and the adapter call each other; the first bytes can only
+      // come after this fiber yields, by which time both exist.
+      let session: Session | undefined
+      const adapter = yield* SocketAdapter.make(conn, {
+        onData: (chunk) => session?.feed(chunk, nowNs()),
+        onDrain: () => session?.drained(),
+        onDefect: (defect) => session?.defect(defect)
       })
-      // The one place a bug in handling a line could escape to Node's event
-      // emitter and take the whole process down: it closes this connection
-      // instead, logged as a defect.
-      const onData = (chunk: Buffer) => {
-        try {
-          connection.receive(chunk)
-        } catch (defect) {
-          connection.defect(defect)
-        }
+      let deadline: Deadline | undefined
+      const port: SessionPort = {
+        send: adapter.write,
+        unsentBytes: adapter.unsentBytes,
+        pause: adapter.pause,
+        resume: adapter.resume,
+        inputEnded: adapter.stopReading,
+        settled: () => Deferred.unsafeDone(settled, Exit.void),
+        wakeAt: (dueNs) => {
+          services.deadlines.clear(deadline)
+          deadline = dueNs === undefined
+            ? undefined
+            : services.deadlines.setAt(dueNs, () => adapter.guard(() => session?.expire(nowNs())))
+        },
+        guard: adapter.guard,
+        nowNs
       }
-      // Until the client half-closes or the socket fails, or until this side
-      // stops reading (line too long, partial line too slow).
-      yield* restore(Effect.async<void>((resume) => {
-        inputClosed = () => resume(Effect.void)
-        conn.on("data", onData)
-        conn.once("end", inputClosed)
-        conn.once("close", inputClosed)
-      })).pipe(
-        Effect.exit,
-        Effect.ensuring(Effect.sync(() => {
-          conn.off("data", onData)
-          if (inputClosed !== undefined) {
-            conn.off("end", inputClosed)
-            conn.off("close", inputClosed)
-          }
-        }))
-      )
+      const current = new Session(services, port, ++connectionCount, adapter.remote)
+      session = current
+      // Until the other side ends its input or the socket fails, or until the
+      // session stops reading (line too long, partial line too slow).
+      const ended = yield* restore(adapter.closed).pipe(Effect.exit)
       // Also on interruption (the server shutting down): what was read gets
-      // its reply before the connection closes.
-      connection.endInput(connection.closeReason ?? "closed by client")
+      // its reply before the connection closes. A defect was handed to the
+      // session by the adapter already (`onDefect`).
+      current.endInput(closeReasonOf(ended))
       yield* Deferred.await(settled)
-      connection.close()
+      services.deadlines.clear(deadline)
+      current.close()
       closeWhenWritten(conn, services.deadlines)
-    })
+    }))
   )
+
+const closeReasonOf = (ended: Exit.Exit<SocketAdapter.Ended, SocketAdapter.SocketFailure>): string =>
+  Exit.match(ended, {
+    onSuccess: () => "closed by client",
+    onFailure: (cause) =>
+      Option.match(Cause.failureOption(cause), {
+        onSome: (failure) => `socket error: ${failure.message}`,
+        onNone: () => Cause.isInterruptedOnly(cause) ? "server shutting down" : "internal error"
+      })
+  })
 
 /** Time a closing connection gets to take its last replies and close its side. */
 const lingerMs = 1000
@@ -157,524 +112,4 @@ const closeWhenWritten = (conn: Net.Socket, deadlines: Deadlines): void => {
   conn.on("end", closeWhenBothEnded)
   conn.end(closeWhenBothEnded)
   conn.resume()
-}
-
-interface ConnectionHooks {
-  readonly now: () => bigint
-  readonly onInputClosed: () => void
-  readonly onSettled: () => void
-}
-
-/** At most one violation entry per connection this often; the rest are counted into the next entry. */
-const violationLogIntervalMs = 1000
-
-/** The line handling of one connection; exported for `scripts/hotpath.ts`, which feeds it reads with no socket. */
-export class Connection {
-  private readonly framer: LineFramer
-  private readonly remote: string
-  private readonly lineLog: LineLog
-  /** Replies not yet written, in request order. */
-  private queued: Array<string | AnswerReply> = []
-  /** Bytes of the replies in `queued` whose text is ready. */
-  private queuedBytes = 0
-  private waiting = 0
-  private flushScheduled = false
-  private inputEnded = false
-  private readingPaused = false
-  /** The rest of a read, not yet framed, while reading is paused. */
-  private held: Buffer | undefined
-  private waitingForLogRoom = false
-  private partialLineDeadline: Deadline | undefined
-  private probationDeadline: Deadline | undefined
-  private receivedNs = 0n
-  /** The latest client time accepted from this read: `receivedNs` plus the bound. */
-  private latestTimeNs = 0n
-  /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
-  private peerName: string | undefined
-  private lastViolationMs = -Infinity
-  private suppressedViolations = 0
-  private floodLinesNotLogged = 0
-  /** A record won since the replies were last written: with `whenStored`, they wait for its commit. */
-  private storedSinceFlush = false
-  /** Replies are held until `whenStored` calls back. */
-  private awaitingCommit = false
-  closeReason: string | undefined
-
-  /** Which of the server's connection slots this one holds. */
-  private slot: Slot
-  /** How admission closes this connection to make room, while it is on probation. */
-  private readonly asCandidate: OnProbation = {
-    evict: () => this.guard(() => this.refuseOnProbation("closed to make room for a newer connection"))
-  }
-
-  constructor(
-    private readonly services: ConnectionServices,
-    private readonly conn: Net.Socket,
-    private readonly id: number,
-    private readonly hooks: ConnectionHooks
-  ) {
-    this.framer = new LineFramer(services.lineLimit)
-    this.remote = `${conn.remoteAddress}:${conn.remotePort}`
-    this.slot = services.admission.admit(this.asCandidate)
-    services.log.record("open", { conn: id, remote: this.remote, ...(this.slot === "probation" ? { probation: true } : {}) })
-    this.lineLog = services.log.lines(id, this.remote)
-    conn.on("drain", () => this.guard(this.resumeIfClear))
-    if (this.slot === "probation") {
-      this.probationDeadline = services.deadlines.set(probationMs, () => this.guard(this.endProbation))
-    }
-  }
-
-  /** One read: every complete line in it is answered before this returns (WHATSATs queued), unless reading must pause. */
-  receive(chunk: Buffer): void {
-    if (this.inputEnded) return
-    this.readAt(this.hooks.now())
-    this.consume(chunk)
-  }
-
-  /** Stops reading; once every queued reply is written, `onSettled` fires. */
-  endInput(reason: string): void {
-    if (!this.inputEnded) {
-      this.inputEnded = true
-      this.closeReason = reason
-      this.held = undefined
-      this.conn.pause()
-      this.clearPartialLineDeadline()
-      this.clearProbationDeadline()
-      this.hooks.onInputClosed()
-    }
-    this.settleIfDone()
-  }
-
-  /** A bug met while handling this connection: log it, answer what can be, close. */
-  defect(defect: unknown): void {
-    this.services.log.record("defect", {
-      conn: this.id,
-      remote: this.remote,
-      error: defect instanceof Error ? `${defect.name}: ${defect.message}` : String(defect)
-    })
-    this.endInput("internal error")
-    this.flush()
-  }
-
-  close(): void {
-    this.clearProbationDeadline()
-    this.services.admission.release(this.slot, this.asCandidate)
-    this.services.log.record("close", {
-      conn: this.id,
-      remote: this.remote,
-      reason: this.closeReason ?? "closed",
-      ...(this.peerName === undefined ? {} : { peer: this.peerName }),
-      ...(this.suppressedViolations === 0 ? {} : { violationsNotLogged: this.suppressedViolations }),
-      ...(this.floodLinesNotLogged === 0 ? {} : { floodLines: this.floodLinesNotLogged })
-    })
-  }
-
-  /** Runs a callback of a timer, a socket event or a microtask: a throw closes this connection, not the process. */
-  private guard(callback: () => void): void {
-    try {
-      callback()
-    } catch (defect) {
-      this.defect(defect)
-    }
-  }
-
-  /** Every line of a read shares its receive time, and so the bound on client times. */
-  private readAt(nowNs: bigint): void {
-    this.receivedNs = nowNs
-    this.latestTimeNs = nowNs + this.services.maxClientAheadNs
-  }
-
-  /**
-   * Frames and answers `chunk` until it is used up or the replies and the
-   * log are past their bound; then the rest is held and reading pauses.
-   */
-  private consume(chunk: Buffer): void {
-    let rest = chunk
-    for (;;) {
-      const taken = this.framer.push(rest, this.onLine)
-      if (taken === tooLong) {
-        this.violation(`line longer than ${this.services.lineLimit} bytes`)
-        this.endInput("line too long")
-        this.flush()
-        return
-      }
-      this.flush()
-      if (taken === rest.length || this.inputEnded) break
-      rest = rest.subarray(taken)
-      if (!this.hasRoomToGoOn()) {
-        this.held = rest
-        this.pauseReading()
-        return
-      }
-    }
-    this.watchPartialLine()
-    if (!this.hasRoomToGoOn()) this.pauseReading()
-  }
-
-  /** Handles one line; answers whether the read may go on to the next. */
-  private readonly onLine = (bytes: Buffer, start: number, end: number): boolean => {
-    const { log, protocol, serverName } = this.services
-    // A neighbour's floods are counted, not logged, unless the log keeps the whole wire.
-    if (this.peerName === undefined || this.services.log.wire === "full") this.lineLog.received(bytes, start, end)
-    else this.floodLinesNotLogged++
-    const line = bytes.toString("latin1", start, end)
-    const command = protocol.parse(line)
-    if (this.slot === "probation" && command._tag !== "Blank" && command._tag !== "Peer") {
-      this.refuseOnProbation("said something other than PEER")
-      return false
-    }
-    switch (command._tag) {
-      case "Blank":
-        return true
-      case "Invalid":
-        if (this.peerName !== undefined) this.peerViolation(command.reason, command.line)
-        else this.reply(invalidReply(command.line))
-        break
-      case "Iamat": {
-        // A time too far ahead would pin the location against later honest
-        // reports; it is refused before any arithmetic on its digits.
-        if (isLaterThan(command.time, this.latestTimeNs)) {
-          this.reply(invalidReply(line.slice(0, contentEnd(line))))
-          break
-        }
-        const record = protocol.record(command, serverName, this.receivedNs)
-        const atLine = protocol.formatAt(record)
-        // No neighbour may ever get a flood line it must refuse.
-        if (atLine.length > this.services.lineLimit) {
-          this.reply(invalidReply(line.slice(0, contentEnd(line))))
-          break
-        }
-        this.accept(record, undefined)
-        this.reply(atLine + "\n")
-        break
-      }
-      case "At":
-        if (isLaterThan(command.record.time, this.latestTimeNs)) {
-          this.peerViolation("time: too far ahead of this server's clock", line)
-        } else {
-          this.accept(command.record, this.peerName)
-        }
-        break
-      case "Peer":
-        if (this.slot === "probation" && !this.services.herdServers.has(command.name)) {
-          this.refuseOnProbation(`PEER ${command.name}: not a server of the herd`)
-          return false
-        }
-        this.slot = this.services.admission.promote(this.slot, this.asCandidate)
-        if (this.slot === "probation") {
-          this.refuseOnProbation("no room left for neighbours' links")
-          return false
-        }
-        this.clearProbationDeadline()
-        this.peerName = command.name
-        // A neighbour's link is never cut over one line (PROTOCOL.md section 7).
-        this.framer.skipTooLongLines(() =>
-          this.peerViolation(`line longer than ${this.services.lineLimit} bytes: skipped`, undefined)
-        )
-        log.record("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
-        break
-      case "Whatsat": {
-        const stored = this.services.store.get(command.client)
-        if (stored === undefined) this.reply(invalidReply(line.slice(0, contentEnd(line))))
-        else this.whatsat(stored, command)
-        break
-      }
-    }
-    return this.hasRoomToGoOn()
-  }
-
-  /** Stores a record and, if it won, floods it on (never back to `from`). */
-  private accept(record: LocationRecord, from: string | undefined): void {
-    if (this.services.store.offer(record)) {
-      this.storedSinceFlush = true
-      this.services.peers.flood(record, from)
-    }
-  }
-
-  private reply(text: string): void {
-    this.queued.push(text)
-    this.queuedBytes += text.length
-  }
-
-  private whatsat(record: LocationRecord, command: Whatsat): void {
-    const { log, places, protocol } = this.services
-    const query = new WhatsatQuery(record.location, command)
-    const atLine = protocol.formatAt(record)
-    const answer = (reply: AnswerReply, body: PlacesBody): AnswerReply => {
-      reply.body = printedPlacesBody(body)
-      reply.status = body.status
-      reply.text = atLine + "\n" + reply.body + "\n\n"
-      this.queuedBytes += reply.text.length
-      return reply
-    }
-    // An answer at hand (the provider's cache, the offline gazetteer) is the
-    // common case: no fiber, and no "places" entry (no request was made; the
-    // reply is logged).
-    const immediate = places.immediate?.(query)
-    if (immediate !== undefined) {
-      this.queued.push(answer({ text: undefined, body: undefined, status: "" }, immediate))
-      return
-    }
-    const slot: AnswerReply = { text: undefined, body: undefined, status: "" }
-    this.queued.push(slot)
-    this.waiting++
-    this.services.lookUp(
-      places.nearby(query).pipe(
-        Effect.tap((body) => log.record("places", { conn: this.id, provider: places.provider, status: body.status })),
-        // A bug in a provider (a defect, not a PlacesError) is answered as a
-        // failure too: the WHATSAT and the replies behind it must not wait forever.
-        Effect.catchAllCause((cause) => {
-          const error = Option.getOrElse(Cause.failureOption(cause), () => providerDefect(cause))
-          log.record("places", {
-            conn: this.id,
-            provider: places.provider,
-            status: error.status ?? "UNKNOWN_ERROR",
-            reason: error.reason,
-            error: error.message
-          })
-          return Effect.succeed(failureBody(error))
-        }),
-        Effect.map((body) => {
-          answer(slot, body)
-          this.waiting--
-          this.scheduleFlush()
-        })
-      )
-    )
-  }
-
-  /**
-   * Writes every reply that is ready, in order, in one write. The replies
-   * are latin1 text (one char per byte), so they are joined and turned into
-   * bytes at once, and each reply's bytes are where its length says; the log
-   * copies those bytes rather than converting the text again.
-   */
-  private flush(): void {
-    if (this.awaitingCommit) return
-    const whenStored = this.services.whenStored
-    if (whenStored !== undefined && this.storedSinceFlush) {
-      this.storedSinceFlush = false
-      this.awaitingCommit = true
-      whenStored(this.committed)
-      if (this.awaitingCommit) return
-    }
-    let ready = 0
-    let text = ""
-    for (const reply of this.queued) {
-      const replyText = typeof reply === "string" ? reply : reply.text
-      if (replyText === undefined) break
-      text += replyText
-      ready++
-    }
-    if (ready === 0) return
-    const replies = this.queued
-    this.queued = ready === replies.length ? [] : replies.slice(ready)
-    this.queuedBytes -= text.length
-    // A socket that can no longer be written has lost its replies: they are not logged as sent.
-    if (!this.conn.writable) return
-    const bytes = Buffer.from(text, "latin1")
-    this.conn.write(bytes)
-    let start = 0
-    for (let i = 0; i < ready; i++) {
-      const reply = replies[i]
-      // Logged without its final LF, like a line in.
-      if (typeof reply === "string") {
-        this.lineLog.sent(bytes, start, start + reply.length - 1)
-        start += reply.length
-      } else if (reply !== undefined) {
-        const end = start + (reply.text?.length ?? 0)
-        if (reply.body === undefined) this.lineLog.sent(bytes, start, end - 1)
-        else this.lineLog.sentAnswer(bytes, start, end - 1, reply.body, reply.status)
-        start = end
-      }
-    }
-  }
-
-  /** The records of the replies held are on disk: write them, and go on. */
-  private readonly committed = (): void =>
-    this.guard(() => {
-      this.awaitingCommit = false
-      this.flush()
-      this.resumeIfClear()
-      this.settleIfDone()
-    })
-
-  /** Whether the replies and the log leave room to handle another line. */
-  private hasRoomToGoOn(): boolean {
-    return this.repliesWithin(1) && this.services.log.hasRoom()
-  }
-
-  /** Whether the unwritten replies, in bytes and in number, are within `share` of their bounds. */
-  private repliesWithin(share: number): boolean {
-    return this.queuedBytes + this.conn.writableLength <= this.services.pendingReplyBytes * share &&
-      this.queued.length <= maxQueuedReplies * share
-  }
-
-  private pauseReading(): void {
-    if (this.inputEnded) return
-    if (!this.readingPaused) {
-      this.readingPaused = true
-      this.conn.pause()
-    }
-    if (!this.services.log.hasRoom() && !this.waitingForLogRoom) {
-      this.waitingForLogRoom = true
-      this.services.log.onRoom(() =>
-        this.guard(() => {
-          this.waitingForLogRoom = false
-          this.resumeIfClear()
-        })
-      )
-    }
-  }
-
-  /** Reads again once the replies have drained to half the bound and the log has room: the held rest of a read first. */
-  private readonly resumeIfClear = (): void => {
-    if (!this.readingPaused || this.inputEnded) return
-    if (!this.repliesWithin(0.5)) return
-    if (!this.services.log.hasRoom()) {
-      this.pauseReading()
-      return
-    }
-    this.readingPaused = false
-    const held = this.held
-    this.held = undefined
-    if (held !== undefined) {
-      this.readAt(this.hooks.now())
-      this.consume(held)
-    }
-    if (!this.readingPaused && !this.inputEnded) this.conn.resume()
-  }
-
-  /**
-   * Lookups that finish together (requests shared by several WHATSATs,
-   * most often) are written together: one write
-   * after the current read or burst of completions, not one per WHATSAT.
-   */
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return
-    this.flushScheduled = true
-    queueMicrotask(() =>
-      this.guard(() => {
-        this.flushScheduled = false
-        this.flush()
-        this.resumeIfClear()
-        this.settleIfDone()
-      })
-    )
-  }
-
-  private settleIfDone(): void {
-    if (this.inputEnded && this.waiting === 0 && !this.flushScheduled && !this.awaitingCommit) this.hooks.onSettled()
-  }
-
-  /**
-   * A slow-loris client trickles a line that never ends: each partial line
-   * gets a deadline, cleared when a line completes.
-   */
-  private watchPartialLine(): void {
-    if (this.framer.pendingBytes === 0) {
-      this.clearPartialLineDeadline()
-    } else if (this.partialLineDeadline === undefined) {
-      this.partialLineDeadline = this.services.deadlines.set(this.services.partialLineTimeoutMs, () =>
-        this.guard(() => {
-          this.partialLineDeadline = undefined
-          this.violation("partial line timed out")
-          this.endInput("partial line timed out")
-        })
-      )
-    }
-  }
-
-  private clearPartialLineDeadline(): void {
-    this.services.deadlines.clear(this.partialLineDeadline)
-    this.partialLineDeadline = undefined
-  }
-
-  private readonly endProbation = (): void => {
-    this.probationDeadline = undefined
-    if (this.slot === "probation") this.refuseOnProbation("did not say PEER in time")
-  }
-
-  private clearProbationDeadline(): void {
-    this.services.deadlines.clear(this.probationDeadline)
-    this.probationDeadline = undefined
-  }
-
-  /** A connection past the client limit that is not a neighbour's link: closed, with no reply. */
-  private refuseOnProbation(why: string): void {
-    if (this.inputEnded) return
-    this.services.log.record("refused", {
-      conn: this.id,
-      remote: this.remote,
-      reason: `${this.services.admission.openClients} client connections open, the limit; ${why}`
-    })
-    this.queued = []
-    this.queuedBytes = 0
-    this.endInput("connection limit")
-  }
-
-  private violation(reason: string): void {
-    this.services.log.record("violation", { conn: this.id, remote: this.remote, reason })
-  }
-
-  /**
-   * A line a neighbour (or an old-style peer sending AT lines) should not
-   * have sent: dropped and logged, the link kept. At most one entry a second
-   * per connection, carrying the count of those not logged since.
-   */
-  private peerViolation(reason: string, line: string | undefined): void {
-    const nowMs = Number(this.receivedNs / 1_000_000n)
-    if (nowMs - this.lastViolationMs < violationLogIntervalMs) {
-      this.suppressedViolations++
-      return
-    }
-    this.lastViolationMs = nowMs
-    this.services.log.record("violation", {
-      conn: this.id,
-      ...(this.peerName === undefined ? { remote: this.remote } : { peer: this.peerName }),
-      reason,
-      ...(line === undefined ? {} : { line }),
-      ...(this.suppressedViolations === 0 ? {} : { notLoggedSince: this.suppressedViolations })
-    })
-    this.suppressedViolations = 0
-  }
-}
-
-/**
- * The Places question of a WHATSAT. Its key is the text the numbers were
- * read from, cheaper than printing them; its coordinates are read from the
- * location only when a provider asks, as a cache hit (the common case)
- * needs the key alone.
- */
-class WhatsatQuery implements NearbyQuery {
-  readonly radiusMetres: number
-  readonly limit: number
-  readonly key: string
-  private coordinates: { readonly latitude: number; readonly longitude: number } | undefined
-
-  constructor(private readonly location: string, command: Whatsat) {
-    this.radiusMetres = command.radiusMetres
-    this.limit = command.bound
-    this.key = location + " " + command.radius + " " + command.bound
-  }
-
-  get latitude(): number {
-    return this.readCoordinates().latitude
-  }
-
-  get longitude(): number {
-    return this.readCoordinates().longitude
-  }
-
-  private readCoordinates() {
-    return this.coordinates ??= coordinatesOf(this.location)
-  }
-}
-
-const providerDefect = (cause: Cause.Cause<unknown>): PlacesError => {
-  const defect = Cause.squash(cause)
-  return new PlacesError({
-    reason: "Defect",
-    message: `the Places provider failed: ${defect instanceof Error ? defect.message : String(defect)}`
-  })
 }

@@ -1,6 +1,6 @@
 /**
- * The deadlines of a server's connections (a partial line left unfinished,
- * a connection on probation, a closing connection's linger), kept on the
+ * The deadlines of a server's connections (each session's earliest, a
+ * closing connection's linger), kept on the
  * Effect `Clock`: one sweeper fiber per server checks them on a schedule,
  * so a test drives them with `TestClock.adjust` and never sleeps for them.
  *
@@ -26,9 +26,14 @@ export class Deadlines {
 
   /** Calls `fire` once, about `afterMs` from now, unless the deadline is cleared first. */
   set(afterMs: number, fire: () => void): Deadline {
-    const deadline = { dueNs: this.nowNs() + BigInt(afterMs) * 1_000_000n, fire }
+    return this.setAt(this.nowNs() + BigInt(afterMs) * 1_000_000n, fire)
+  }
+
+  /** Calls `fire` once, at about `dueNs` on the clock, unless the deadline is cleared first. */
+  setAt(dueNs: bigint, fire: () => void): Deadline {
+    const deadline = { dueNs, fire }
     if (this.timers === undefined) this.pending.add(deadline)
-    else this.startTimer(deadline, afterMs)
+    else this.startTimer(deadline, Number((dueNs - this.nowNs()) / 1_000_000n))
     return deadline
   }
 

@@ -8,43 +8,39 @@ import * as ProtocolLayer from "@herd/protocol"
 import { Protocol } from "@herd/protocol"
 import * as Store from "@herd/store"
 import { Effect } from "effect"
-import { EventEmitter } from "node:events"
-import type * as Net from "node:net"
 import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
-import { Connection } from "../src/internal/Connection.ts"
-import { Deadlines } from "../src/internal/Deadlines.ts"
-import type { ConnectionServices } from "../src/internal/Connection.ts"
+import { Session } from "../src/internal/Session.ts"
+import type { SessionServices } from "../src/internal/Session.ts"
 
-/** The part of a `net.Socket` a connection uses, with the unwritten bytes set by the test. */
-class StandInSocket extends EventEmitter {
-  readonly remoteAddress = "127.0.0.1"
-  readonly remotePort = 40000
-  readonly writable = true
-  writableLength = 0
+/** The owner's side of a session: what it sent, what the other side has not taken yet, whether it is paused. */
+class StandInPort {
+  unsentBytes = 0
   paused = false
-  readonly written: Array<string> = []
-  write(bytes: Uint8Array): boolean {
-    this.written.push(Buffer.from(bytes).toString("latin1"))
+  inputEnded = false
+  settled = false
+  dueNs: bigint | undefined = undefined
+  readonly sent: Array<string> = []
+  send = (bytes: Buffer): boolean => {
+    this.sent.push(bytes.toString("latin1"))
     return true
   }
-  pause(): this {
-    this.paused = true
-    return this
-  }
-  resume(): this {
-    this.paused = false
-    return this
+  /** What the owner's guard does: a throw is a defect of the session. */
+  guardOf = (session: () => Session) => (body: () => void) => {
+    try {
+      body()
+    } catch (defect) {
+      session().defect(defect)
+    }
   }
 }
 
 const setUp = (options: {
   readonly pendingReplyBytes: number
   readonly wire?: EventLog["Type"]["wire"]
-  readonly deadlines?: Deadlines
 }) => {
-  const socket = new StandInSocket()
+  const socket = new StandInPort()
   const writer = new EntryWriter("Alford", 1024, options.wire ?? "full")
   let logHasRoom = true
   const waitingForRoom: Array<() => void> = []
@@ -59,7 +55,7 @@ const setUp = (options: {
     },
     reopen: Effect.void
   }
-  const services: ConnectionServices = {
+  const services: SessionServices = {
     serverName: "Alford",
     protocol: Effect.runSync(Effect.provide(Protocol, ProtocolLayer.layer)),
     store: Effect.runSync(Store.makeMemory),
@@ -72,16 +68,32 @@ const setUp = (options: {
     admission: new Admission(10, 4),
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
-    deadlines: options.deadlines ?? new Deadlines(() => 0n),
     whenStored: undefined,
     lookUp: () => {}
   }
-  const connection = new Connection(services, socket as unknown as Net.Socket, 1, {
-    now: () => 1_700_000_000_000_000_000n,
-    onInputClosed: () => {},
-    onSettled: () => {}
-  })
-  const replies = () => socket.written.join("").split("\n").filter((line) => line !== "")
+  const nowNs = 1_700_000_000_000_000_000n
+  const connection: Session = new Session(services, {
+    send: (bytes) => socket.send(bytes),
+    unsentBytes: () => socket.unsentBytes,
+    pause: () => {
+      socket.paused = true
+    },
+    resume: () => {
+      socket.paused = false
+    },
+    inputEnded: () => {
+      socket.inputEnded = true
+    },
+    settled: () => {
+      socket.settled = true
+    },
+    wakeAt: (dueNs) => {
+      socket.dueNs = dueNs
+    },
+    guard: socket.guardOf(() => connection),
+    nowNs: () => nowNs
+  }, 1, "127.0.0.1:40000")
+  const replies = () => socket.sent.join("").split("\n").filter((line) => line !== "")
   const setLogRoom = (room: boolean) => {
     logHasRoom = room
     if (room) for (const resume of waitingForRoom.splice(0)) resume()
@@ -90,19 +102,21 @@ const setUp = (options: {
   return { connection, socket, replies, setLogRoom, waitingForRoom, logged }
 }
 
+const feed = (session: Session, bytes: Buffer) => session.feed(bytes, 1_700_000_000_000_000_000n)
+
 const iamats = (count: number) =>
   Buffer.from(Array.from({ length: count }, (_, i) => `IAMAT client${i} +1+1 1600000000.5\n`).join(""), "latin1")
 
-describe("Connection", () => {
+describe("Session", () => {
   it("answers the lines of a read until the unwritten replies pass the bound, holds the rest unparsed, and goes on once they drain", () => {
     const { connection, replies, socket } = setUp({ pendingReplyBytes: 1000 })
     // The kernel takes nothing: every reply written stays unwritten.
-    socket.write = function(bytes: Uint8Array) {
-      this.written.push(Buffer.from(bytes).toString("latin1"))
-      this.writableLength += bytes.length
-      return false
+    socket.send = (bytes: Buffer) => {
+      socket.sent.push(bytes.toString("latin1"))
+      socket.unsentBytes += bytes.length
+      return true
     }
-    connection.receive(iamats(100))
+    feed(connection, iamats(100))
     const replyLength = (replies()[0]?.length ?? 0) + 1
     expect(replyLength).toBe("AT Alford +99999999.500000000 client0 +1+1 1600000000.5\n".length)
     // Lines are answered until the replies' bytes pass 1000, and not one more.
@@ -110,15 +124,15 @@ describe("Connection", () => {
     expect(replies()).toHaveLength(firstBatch)
     expect(socket.paused).toBe(true)
     // Draining to half the bound is not enough to go on: the whole queue must fall below it.
-    socket.writableLength = 600
-    socket.emit("drain")
+    socket.unsentBytes = 600
+    connection.drained()
     expect(replies()).toHaveLength(firstBatch)
-    socket.writableLength = 0
-    socket.emit("drain")
+    socket.unsentBytes = 0
+    connection.drained()
     expect(replies()).toHaveLength(2 * firstBatch)
     for (let drains = 0; drains < 100 && socket.paused; drains++) {
-      socket.writableLength = 0
-      socket.emit("drain")
+      socket.unsentBytes = 0
+      connection.drained()
     }
     expect(socket.paused).toBe(false)
     expect(replies()).toHaveLength(100)
@@ -127,10 +141,10 @@ describe("Connection", () => {
 
   it("pauses after the line during which the log filled, and goes on when the log has room again", () => {
     const { connection, replies, setLogRoom, socket, waitingForRoom } = setUp({ pendingReplyBytes: 1 << 20 })
-    connection.receive(iamats(3))
+    feed(connection, iamats(3))
     expect(replies()).toHaveLength(3)
     setLogRoom(false)
-    connection.receive(iamats(10))
+    feed(connection, iamats(10))
     expect(replies()).toHaveLength(4)
     expect(socket.paused).toBe(true)
     expect(waitingForRoom).toHaveLength(1)
@@ -142,41 +156,49 @@ describe("Connection", () => {
   it("in a summary log, counts a neighbour's flood lines instead of logging each", () => {
     const { connection, logged } = setUp({ pendingReplyBytes: 1 << 20, wire: "summary" })
     const floods = Array.from({ length: 3 }, (_, i) => `AT Bolden +0.000000000 c${i} +1+1 1600000000\n`).join("")
-    connection.receive(Buffer.from(`PEER Bolden\n${floods}`, "latin1"))
+    feed(connection, Buffer.from(`PEER Bolden\n${floods}`, "latin1"))
     connection.close()
     const entries = logged()
     expect(entries.filter((entry) => entry["event"] === "in").map((entry) => entry["line"])).toEqual(["PEER Bolden"])
     expect(entries.find((entry) => entry["event"] === "close")).toMatchObject({ peer: "Bolden", floodLines: 3 })
   })
 
-  it("closes only this connection, logged as a defect, when a drain or a deadline meets a bug", () => {
+  it("reports its partial-line deadline, clears it when the line completes, and ends its input when it falls due", () => {
+    const { connection, logged, socket } = setUp({ pendingReplyBytes: 1 << 20 })
+    feed(connection, Buffer.from("IAMAT unfinish"))
+    const due = socket.dueNs
+    expect(due).toBe(1_700_000_000_000_000_000n + 30_000_000_000n)
+    feed(connection, Buffer.from("ed +1+1 1600000000\n"))
+    expect(socket.dueNs).toBeUndefined()
+    feed(connection, Buffer.from("IAMAT again"))
+    expect(socket.dueNs).toBe(due)
+    connection.expire(1_700_000_000_000_000_000n + 29_000_000_000n)
+    expect(socket.inputEnded).toBe(false)
+    connection.expire(1_700_000_000_000_000_000n + 30_000_000_000n)
+    expect(socket.inputEnded).toBe(true)
+    expect(socket.dueNs).toBeUndefined()
+    expect(connection.closeReason).toBe("partial line timed out")
+    expect(logged().some((entry) => entry["event"] === "violation" && entry["reason"] === "partial line timed out")).toBe(true)
+  })
+
+  it("closes only itself, logged as a defect, when a callback from outside a read meets a bug", () => {
     const { connection, logged, socket } = setUp({ pendingReplyBytes: 100 })
-    socket.write = function(bytes: Uint8Array) {
-      this.writableLength += bytes.length
-      return false
+    socket.send = function(bytes: Buffer) {
+      socket.unsentBytes += bytes.length
+      return true
     }
-    connection.receive(iamats(10))
+    feed(connection, iamats(10))
     expect(socket.paused).toBe(true)
-    socket.write = () => {
+    socket.send = () => {
       throw new Error("a bug met while writing")
     }
-    socket.writableLength = 0
-    expect(() => socket.emit("drain")).not.toThrow()
+    socket.unsentBytes = 0
+    // The owner runs a drain through its guard, as the socket adapter does.
+    expect(() => socket.guardOf(() => connection)(() => connection.drained())).not.toThrow()
     expect(connection.closeReason).toBe("internal error")
+    expect(socket.inputEnded).toBe(true)
     expect(logged().filter((entry) => entry["event"] === "defect").map((entry) => entry["error"])).toEqual([
       "Error: a bug met while writing"
     ])
-
-    let nowNs = 0n
-    const deadlines = new Deadlines(() => nowNs)
-    const second = setUp({ pendingReplyBytes: 1 << 20, deadlines })
-    second.connection.receive(Buffer.from("IAMAT unfinish"))
-    second.socket.pause = () => {
-      throw new Error("a bug met at a deadline")
-    }
-    nowNs = 31_000_000_000n
-    expect(() => deadlines.sweep(nowNs)).not.toThrow()
-    expect(second.connection.closeReason).toBe("partial line timed out")
-    expect(second.logged().some((entry) => entry["event"] === "defect")).toBe(true)
   })
 })

@@ -1,0 +1,197 @@
+/**
+ * One socket's life as an Effect resource, the same for a client's
+ * connection, a neighbour's inbound link and an outbound link
+ * (ARCHITECTURE.md, "The connection core").
+ *
+ * Node's socket is push-based: bytes arrive in callbacks, not through a
+ * fiber. The adapter adds the callbacks when it is acquired and removes them
+ * when it is released, so that nothing of a finished connection is ever
+ * called again; and it runs every callback body, its own and any its owner
+ * hands it (a timer's, a microtask's, a write's), through one guard: a throw
+ * there is a bug, and it becomes a defect of the owning fiber (which logs it
+ * and closes that connection) instead of an exception in Node's event
+ * emitter, which would take the whole process down.
+ *
+ * It takes any `net.Socket`, a `tls.TLSSocket` included: how a socket is made
+ * (accepted, dialled, plain or TLS) is its owner's business.
+ */
+import { Data, Deferred, Effect, Exit, FiberId } from "effect"
+import type { Scope } from "effect"
+import type * as Net from "node:net"
+
+/** The socket failed (reset, timed out, a TLS alert): the error Node reported. */
+export class SocketFailure extends Data.TaggedError("SocketFailure")<{ readonly cause: unknown }> {
+  override get message(): string {
+    const cause = this.cause
+    if (cause instanceof Error) return "code" in cause && typeof cause.code === "string" ? cause.code : cause.message
+    return String(cause)
+  }
+}
+
+/** Why reading ended: the other side ended its input or closed the socket, or the owner stopped reading. */
+export type Ended = "by-peer" | "by-owner"
+
+export interface Handlers {
+  /** Bytes from the other side. */
+  readonly onData: (chunk: Buffer) => void
+  /** The bytes written so far have been taken by the kernel. */
+  readonly onDrain?: () => void
+  /**
+   * A guarded callback threw. Called whether or not `closed` has completed
+   * yet: an owner still finishing its replies learns of it too.
+   */
+  readonly onDefect?: (defect: unknown) => void
+}
+
+export interface SocketAdapter {
+  readonly socket: Net.Socket
+  /** `host:port` of the other side, for logs. */
+  readonly remote: string
+  /**
+   * Queues bytes for the other side; `onWritten` runs (guarded) once the
+   * kernel has them. Answers false, writing nothing, once the socket can no
+   * longer be written.
+   */
+  readonly write: (bytes: Uint8Array, onWritten?: () => void) => boolean
+  /** Bytes written that the kernel has not taken yet. */
+  readonly unsentBytes: () => number
+  readonly pause: () => void
+  readonly resume: () => void
+  /**
+   * Completes when reading ends: the other side ended its input or closed
+   * (`"by-peer"`), or the owner called `stopReading` (`"by-owner"`). Fails
+   * with the socket's error; dies with the defect of a guarded callback.
+   */
+  readonly closed: Effect.Effect<Ended, SocketFailure>
+  /** Stops reading and completes `closed`: the owner is done with the input. */
+  readonly stopReading: () => void
+  /** Whether `closed` has completed. */
+  readonly isClosed: () => boolean
+  /** Completes once what is written has drained to the kernel, or the socket is closed: a writer's back-pressure. */
+  readonly drained: Effect.Effect<void>
+  /** Runs `body` under the guard (see the module comment). */
+  readonly guard: (body: () => void) => void
+}
+
+/**
+ * Adapts `socket` for the current scope. The release removes every listener
+ * the adapter added and leaves the socket itself open: closing it (at once,
+ * or once the replies are written) is the owner's choice.
+ */
+export const make = (socket: Net.Socket, handlers: Handlers): Effect.Effect<SocketAdapter, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => new Adapter(socket, handlers)),
+    (adapter) => Effect.sync(() => adapter.detach())
+  )
+
+class Adapter implements SocketAdapter {
+  readonly remote: string
+  private readonly done = Deferred.unsafeMake<Ended, SocketFailure>(FiberId.none)
+  private finished = false
+
+  constructor(readonly socket: Net.Socket, private readonly handlers: Handlers) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`
+    socket.on("data", this.onData)
+    socket.on("drain", this.onDrain)
+    socket.on("end", this.onEnd)
+    socket.on("close", this.onEnd)
+    socket.on("error", this.onError)
+  }
+
+  readonly closed: Effect.Effect<Ended, SocketFailure> = Deferred.await(this.done)
+
+  readonly drained: Effect.Effect<void> = Effect.async<void>((resume) => {
+    const socket = this.socket
+    if (socket.writableLength === 0 || socket.destroyed || !socket.writable) return resume(Effect.void)
+    const wake = () => {
+      socket.off("drain", wake)
+      socket.off("close", wake)
+      resume(Effect.void)
+    }
+    socket.on("drain", wake)
+    socket.on("close", wake)
+    return Effect.sync(() => {
+      socket.off("drain", wake)
+      socket.off("close", wake)
+    })
+  })
+
+  write = (bytes: Uint8Array, onWritten?: () => void): boolean => {
+    if (!this.socket.writable) return false
+    if (onWritten === undefined) this.socket.write(bytes)
+    else this.socket.write(bytes, () => this.guard(onWritten))
+    return true
+  }
+
+  unsentBytes = (): number => this.socket.writableLength
+
+  pause = (): void => {
+    this.socket.pause()
+  }
+
+  resume = (): void => {
+    this.socket.resume()
+  }
+
+  stopReading = (): void => {
+    this.socket.pause()
+    this.finish(Exit.succeed("by-owner"))
+  }
+
+  isClosed = (): boolean => this.finished
+
+  guard = (body: () => void): void => {
+    try {
+      body()
+    } catch (defect) {
+      this.defect(defect)
+    }
+  }
+
+  /** Removes the listeners; an `error` listener stays, as a socket with none would crash the process on its next error. */
+  detach(): void {
+    const socket = this.socket
+    socket.off("data", this.onData)
+    socket.off("drain", this.onDrain)
+    socket.off("end", this.onEnd)
+    socket.off("close", this.onEnd)
+    socket.off("error", this.onError)
+    if (socket.listenerCount("error") === 0) socket.on("error", ignoreError)
+    this.finish(Exit.succeed("by-owner"))
+  }
+
+  private finish(exit: Exit.Exit<Ended, SocketFailure>): void {
+    if (this.finished) return
+    this.finished = true
+    Deferred.unsafeDone(this.done, exit)
+  }
+
+  private defect(defect: unknown): void {
+    this.finish(Exit.die(defect))
+    try {
+      this.handlers.onDefect?.(defect)
+    } catch {
+      // The owner's own handling failed: its fiber has the first defect, and the socket goes.
+      this.socket.destroy()
+    }
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      this.handlers.onData(chunk)
+    } catch (defect) {
+      this.defect(defect)
+    }
+  }
+
+  private readonly onDrain = (): void => {
+    const onDrain = this.handlers.onDrain
+    if (onDrain !== undefined) this.guard(onDrain)
+  }
+
+  private readonly onEnd = (): void => this.finish(Exit.succeed("by-peer"))
+
+  private readonly onError = (cause: Error): void => this.finish(Exit.fail(new SocketFailure({ cause })))
+}
+
+const ignoreError = (): void => {}
