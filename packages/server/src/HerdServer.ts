@@ -16,6 +16,7 @@ import type { SocketServer } from "@effect/platform"
 import * as NodePath from "node:path"
 import { Context, Effect, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
 import * as EventLog from "./EventLog.ts"
+import * as Metrics from "./Metrics.ts"
 import { HerdConfig, neighboursOf } from "./HerdConfig.ts"
 import type { HerdConfigValue } from "./HerdConfig.ts"
 import { Admission, peerAllowanceOf } from "./internal/Admission.ts"
@@ -43,6 +44,11 @@ export class HerdServer extends Context.Tag("@herd/server/HerdServer")<
     readonly name: string
     /** Where it listens; with port 0 in the config, the port it was given. */
     readonly address: { readonly host: string; readonly port: number }
+    /** Its counts, for its admin endpoint. */
+    readonly stats: Metrics.ServerStats
+    /** Its store, and the durable store behind it where there is one (sequence numbers). */
+    readonly store: LocationStore["Type"]
+    readonly durable: Store.DurableStoreService | undefined
   }
 >() {}
 
@@ -97,7 +103,7 @@ const bind = (options: HerdServerOptions): Effect.Effect<Bound, HerdServerError,
   })
 
 /** Serves connections on a bound listener with the services of the context. */
-const serve = (options: HerdServerOptions, { address, close, config, server }: Bound) =>
+const serve = (options: HerdServerOptions, { address, close, config, server }: Bound, stats: Metrics.ServerStats) =>
   Effect.gen(function*() {
     const log = yield* EventLog.EventLog
     // Added first, so it runs last: after the listener and every connection closed.
@@ -105,12 +111,14 @@ const serve = (options: HerdServerOptions, { address, close, config, server }: B
     const lookUp = yield* FiberSet.makeRuntime<never, void, never>()
     const deadlines = yield* makeDeadlines
     const durable = yield* Effect.serviceOption(Store.DurableStore)
+    const store = yield* LocationStore
     const services = {
       serverName: options.name,
       protocol: yield* Protocol,
-      store: yield* LocationStore,
+      store,
       peers: yield* PeerLinks,
-      places: yield* PlacesClient,
+      places: Metrics.countingPlaces(yield* PlacesClient, stats),
+      stats,
       log,
       lineLimit: config.lineLimit,
       pendingReplyBytes: config.limits.pendingReplyBytes,
@@ -128,7 +136,7 @@ const serve = (options: HerdServerOptions, { address, close, config, server }: B
     yield* server.run(serveConnection(services)).pipe(Effect.forkScoped)
 
     log.record("listening", { host: address.host, port: address.port })
-    return HerdServer.of({ name: options.name, address })
+    return HerdServer.of({ name: options.name, address, stats, store, durable: Option.getOrUndefined(durable) })
   })
 
 /**
@@ -142,7 +150,11 @@ export const layerWith = (
   HerdServer,
   HerdServerError,
   HerdConfig | Protocol | LocationStore | PeerLinks | PlacesClient | EventLog.EventLog
-> => Layer.scoped(HerdServer, Effect.flatMap(bind(options), (bound) => serve(options, bound)))
+> =>
+  Layer.scoped(
+    HerdServer,
+    Effect.flatMap(bind(options), (bound) => Effect.flatMap(Metrics.makeStats(options.name), (stats) => serve(options, bound, stats)))
+  )
 
 /**
  * The server with the default services: the standard protocol, an in-memory
@@ -160,13 +172,24 @@ export const layer = (
     HerdServer,
     Effect.gen(function*() {
       const bound = yield* bind(options)
+      const stats = yield* Metrics.makeStats(options.name)
+      // Known from the start, so that readiness waits for each one's first dial.
+      for (const neighbour of neighboursOf(bound.config, options.name)) {
+        const address = bound.config.servers[neighbour]
+        if (address !== undefined) stats.link(neighbour, `${address.host}:${address.port}`)
+      }
+      const clock = yield* Effect.clock
+      const onLinkEvent = (event: Peers.LinkEvent) => {
+        stats.onLinkEvent(event, clock.unsafeCurrentTimeMillis())
+        options.onLinkEvent?.(event)
+      }
       // Built here rather than provided, so that it is built after the bind;
       // each server of a process gets a store of its own.
       const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name), eventLogFile(options.name))
       const services = yield* Layer.build(
-        peerLinksFromConfig(options.name, options.onLinkEvent).pipe(Layer.provideMerge(own))
+        peerLinksFromConfig(options.name, onLinkEvent).pipe(Layer.provideMerge(own))
       )
-      return yield* serve(options, bound).pipe(Effect.provide(services))
+      return yield* serve(options, bound, stats).pipe(Effect.provide(services))
     })
   )
 

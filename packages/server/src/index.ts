@@ -14,3 +14,6 @@ export {
 } from "./HerdConfig.ts"
 export type { HerdConfigInput, HerdConfigValue } from "./HerdConfig.ts"
 export * as HerdServer from "./HerdServer.ts"
+export * as Metrics from "./Metrics.ts"
+export * as Exposure from "./Exposure.ts"
+export * as Tls from "./internal/Tls.ts"
