@@ -6,13 +6,24 @@
  *
  * An argument of the form `host:port` (`[::1]:port` for IPv6) is an address
  * and needs no config; anything else is a server name of the config.
+ *
+ * With `--tls` (or `--ca FILE`) the session is TLS, verified against the
+ * herd CA of `--ca FILE`, else `ca.crt` in the config's `tls.dir`: the
+ * server's certificate must be signed by it and, for a server named by the
+ * config, name that server (for an address, any server of the herd). The
+ * client presents no certificate of its own: a server with `tls` takes such
+ * clients as ordinary ones.
  */
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import type { Socket } from "@effect/platform"
-import { Data, Deferred, Effect, Exit, Fiber, Stream } from "effect"
+import { FileSystem, Socket } from "@effect/platform"
+import type { HerdConfigError } from "@herd/server"
+import { Tls } from "@herd/server"
+import { Data, Deferred, Effect, Either, Exit, Fiber, Option, Stream } from "effect"
+import * as NodePath from "node:path"
+import type * as NodeTls from "node:tls"
 import type { LoadedConfig } from "./Config.ts"
-import { checkServerNames } from "./Config.ts"
+import { checkServerNames, resolveConfig } from "./Config.ts"
 import { formatAddress, printLine, UsageError } from "./Report.ts"
 
 /** Where a session goes, and how messages name it: `Alford at 127.0.0.1:11800`, or the address alone. */
@@ -55,8 +66,57 @@ export const targetOf = (loaded: LoadedConfig, name: string): Effect.Effect<Targ
     return Effect.succeed({ host, port, label: `${name} at ${formatAddress(host, port)}` })
   })
 
-export const runClient = (target: Target): Effect.Effect<void, ClientError> =>
-  Effect.raceFirst(session(target), stdoutClosed).pipe(
+/** How a TLS session verifies its server: the herd CA, and the server's name when the config gave it. */
+export interface ClientTls {
+  readonly context: NodeTls.SecureContext
+  readonly server?: string
+}
+
+/**
+ * Where `herd client <server>` goes, and how: `server` is an address or a
+ * name of the config; with `tls` (or a `--ca` file) the session is TLS, its
+ * CA from `--ca`, else from the config's `tls.dir`. The config is read only
+ * when something needs it.
+ */
+export const resolveClient = (options: {
+  readonly server: string
+  readonly config: Option.Option<string>
+  readonly tls: boolean
+  readonly ca: Option.Option<string>
+}): Effect.Effect<
+  { readonly target: Target; readonly tls: ClientTls | undefined },
+  UsageError | HerdConfigError,
+  FileSystem.FileSystem
+> =>
+  Effect.gen(function*() {
+    const address = yield* parseAddress(options.server)
+    const useTls = options.tls || Option.isSome(options.ca)
+    const needsConfig = address === undefined || (useTls && Option.isNone(options.ca))
+    const loaded = needsConfig ? yield* resolveConfig(options.config) : undefined
+    const target = address ?? (loaded === undefined ? undefined : yield* targetOf(loaded, options.server))
+    if (target === undefined) return yield* new UsageError({ message: `${options.server}: no such server` })
+    if (!useTls) return { target, tls: undefined }
+    let caFile: string
+    if (Option.isSome(options.ca)) caFile = options.ca.value
+    else if (loaded?.config.tls !== undefined) caFile = NodePath.join(loaded.config.tls.dir, Tls.caCertFile)
+    else {
+      return yield* new UsageError({
+        message: `--tls needs the herd CA: --ca FILE, or a config with tls.dir (${loaded?.source ?? "no config"} has none)`
+      })
+    }
+    const fs = yield* FileSystem.FileSystem
+    const caPem = yield* fs.readFileString(caFile).pipe(
+      Effect.mapError((error) => new UsageError({ message: `${caFile} cannot be read: ${error.message}` }))
+    )
+    const context = yield* Either.mapLeft(
+      Tls.clientContext(caPem),
+      () => new UsageError({ message: `${caFile} is not a PEM CA certificate` })
+    )
+    return { target, tls: address === undefined ? { context, server: options.server } : { context } }
+  })
+
+export const runClient = (target: Target, tls?: ClientTls): Effect.Effect<void, ClientError> =>
+  Effect.raceFirst(session(target, tls), stdoutClosed).pipe(
     // Done with stdin, whether or not it ended: it must not keep the process waiting.
     Effect.ensuring(Effect.sync(() => process.stdin.destroy()))
   )
@@ -76,14 +136,34 @@ const stdoutClosed: Effect.Effect<void> = Effect.scoped(Effect.gen(function*() {
   yield* Deferred.await(closed)
 }))
 
-const session = (target: Target): Effect.Effect<void, ClientError> =>
+/** A TLS socket to the target, verified as `tls` says, as an Effect socket. */
+const tlsSocket = (target: Target, tls: ClientTls) =>
+  NodeSocket.fromDuplex(
+    Effect.acquireRelease(
+      Tls.dial({
+        host: target.host,
+        port: target.port,
+        context: tls.context,
+        ...(tls.server === undefined ? {} : { server: tls.server }),
+        timeout: connectTimeout
+      }).pipe(
+        Effect.tap((socket) => Effect.sync(() => socket.setNoDelay(true))),
+        Effect.mapError((cause) => new Socket.SocketGenericError({ reason: "Open", cause }))
+      ),
+      (socket) => Effect.sync(() => socket.destroy())
+    )
+  )
+
+const session = (target: Target, tls: ClientTls | undefined): Effect.Effect<void, ClientError> =>
   Effect.gen(function*() {
-    const socket = yield* NodeSocket.makeNet({
-      host: target.host,
-      port: target.port,
-      openTimeout: connectTimeout,
-      noDelay: true
-    }).pipe(Effect.mapError((error) => sessionError(target, error)))
+    const socket = tls === undefined
+      ? yield* NodeSocket.makeNet({
+        host: target.host,
+        port: target.port,
+        openTimeout: connectTimeout,
+        noDelay: true
+      }).pipe(Effect.mapError((error) => sessionError(target, error)))
+      : yield* tlsSocket(target, tls)
     const reading = yield* socket.run(
       (chunk) => {
         process.stdout.write(chunk)

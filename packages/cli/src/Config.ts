@@ -4,9 +4,9 @@
  * into the command.
  */
 import { FileSystem } from "@effect/platform"
-import { decodeConfig, loadConfigFile } from "@herd/server"
+import { decodeConfig, Exposure, loadConfigFile } from "@herd/server"
 import type { HerdConfigError, HerdConfigValue } from "@herd/server"
-import { Effect, Option } from "effect"
+import { Effect, Either, Option } from "effect"
 import * as NodePath from "node:path"
 import { defaultHerd } from "./DefaultHerd.ts"
 import { UsageError } from "./Report.ts"
@@ -47,3 +47,17 @@ export const checkServerNames = (
     })
   )
 }
+
+/**
+ * The safe default: `serve` and `up` refuse (exit 2) to listen beyond
+ * loopback without `tls`, unless `--insecure` or the config's `insecure`.
+ */
+export const checkExposure = (
+  { config }: LoadedConfig,
+  names: ReadonlyArray<string>,
+  insecure: boolean
+): Effect.Effect<void, UsageError> =>
+  Either.match(Exposure.check(config, names, insecure), {
+    onLeft: (error) => Effect.fail(new UsageError({ message: error.message })),
+    onRight: () => Effect.void
+  })

@@ -15,9 +15,10 @@ import type { PlacesConfigError } from "@herd/places"
 import type { HerdConfigError, HerdServer } from "@herd/server"
 import { Cause, Console, Effect, Exit, Layer } from "effect"
 import { stripVTControlCharacters } from "node:util"
+import type { CertsError } from "./Certs.ts"
 import type { ClientError } from "./Client.ts"
-import { parseAddress, runClient, targetOf } from "./Client.ts"
-import { resolveConfig } from "./Config.ts"
+import { resolveClient, runClient } from "./Client.ts"
+import { checkExposure, resolveConfig } from "./Config.ts"
 import { printLine, UsageError } from "./Report.ts"
 import { runHerd } from "./Up.ts"
 
@@ -39,16 +40,28 @@ const serverName = Args.text({ name: "name" }).pipe(
   Args.mapEffect(notAnOption("name"))
 )
 
-const serve = Command.make("serve", { name: serverName, config }, ({ config, name }) =>
-  Effect.flatMap(resolveConfig(config), (loaded) => runHerd(loaded, [name]))
+const insecure = Options.boolean("insecure").pipe(
+  Options.withDescription(
+    "listen beyond loopback without tls, in clear, knowingly (as insecure: true in the config): anyone who reaches the port can rewrite the herd's locations"
+  )
+)
+
+const serve = Command.make("serve", { name: serverName, config, insecure }, ({ config, insecure, name }) =>
+  Effect.flatMap(
+    resolveConfig(config),
+    (loaded) => Effect.zipRight(checkExposure(loaded, [name], insecure), runHerd(loaded, [name]))
+  )
 ).pipe(
   Command.withDescription(
     "Run one server of the config: it listens on its address, links to its neighbours and logs to <logDir>/<name>.log. Ctrl-C (SIGINT) or SIGTERM stops it cleanly."
   )
 )
 
-const up = Command.make("up", { config }, ({ config }) =>
-  Effect.flatMap(resolveConfig(config), (loaded) => runHerd(loaded, Object.keys(loaded.config.servers)))
+const up = Command.make("up", { config, insecure }, ({ config, insecure }) =>
+  Effect.flatMap(resolveConfig(config), (loaded) => {
+    const names = Object.keys(loaded.config.servers)
+    return Effect.zipRight(checkExposure(loaded, names, insecure), runHerd(loaded, names))
+  })
 ).pipe(
   Command.withDescription(
     "Run every server of the config in this process (the default herd: five servers on loopback). Ctrl-C stops them all cleanly."
@@ -60,15 +73,53 @@ const clientTarget = Args.text({ name: "server" }).pipe(
   Args.mapEffect(notAnOption("server"))
 )
 
-const client = Command.make("client", { server: clientTarget, config }, ({ config, server }) =>
-  Effect.gen(function*() {
-    // An address needs no config: one that cannot be read does not stand in the way.
-    const target = (yield* parseAddress(server)) ?? (yield* targetOf(yield* resolveConfig(config), server))
-    yield* runClient(target)
-  })
+const clientTls = Options.boolean("tls").pipe(
+  Options.withDescription("speak TLS, verifying the server against the herd CA (--ca, else ca.crt in the config's tls.dir)")
+)
+
+const clientCa = Options.file("ca", { exists: "yes" }).pipe(
+  Options.withDescription("the herd CA's certificate to verify the server with (implies --tls)"),
+  Options.optional
+)
+
+const client = Command.make(
+  "client",
+  { server: clientTarget, config, tls: clientTls, ca: clientCa },
+  ({ ca, config, server, tls }) =>
+    Effect.gen(function*() {
+      // An address needs no config: one that cannot be read does not stand in the way.
+      const resolved = yield* resolveClient({ server, config, tls, ca })
+      yield* runClient(resolved.target, resolved.tls)
+    })
 ).pipe(
   Command.withDescription(
     "Open a line session to a server: lines typed (or piped) on stdin go to the server, its replies to stdout."
+  )
+)
+
+const certsOut = Options.text("out").pipe(
+  Options.withDescription("the folder to write to (tls.dir then points at it)")
+)
+
+const certsAdd = Options.text("add").pipe(
+  Options.withDescription("issue one more server's key and certificate from the herd CA already in --out"),
+  Options.optional
+)
+
+const certsForce = Options.boolean("force").pipe(
+  Options.withDescription("replace what is there: a new CA (and every server's certificate), or the added server's")
+)
+
+const certs = Command.make(
+  "certs",
+  { config, out: certsOut, add: certsAdd, force: certsForce },
+  ({ add, config, force, out }) =>
+    Effect.flatMap(resolveConfig(config), (loaded) =>
+      // Loaded when used: the certificate library would cost every other command's start-up.
+      Effect.flatMap(Effect.promise(() => import("./Certs.ts")), (Certs) => Certs.runCerts(loaded, { out, add, force })))
+).pipe(
+  Command.withDescription(
+    "Make the herd's CA and a key and certificate for each server of the config in --out (keys mode 0600), or with --add <name> one more from that CA: for tls.dir."
   )
 )
 
@@ -78,7 +129,7 @@ const herd = Command.make(
   () => Effect.fail(new UsageError({ message: "no command given: use serve, up or client (herd --help tells more)" }))
 ).pipe(
   Command.withDescription("A proxy server herd: location reports, flooding across the herd, and places near a client."),
-  Command.withSubcommands([serve, up, client])
+  Command.withSubcommands([serve, up, client, certs])
 )
 
 const cli = Command.run(herd, { name: "herd", version: "0.1.0" })
@@ -90,6 +141,7 @@ type Failure =
   | HerdServer.HerdServerError
   | PlacesConfigError
   | ClientError
+  | CertsError
 
 /** Says what went wrong, in one line (a config's problems one a line), and gives the exit status. */
 const report = (failure: Failure): Effect.Effect<number> => {
@@ -106,6 +158,8 @@ const report = (failure: Failure): Effect.Effect<number> => {
     case "HerdServerError":
       return Effect.as(printLine(`${failure.server} ${failure.message}`), 1)
     case "ClientError":
+      return Effect.as(printLine(failure.message), 1)
+    case "CertsError":
       return Effect.as(printLine(failure.message), 1)
   }
 }
