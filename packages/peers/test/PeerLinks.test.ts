@@ -158,6 +158,31 @@ describe("PeerLinks", () => {
       expect(neighbour.accepted()).toBe(accepted)
     }))
 
+  it.scopedLive("ends a connection on a bug met while catching up, reports it as an internal error, and dials again", () =>
+    Effect.gen(function*() {
+      const neighbour = yield* fakeNeighbour
+      const store = yield* makeMemory
+      store.offer(record("before", "1"))
+      let snapshots = 0
+      const faulty: LocationStore["Type"] = {
+        ...store,
+        snapshot: () => {
+          if (snapshots++ === 0) throw new Error("a bug met while catching up")
+          return store.snapshot()
+        }
+      }
+      const events: Array<LinkEvent> = []
+      yield* Peers.make({
+        self: "Alford",
+        neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
+        reconnect: { initialMs: 5, capMs: 20 },
+        onEvent: (event) => events.push(event)
+      }).pipe(Effect.provideService(LocationStore, faulty))
+      yield* until(() => events.some((e) => e.event === "link-up"), "the link, dialled again")
+      expect(events[0]).toMatchObject({ event: "link-failed", peer: "Parker", reason: "internal error: a bug met while catching up" })
+      yield* until(() => neighbour.received().endsWith("AT Alford +0.000000000 before +1+1 1\n"), "the catch-up")
+    }))
+
   it.scopedLive("re-dials an unreachable neighbour with back-off, queueing nothing meanwhile", () =>
     Effect.gen(function*() {
       const store = yield* makeMemory

@@ -39,6 +39,7 @@ class StandInPort {
 const setUp = (options: {
   readonly pendingReplyBytes: number
   readonly wire?: EventLog["Type"]["wire"]
+  readonly services?: Partial<SessionServices>
 }) => {
   const socket = new StandInPort()
   const writer = new EntryWriter("Alford", 1024, options.wire ?? "full")
@@ -69,7 +70,8 @@ const setUp = (options: {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     whenStored: undefined,
-    lookUp: () => {}
+    lookUp: () => {},
+    ...options.services
   }
   const nowNs = 1_700_000_000_000_000_000n
   const connection: Session = new Session(services, {
@@ -200,5 +202,44 @@ describe("Session", () => {
     expect(logged().filter((entry) => entry["event"] === "defect").map((entry) => entry["error"])).toEqual([
       "Error: a bug met while writing"
     ])
+  })
+
+  it("runs each callback from outside a read (a lookup's answer, a commit, the log's room) through the port's guard", async () => {
+    const lookups: Array<Effect.Effect<void>> = []
+    const commits: Array<() => void> = []
+    const body = { html_attributions: [], results: [], status: "ZERO_RESULTS" }
+    const paths = {
+      lookup: setUp({
+        pendingReplyBytes: 1 << 20,
+        services: {
+          places: { provider: "stand-in", nearby: () => Effect.succeed(body) },
+          lookUp: (lookup) => lookups.push(lookup)
+        }
+      }),
+      commit: setUp({ pendingReplyBytes: 1 << 20, services: { whenStored: (stored) => commits.push(stored) } }),
+      room: setUp({ pendingReplyBytes: 1 << 20 })
+    }
+    feed(paths.lookup.connection, Buffer.from("IAMAT a +1+1 1600000000\nWHATSAT a 10 5\n"))
+    feed(paths.commit.connection, Buffer.from("IAMAT a +1+1 1600000000\n"))
+    paths.room.setLogRoom(false)
+    feed(paths.room.connection, Buffer.from("IAMAT a +1+1 1600000000\nIAMAT b +1+1 1600000000\n"))
+    expect(lookups).toHaveLength(1)
+    expect(commits).toHaveLength(1)
+    expect(paths.room.waitingForRoom).toHaveLength(1)
+    for (const { socket } of Object.values(paths)) {
+      socket.send = () => {
+        throw new Error("a bug met while writing")
+      }
+    }
+    // The lookup's answer is written from a microtask after it completes.
+    await Effect.runPromise(Effect.all(lookups))
+    await Promise.resolve()
+    commits[0]?.()
+    paths.room.setLogRoom(true)
+    for (const [path, { connection, logged, socket }] of Object.entries(paths)) {
+      expect(connection.closeReason, path).toBe("internal error")
+      expect(socket.inputEnded, path).toBe(true)
+      expect(logged().some((entry) => entry["event"] === "defect"), path).toBe(true)
+    }
   })
 })

@@ -101,4 +101,22 @@ describe("server limits", () => {
       const violations = events(server.logLines(), "violation")
       expect(violations.map((v) => v["reason"])).toEqual(["partial line timed out"])
     }))
+
+  it.scoped("closes a connection whose client never closes its side, one linger after the server closed its own (on the Effect clock)", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({})
+      const client = yield* connect(server.address)
+      // Too long: the server answers nothing more, ends its side, and reads
+      // and drops what comes next while it lingers for the client to close.
+      yield* client.write("IAMAT " + "x".repeat(9000) + "\n")
+      yield* client.closed()
+      client.socket.write("IAMAT dropped +1+1 1\n")
+      yield* TestClock.adjust("1 second")
+      // Gone past its linger: a write of the client's is answered by a reset.
+      yield* eventually(Effect.sync(() => {
+        if (!client.socket.destroyed) client.socket.write("IAMAT reset +1+1 1\n")
+        return client.socket.destroyed ? true : undefined
+      }), { describe: () => "the server's socket to be gone" })
+      expect(client.received().length).toBe(0)
+    }))
 })
