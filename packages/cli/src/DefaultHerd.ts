@@ -1,6 +1,7 @@
 /**
  * The default herd (PROTOCOL.md section 1): five servers on loopback and the
- * links between them. `herd up` runs it when there is no `--config` and no
+ * links between them, each with its admin endpoint (metrics, health,
+ * status, the live map) on the HTTP port 100 above its own. `herd up` runs it when there is no `--config` and no
  * `herd.config.ts` in the working folder, so an installed command needs no
  * file of ours; this repository's `herd.config.ts` default-exports it.
  */
@@ -8,11 +9,11 @@ import type { HerdConfigInput } from "@herd/server"
 
 export const defaultHerd = {
   servers: {
-    Alford: { host: "127.0.0.1", port: 11800 },
-    Bolden: { host: "127.0.0.1", port: 11801 },
-    Hamilton: { host: "127.0.0.1", port: 11802 },
-    Parker: { host: "127.0.0.1", port: 11803 },
-    Welsh: { host: "127.0.0.1", port: 11804 }
+    Alford: { host: "127.0.0.1", port: 11800, httpPort: 11900 },
+    Bolden: { host: "127.0.0.1", port: 11801, httpPort: 11901 },
+    Hamilton: { host: "127.0.0.1", port: 11802, httpPort: 11902 },
+    Parker: { host: "127.0.0.1", port: 11803, httpPort: 11903 },
+    Welsh: { host: "127.0.0.1", port: 11804, httpPort: 11904 }
   },
   links: [
     ["Alford", "Parker"],

@@ -3,6 +3,7 @@
  * SIGTERM): `herd serve` runs one, `herd up` all of them. They share one
  * Places provider, so the offline gazetteer is loaded once.
  */
+import { AdminServer } from "@herd/admin"
 import type { LinkEvent } from "@herd/peers"
 import { layerFromConfig, PlacesClient } from "@herd/places"
 import { HerdConfig, HerdServer } from "@herd/server"
@@ -27,6 +28,15 @@ export const runHerd = (loaded: LoadedConfig, names: ReadonlyArray<string>) =>
           )
           const { address } = Context.get(server, HerdServer.HerdServer)
           yield* Console.log(`${name} listening on ${address.host}:${address.port}`)
+          // Its admin endpoint, where the config gives it an HTTP port.
+          if (config.servers[name]?.httpPort !== undefined) {
+            const admin = yield* Layer.build(AdminServer.layer()).pipe(
+              Effect.provide(Context.merge(shared, server)),
+              Effect.mapError((error) => new HerdServer.HerdServerError({ server: name, message: error.message, cause: error }))
+            )
+            const http = Context.get(admin, AdminServer.AdminServer).address
+            yield* Console.log(`${name} admin on http://${hostForUrl(http.host)}:${http.port}/ (metrics, healthz, status, map)`)
+          }
         }
         // A daemon: loading cannot be interrupted, and a stop must not wait for it.
         if (places.warmUp !== undefined) {
@@ -56,6 +66,8 @@ const whenAbandonedByNpm: Effect.Effect<void> = process.env["npm_lifecycle_event
       schedule: Schedule.spaced("100 millis")
     }).pipe(Effect.asVoid)
   })
+
+const hostForUrl = (host: string): string => host.includes(":") ? `[${host}]` : host
 
 /** One line per link that comes up or goes down; failed dials stay in the log. */
 const printLink = (name: string) => (event: LinkEvent) => {
