@@ -20,6 +20,8 @@ import type { ClientError } from "./Client.ts"
 import { resolveClient, runClient } from "./Client.ts"
 import { checkExposure, resolveConfig } from "./Config.ts"
 import { printLine, UsageError } from "./Report.ts"
+import type { NotInSync } from "./Status.ts"
+import { runStatus } from "./Status.ts"
 import { runHerd } from "./Up.ts"
 
 const config = Options.file("config", { exists: "yes" }).pipe(
@@ -123,13 +125,23 @@ const certs = Command.make(
   )
 )
 
+const status = Command.make(
+  "status",
+  { config, json: Options.boolean("json").pipe(Options.withDescription("print the answers and the verdict as JSON")) },
+  ({ config, json }) => Effect.flatMap(resolveConfig(config), (loaded) => runStatus(loaded, { json }))
+).pipe(
+  Command.withDescription(
+    "Ask every server of the config for its status (its admin endpoint, httpPort): up or down, links, records, digest, lag, and a verdict: in sync (exit 0) when every running server holds the same records, else which differ (exit 1)."
+  )
+)
+
 const herd = Command.make(
   "herd",
   {},
   () => Effect.fail(new UsageError({ message: "no command given: use serve, up or client (herd --help tells more)" }))
 ).pipe(
   Command.withDescription("A proxy server herd: location reports, flooding across the herd, and places near a client."),
-  Command.withSubcommands([serve, up, client, certs])
+  Command.withSubcommands([serve, up, client, status, certs])
 )
 
 const cli = Command.run(herd, { name: "herd", version: "0.1.0" })
@@ -142,6 +154,7 @@ type Failure =
   | PlacesConfigError
   | ClientError
   | CertsError
+  | NotInSync
 
 /** Says what went wrong, in one line (a config's problems one a line), and gives the exit status. */
 const report = (failure: Failure): Effect.Effect<number> => {
@@ -161,6 +174,9 @@ const report = (failure: Failure): Effect.Effect<number> => {
       return Effect.as(printLine(failure.message), 1)
     case "CertsError":
       return Effect.as(printLine(failure.message), 1)
+    case "NotInSync":
+      // Its verdict is printed already, on stdout with the rest of the report.
+      return Effect.succeed(1)
   }
 }
 
