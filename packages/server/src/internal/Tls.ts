@@ -355,6 +355,7 @@ export const unsafeServerHandshake = (
     done = true
     secure.off("secure", onSecure)
     secure.off("error", onError)
+    secure.off("end", onClose)
     secure.off("close", onClose)
   }
   const onSecure = () => {
@@ -366,13 +367,16 @@ export const unsafeServerHandshake = (
     secure.destroy()
     callback(Either.left(new TlsError({ reason: "Handshake", message: `TLS handshake failed: ${cause.message}`, cause })))
   }
+  // An end counts as a close: on a half-open socket the peer's FIN alone never closes it.
   const onClose = () => {
     stop()
+    secure.destroy()
     callback(Either.left(new TlsError({ reason: "Handshake", message: "closed during the TLS handshake" })))
   }
   secure.on("error", ignoreError)
   secure.on("secure", onSecure)
   secure.on("error", onError)
+  secure.on("end", onClose)
   secure.on("close", onClose)
   return () => {
     if (!done) {
@@ -507,6 +511,7 @@ export const dial = (options: DialOptions): Effect.Effect<NodeTls.TLSSocket, Tls
       secure.off("connect", onConnect)
       secure.off("secureConnect", onSecure)
       secure.off("error", onError)
+      secure.off("end", onClose)
       secure.off("close", onClose)
     }
     const onConnect = () => {
@@ -535,6 +540,7 @@ export const dial = (options: DialOptions): Effect.Effect<NodeTls.TLSSocket, Tls
     secure.on("connect", onConnect)
     secure.on("secureConnect", onSecure)
     secure.on("error", onError)
+    secure.on("end", onClose)
     secure.on("close", onClose)
     return Effect.sync(() => {
       stop()
