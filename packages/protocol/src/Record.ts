@@ -6,34 +6,20 @@
 import type { Iamat } from "./Command.ts"
 import type { LocationRecord } from "./LocationRecord.ts"
 import { compareTimes, skewOf } from "./Time.ts"
+import type { ReceiveTime } from "./Time.ts"
 
-/** The record the server `origin` makes of an IAMAT it received at `receivedNs` (POSIX ns). */
-export const recordOf = (iamat: Iamat, origin: string, receivedNs: bigint): LocationRecord => ({
+/** The record the server `origin` makes of an IAMAT it received at `received` (POSIX ns, or split by `receiveTime`). */
+export const recordOf = (iamat: Iamat, origin: string, received: bigint | ReceiveTime): LocationRecord => ({
   origin,
-  skew: skewOf(receivedNs, iamat.time),
+  skew: skewOf(received, iamat.time),
   client: iamat.client,
   location: iamat.location,
   time: iamat.time
 })
 
 /** `AT origin skew client location time`, single spaces, without the LF. */
-export const formatAtLine = (record: LocationRecord): string => {
-  if (record === lastPrinted) return lastPrintedLine
-  const line = "AT " + record.origin + " " + record.skew + " " + record.client + " " + record.location + " " +
-    record.time
-  lastPrinted = record
-  lastPrintedLine = line
-  return line
-}
-
-/**
- * The record printed last, and its line. The record of an IAMAT is printed
- * up to three times in a row, by the store, the flood and the reply: the
- * later ones take the same string. Records are immutable, and a copy with a
- * field changed is another object, so the line kept always matches.
- */
-let lastPrinted: LocationRecord | undefined
-let lastPrintedLine = ""
+export const formatAtLine = (record: LocationRecord): string =>
+  "AT " + record.origin + " " + record.skew + " " + record.client + " " + record.location + " " + record.time
 
 /**
  * Whether `a` wins over `b` for the same client: the later client time, then

@@ -15,22 +15,26 @@
 export const formatWhatsatReply = (atLine: string, body: unknown): string =>
   atLine + "\n" + printedPlacesBody(body) + "\n\n"
 
-/**
- * The Places body of a WHATSAT answer as its UTF-8 bytes in a latin1 string.
- * A Places cache hands the same body object to every WHATSAT that asks the
- * same question within its time to live: each is printed once. (Bodies are
- * never changed once made; a WeakMap lets them go with the cache entry.)
- */
-const printedBodies = new WeakMap<object, string>()
+/** The Places body of a WHATSAT answer as its UTF-8 bytes in a latin1 string. */
+export const printedPlacesBody = (body: unknown): string => utf8BytesAsLatin1(formatPlacesJson(body))
 
-export const printedPlacesBody = (body: unknown): string => {
-  if (typeof body !== "object" || body === null) return utf8BytesAsLatin1(formatPlacesJson(body))
-  let printed = printedBodies.get(body)
-  if (printed === undefined) {
-    printed = utf8BytesAsLatin1(formatPlacesJson(body))
-    printedBodies.set(body, printed)
+/**
+ * `printedPlacesBody` that prints each body object once: a Places cache
+ * hands the same body object to every WHATSAT that asks the same question
+ * within its time to live. (Bodies are never changed once made; a WeakMap
+ * lets them go with the cache entry.) A server makes one and keeps it.
+ */
+export const makeBodyPrinter = (): ((body: unknown) => string) => {
+  const printed = new WeakMap<object, string>()
+  return (body) => {
+    if (typeof body !== "object" || body === null) return printedPlacesBody(body)
+    let text = printed.get(body)
+    if (text === undefined) {
+      text = printedPlacesBody(body)
+      printed.set(body, text)
+    }
+    return text
   }
-  return printed
 }
 
 /**

@@ -13,12 +13,35 @@
  * text), in seconds with a sign (`+` for zero) and exactly nine decimals, e.g.
  * `+0.263873386` or `-0.000001500`. Exact for client times of any length.
  */
-export const skewOf = (receivedNs: bigint, time: string): string => {
+export const skewOf = (received: bigint | ReceiveTime, time: string): string => {
+  const at = typeof received === "bigint" ? receiveTime(received) : received
   const integerEnd = integerEndOf(time)
   const integerStart = significantStart(time, integerEnd)
-  return integerEnd - integerStart <= FAST_INTEGER_DIGITS && splitSmall(receivedNs)
-    ? smallSkew(time, integerStart, integerEnd)
-    : largeSkew(receivedNs, time, integerStart, integerEnd)
+  return integerEnd - integerStart <= FAST_INTEGER_DIGITS && at.isSmall
+    ? smallSkew(at, time, integerStart, integerEnd)
+    : largeSkew(at.ns, time, integerStart, integerEnd)
+}
+
+/**
+ * A receive time (POSIX ns), split once for the skews of every line it is
+ * the receive time of (all the lines of one read): its seconds and
+ * nanoseconds as Numbers when both are exact.
+ */
+export interface ReceiveTime {
+  readonly ns: bigint
+  readonly isSmall: boolean
+  readonly seconds: number
+  readonly nanos: number
+}
+
+export const receiveTime = (ns: bigint): ReceiveTime => {
+  const isSmall = ns >= 0n && ns <= FAST_RECEIVED_NS
+  return {
+    ns,
+    isSmall,
+    seconds: isSmall ? Number(ns / NANOS_PER_SECOND_BIG) : 0,
+    nanos: isSmall ? Number(ns % NANOS_PER_SECOND_BIG) : 0
+  }
 }
 
 /**
@@ -55,9 +78,9 @@ export const compareTimes = (a: string, b: string): number => {
  * pass over the text and with no BigInt work on it: a time of thousands of
  * digits (which the bound refuses) costs what its length costs to scan.
  */
-export const isLaterThan = (time: string, limitNs: bigint): boolean => {
-  if (limitNs < 0n) return true
-  const limit = limitDigitsOf(limitNs)
+export const isLaterThan = (time: string, bound: bigint | TimeLimit): boolean => {
+  const limit = typeof bound === "bigint" ? timeLimit(bound) : bound
+  if (limit.ns < 0n) return true
   const integerEnd = integerEndOf(time)
   const integerStart = significantStart(time, integerEnd)
   const integerDigits = integerEnd - integerStart
@@ -74,21 +97,24 @@ export const isLaterThan = (time: string, limitNs: bigint): boolean => {
 }
 
 /**
- * The last limit `isLaterThan` was asked about, as digits: its seconds
- * without leading zeros ("" for zero) and its nanoseconds as nine digits.
- * Every line of one read shares its receive time, so the limit's BigInt
- * work is done once a read.
+ * A bound on client times (POSIX ns) as digits, made once for every line it
+ * bounds (all the lines of one read): its seconds without leading zeros (""
+ * for zero) and its nanoseconds as nine digits.
  */
-const lastLimit = { ns: -1n, seconds: "", nanos: "000000000" }
+export interface TimeLimit {
+  readonly ns: bigint
+  readonly seconds: string
+  readonly nanos: string
+}
 
-const limitDigitsOf = (limitNs: bigint): typeof lastLimit => {
-  if (limitNs !== lastLimit.ns) {
-    const seconds = limitNs / NANOS_PER_SECOND_BIG
-    lastLimit.ns = limitNs
-    lastLimit.seconds = seconds === 0n ? "" : seconds.toString()
-    lastLimit.nanos = (limitNs % NANOS_PER_SECOND_BIG).toString().padStart(9, "0")
+export const timeLimit = (ns: bigint): TimeLimit => {
+  if (ns < 0n) return { ns, seconds: "", nanos: "000000000" }
+  const seconds = ns / NANOS_PER_SECOND_BIG
+  return {
+    ns,
+    seconds: seconds === 0n ? "" : seconds.toString(),
+    nanos: (ns % NANOS_PER_SECOND_BIG).toString().padStart(9, "0")
   }
-  return lastLimit
 }
 
 const NANOS_PER_SECOND = 1_000_000_000
@@ -104,29 +130,11 @@ const FAST_INTEGER_DIGITS = 15
 const FAST_RECEIVED_NS = BigInt(Number.MAX_SAFE_INTEGER) * NANOS_PER_SECOND_BIG
 
 /**
- * The last receive time seen, in seconds and nanoseconds if both are exact
- * Numbers: every line of one read shares its receive time, so the BigInt
- * work is done once a read.
- */
-const split = { ns: -1n, isSmall: false, seconds: 0, nanos: 0 }
-
-/** Splits `receivedNs` into `split`; answers whether it is small enough for `smallSkew`. */
-const splitSmall = (receivedNs: bigint): boolean => {
-  if (receivedNs !== split.ns) {
-    split.ns = receivedNs
-    split.isSmall = receivedNs >= 0n && receivedNs <= FAST_RECEIVED_NS
-    split.seconds = split.isSmall ? Number(receivedNs / NANOS_PER_SECOND_BIG) : 0
-    split.nanos = split.isSmall ? Number(receivedNs % NANOS_PER_SECOND_BIG) : 0
-  }
-  return split.isSmall
-}
-
-/**
- * Seconds and nanoseconds apart (the receive time's are in `split`), as
+ * Seconds and nanoseconds apart (the receive time's are in `at`), as
  * integers in Numbers: one borrow from the seconds when the nanoseconds go
  * negative, and the sum is exact.
  */
-const smallSkew = (time: string, integerStart: number, integerEnd: number): string => {
+const smallSkew = (at: ReceiveTime, time: string, integerStart: number, integerEnd: number): string => {
   let clientSeconds = 0
   for (let index = integerStart; index < integerEnd; index++) {
     clientSeconds = clientSeconds * 10 + time.charCodeAt(index) - ZERO
@@ -135,8 +143,8 @@ const smallSkew = (time: string, integerStart: number, integerEnd: number): stri
   for (let offset = 1; offset <= 9; offset++) {
     clientNanos = clientNanos * 10 + fractionDigitAt(time, integerEnd + offset)
   }
-  let seconds = split.seconds - clientSeconds
-  let nanos = split.nanos - clientNanos
+  let seconds = at.seconds - clientSeconds
+  let nanos = at.nanos - clientNanos
   if (nanos < 0) {
     nanos += NANOS_PER_SECOND
     seconds -= 1

@@ -4,8 +4,9 @@
  */
 export type { At, Blank, Command, Iamat, Invalid, Peer, Whatsat } from "./Command.ts"
 export type { LocationRecord } from "./LocationRecord.ts"
-export { contentEnd, parseLine } from "./Parse.ts"
-export { layer, Protocol } from "./Protocol.ts"
+export { contentEnd, makeParser, parseLine } from "./Parse.ts"
+export { layer, make, Protocol } from "./Protocol.ts"
 export { coordinatesOf, formatAtLine, isNewer, recordOf } from "./Record.ts"
-export { formatPlacesJson, formatWhatsatReply, invalidReply, printedPlacesBody } from "./Reply.ts"
-export { compareTimes, isLaterThan, skewOf } from "./Time.ts"
+export { formatPlacesJson, formatWhatsatReply, invalidReply, makeBodyPrinter, printedPlacesBody } from "./Reply.ts"
+export { compareTimes, isLaterThan, receiveTime, skewOf, timeLimit } from "./Time.ts"
+export type { ReceiveTime, TimeLimit } from "./Time.ts"

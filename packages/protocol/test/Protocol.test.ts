@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { layer, Protocol } from "../src/index.ts"
+import { formatAtLine, isNewer, layer, Protocol, recordOf } from "../src/index.ts"
 
 describe("Protocol", () => {
-  it.effect("serves the herd dialect from its layer", () =>
+  it.effect("serves the herd's parser from its layer; records, AT lines and the winner rule are the protocol's own", () =>
     Effect.gen(function*() {
       const protocol = yield* Protocol
       const command = protocol.parse("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\r")
@@ -14,9 +14,21 @@ describe("Protocol", () => {
         time: "1621464827.959498503"
       })
       if (command._tag !== "Iamat") return
-      const record = protocol.record(command, "Alford", 1_621_464_828_223_371_889n)
-      expect(protocol.formatAt(record)).toBe("AT Alford +0.263873386 kiwi +34.068930-118.445127 1621464827.959498503")
-      expect(protocol.isNewer({ ...record, time: "1621464828" }, record)).toBe(true)
-      expect(protocol.isNewer(record, record)).toBe(false)
+      const record = recordOf(command, "Alford", 1_621_464_828_223_371_889n)
+      expect(formatAtLine(record)).toBe("AT Alford +0.263873386 kiwi +34.068930-118.445127 1621464827.959498503")
+      expect(isNewer({ ...record, time: "1621464828" }, record)).toBe(true)
+      expect(isNewer(record, record)).toBe(false)
     }).pipe(Effect.provide(layer)))
+
+  it.effect("gives each layer built a parser of its own, which reads lines in any order alike", () =>
+    Effect.gen(function*() {
+      const first = yield* Effect.provide(Protocol, layer)
+      const second = yield* Effect.provide(Protocol, layer)
+      expect(first.parse).not.toBe(second.parse)
+      const at = "AT Bolden +0.5 kiwi +1+1 1600000000"
+      const iamat = "IAMAT kiwi +1+1 1600000000"
+      const interleaved = [first.parse(at), second.parse(iamat), first.parse(iamat), second.parse(at)]
+      expect(interleaved[0]).toEqual(interleaved[3])
+      expect(interleaved[1]).toEqual(interleaved[2])
+    }))
 })

@@ -19,6 +19,7 @@
 import { Protocol } from "@herd/protocol"
 import * as ProtocolLayer from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
+import { isNewer, printedPlacesBody } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
 import { Effect } from "effect"
@@ -104,7 +105,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
   const store = storeKind === "memory"
     ? Effect.runSync(Store.makeMemory)
     : storeKind === "plain Map"
-    ? plainMapStore(protocol.isNewer)
+    ? plainMapStore(isNewer)
     : noStore
   const writer = new EntryWriter("Alford", 1 << 20)
   const log: EventLog["Type"] = {
@@ -130,6 +131,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     whenStored: undefined,
+    printBody: printedPlacesBody,
     lookUp() {}
   }
   // The reads of a pass are made before it is fed, so every client time is

@@ -8,7 +8,7 @@ import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import { PeerLinks } from "@herd/peers"
 import * as Peers from "@herd/peers"
 import { PlacesClient } from "@herd/places"
-import { Protocol } from "@herd/protocol"
+import { makeBodyPrinter, Protocol } from "@herd/protocol"
 import * as ProtocolLayer from "@herd/protocol"
 import { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
@@ -118,6 +118,7 @@ const serve = (options: HerdServerOptions, { address, close, config, server }: B
       store,
       peers: yield* PeerLinks,
       places: Metrics.countingPlaces(yield* PlacesClient, stats),
+      printBody: makeBodyPrinter(),
       stats,
       log,
       lineLimit: config.lineLimit,

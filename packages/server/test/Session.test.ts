@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as ProtocolLayer from "@herd/protocol"
-import { Protocol } from "@herd/protocol"
+import { printedPlacesBody, Protocol } from "@herd/protocol"
 import * as Store from "@herd/store"
 import { Effect } from "effect"
 import { EntryWriter } from "../src/EventLog.ts"
@@ -70,6 +70,7 @@ const setUp = (options: {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     whenStored: undefined,
+    printBody: printedPlacesBody,
     lookUp: () => {},
     ...options.services
   }

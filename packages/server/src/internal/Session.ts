@@ -28,7 +28,17 @@ import type { PeerLinks } from "@herd/peers"
 import type { NearbyQuery, PlacesBody, PlacesClient } from "@herd/places"
 import { failureBody, PlacesError } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
-import { contentEnd, coordinatesOf, invalidReply, isLaterThan, printedPlacesBody } from "@herd/protocol"
+import {
+  contentEnd,
+  coordinatesOf,
+  formatAtLine,
+  invalidReply,
+  isLaterThan,
+  receiveTime,
+  recordOf,
+  timeLimit
+} from "@herd/protocol"
+import type { ReceiveTime, TimeLimit } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
 import { Cause, Effect, Option } from "effect"
 import type { EventLog, LineLog } from "../EventLog.ts"
@@ -60,6 +70,8 @@ export interface SessionServices {
    * wait for it (group commit: one wait a read, not a line).
    */
   readonly whenStored: ((stored: () => void) => void) | undefined
+  /** A Places body as the bytes of a WHATSAT answer (latin1 text); a server prints each cached body once (`makeBodyPrinter`). */
+  readonly printBody: (body: PlacesBody) => string
   /** Runs a Places lookup in a fiber of the server (it outlives no connection: each waits for its own). */
   readonly lookUp: (lookup: Effect.Effect<void>) => void
 }
@@ -127,9 +139,10 @@ export class Session {
   private probationDueNs: bigint | undefined
   /** The deadline last reported through `wakeAt`. */
   private reportedDueNs: bigint | undefined
-  private receivedNs = 0n
-  /** The latest client time accepted from this read: `receivedNs` plus the bound. */
-  private latestTimeNs = 0n
+  /** When the current read was received. */
+  private received: ReceiveTime = receiveTime(0n)
+  /** The latest client time accepted from this read: its receive time plus the bound. */
+  private latestTime: TimeLimit = timeLimit(0n)
   /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
   private peerName: string | undefined
   private lastViolationMs = -Infinity
@@ -231,8 +244,8 @@ export class Session {
 
   /** Every line of a read shares its receive time, and so the bound on client times. */
   private readAt(nowNs: bigint): void {
-    this.receivedNs = nowNs
-    this.latestTimeNs = nowNs + this.services.maxClientAheadNs
+    this.received = receiveTime(nowNs)
+    this.latestTime = timeLimit(nowNs + this.services.maxClientAheadNs)
   }
 
   /**
@@ -284,12 +297,12 @@ export class Session {
       case "Iamat": {
         // A time too far ahead would pin the location against later honest
         // reports; it is refused before any arithmetic on its digits.
-        if (isLaterThan(command.time, this.latestTimeNs)) {
+        if (isLaterThan(command.time, this.latestTime)) {
           this.reply(invalidReply(line.slice(0, contentEnd(line))))
           break
         }
-        const record = protocol.record(command, serverName, this.receivedNs)
-        const atLine = protocol.formatAt(record)
+        const record = recordOf(command, serverName, this.received)
+        const atLine = formatAtLine(record)
         // No neighbour may ever get a flood line it must refuse.
         if (atLine.length > this.services.lineLimit) {
           this.reply(invalidReply(line.slice(0, contentEnd(line))))
@@ -300,7 +313,7 @@ export class Session {
         break
       }
       case "At":
-        if (isLaterThan(command.record.time, this.latestTimeNs)) {
+        if (isLaterThan(command.record.time, this.latestTime)) {
           this.peerViolation("time: too far ahead of this server's clock", line)
         } else {
           this.accept(command.record, this.peerName)
@@ -349,11 +362,11 @@ export class Session {
   }
 
   private whatsat(record: LocationRecord, command: Whatsat): void {
-    const { log, places, protocol } = this.services
+    const { log, places } = this.services
     const query = new WhatsatQuery(record.location, command)
-    const atLine = protocol.formatAt(record)
+    const atLine = formatAtLine(record)
     const answer = (reply: AnswerReply, body: PlacesBody): AnswerReply => {
-      reply.body = printedPlacesBody(body)
+      reply.body = this.services.printBody(body)
       reply.status = body.status
       reply.text = atLine + "\n" + reply.body + "\n\n"
       this.queuedBytes += reply.text.length
@@ -529,7 +542,7 @@ export class Session {
       if (this.partialLineDueNs === undefined) return
       this.partialLineDueNs = undefined
     } else if (this.partialLineDueNs === undefined) {
-      this.partialLineDueNs = this.receivedNs + BigInt(this.services.partialLineTimeoutMs) * 1_000_000n
+      this.partialLineDueNs = this.received.ns + BigInt(this.services.partialLineTimeoutMs) * 1_000_000n
     } else {
       return
     }
@@ -569,7 +582,7 @@ export class Session {
    * per connection, carrying the count of those not logged since.
    */
   private peerViolation(reason: string, line: string | undefined): void {
-    const nowMs = Number(this.receivedNs / 1_000_000n)
+    const nowMs = Number(this.received.ns / 1_000_000n)
     if (nowMs - this.lastViolationMs < violationLogIntervalMs) {
       this.suppressedViolations++
       return
