@@ -115,9 +115,12 @@ describe("herd certs", () => {
       const listener = yield* sniffingListener(alford)
       yield* Effect.exit(Tls.dialPeer(foreignBolden, { name: "Alford", host: "127.0.0.1", port: listener.port }, "5 seconds"))
       const outcome = yield* listener.next
-      // Alford's certificate is not of its CA: the dialler gives up before
-      // its Finished, so Alford's side of the handshake fails too.
-      expect(outcomeTag(outcome)).toBe("error Handshake")
+      // Alford's certificate is not of its CA. Node checks the chain once its
+      // side of the handshake is done (TLS 1.3: after sending its own
+      // certificate and Finished), then drops the connection: Alford's side
+      // sees the handshake fail or, when it finished first, a certificate
+      // the herd CA did not sign. Either way Bolden is not taken for a peer.
+      expect(["error Handshake", "Tls Unverified"]).toContain(outcomeTag(outcome))
     }), 60_000)
 
   it.scopedLive("--add issues one more server from the same CA; nothing is replaced unless --force asks", () =>
