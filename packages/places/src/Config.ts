@@ -4,7 +4,7 @@
  * "Configuration").
  */
 import type { HttpClient } from "@effect/platform"
-import { Effect, Either, Layer, ParseResult, Redacted, Schema } from "effect"
+import { Config, Effect, Either, Layer, Option, ParseResult, Redacted, Schema } from "effect"
 import { defaultCacheTtlMs } from "./Cache.ts"
 import { makeGoogle } from "./Google.ts"
 import { makeGoogleLegacy } from "./GoogleLegacy.ts"
@@ -121,14 +121,38 @@ export const resolvePlaces = (
     }
   })
 
-/** The PlacesClient layer the config and environment call for (see `resolvePlaces`). */
+/**
+ * HERD_PLACES_API_KEY and HERD_PLACES_PROVIDER, read through Effect's
+ * `Config` from the current `ConfigProvider`: the process environment by
+ * default, a map in a test (`ConfigProvider.fromMap`), or whatever provider
+ * an application installs. The key is read as a `Redacted`.
+ */
+export const readPlacesEnv: Effect.Effect<PlacesEnv, PlacesConfigError> = Config.all({
+  apiKey: Config.option(Config.redacted("HERD_PLACES_API_KEY")),
+  provider: Config.option(Config.string("HERD_PLACES_PROVIDER"))
+}).pipe(
+  Effect.map(({ apiKey, provider }) => ({
+    HERD_PLACES_API_KEY: Option.getOrUndefined(Option.map(apiKey, Redacted.value)),
+    HERD_PLACES_PROVIDER: Option.getOrUndefined(provider)
+  })),
+  Effect.mapError((error) =>
+    new PlacesConfigError({ field: "environment", message: `HERD_PLACES_API_KEY or HERD_PLACES_PROVIDER: ${error.message}` })
+  )
+)
+
+/**
+ * The PlacesClient layer the config and the environment call for (see
+ * `resolvePlaces`); the environment is read through `Config`
+ * (`readPlacesEnv`) unless `env` is given.
+ */
 export const layerFromConfig = (
   config: PlacesConfig,
-  env: PlacesEnv = {}
+  env?: PlacesEnv
 ): Layer.Layer<PlacesClient, PlacesConfigError, HttpClient.HttpClient> =>
   Layer.scoped(
     PlacesClient,
-    Effect.flatMap(resolvePlaces(config, env), (settings) => {
+    Effect.flatMap(env === undefined ? readPlacesEnv : Effect.succeed(env), (values) => resolvePlaces(config, values)).pipe(
+      Effect.flatMap((settings) => {
       switch (settings.provider) {
         case "offline":
           return makeOffline({ ttlMs: settings.cacheTtlMs })
@@ -137,7 +161,7 @@ export const layerFromConfig = (
         case "google-legacy":
           return makeGoogleLegacy(settings)
       }
-    })
+    }))
   )
 
 const chooseProvider = (

@@ -20,6 +20,7 @@ export {
   PlacesConfigError,
   placesDefaults,
   PlacesProvider,
+  readPlacesEnv,
   resolvePlaces
 } from "./Config.ts"
 export type { PlacesConfigInput, PlacesEnv, PlacesSettings } from "./Config.ts"

@@ -1,6 +1,6 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Exit, Redacted, Schema } from "effect"
+import { ConfigProvider, Effect, Either, Exit, Redacted, Schema } from "effect"
 import { layerFromConfig, PlacesClient, PlacesConfig, PlacesConfigError, resolvePlaces } from "../src/index.ts"
 import type { PlacesConfigInput, PlacesSettings } from "../src/index.ts"
 import { fakeHttpServer, json } from "./support/FakeHttpServer.ts"
@@ -120,12 +120,30 @@ describe("layerFromConfig", () => {
     Effect.gen(function*() {
       const exit = yield* Effect.exit(
         Effect.provide(PlacesClient, layerFromConfig(decode({ provider: "google" }))).pipe(
-          Effect.provide(FetchHttpClient.layer)
+          Effect.provide(FetchHttpClient.layer),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
         )
       )
       expect(exit).toEqual(Exit.fail(new PlacesConfigError({
         field: "places.apiKey",
         message: "places.apiKey: the \"google\" provider needs an API key: set HERD_PLACES_API_KEY or places.apiKey"
       })))
+    }))
+
+  it.scopedLive("reads the key and the provider through Config, from whatever ConfigProvider is current", () =>
+    Effect.gen(function*() {
+      const server = yield* fakeHttpServer(() => Effect.succeed(json({})))
+      const providerWith = (environment: ReadonlyArray<readonly [string, string]>) =>
+        Effect.provide(PlacesClient, layerFromConfig(decode({ google: { baseUrl: server.baseUrl } }))).pipe(
+          Effect.provide(FetchHttpClient.layer),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map(environment)))
+        )
+      expect((yield* providerWith([])).provider).toBe("offline")
+      expect((yield* providerWith([["HERD_PLACES_API_KEY", key]])).provider).toBe("google")
+      expect((yield* providerWith([["HERD_PLACES_API_KEY", key], ["HERD_PLACES_PROVIDER", "offline"]])).provider).toBe(
+        "offline"
+      )
+      const wrong = yield* Effect.flip(providerWith([["HERD_PLACES_PROVIDER", "bing"]]))
+      expect(wrong.field).toBe("HERD_PLACES_PROVIDER")
     }))
 })
