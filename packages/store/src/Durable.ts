@@ -66,14 +66,22 @@ export interface DurableStoreService {
    * all): pending records are committed first, so all of them.
    */
   readonly recordsAfter: (seq: number, limit?: number) => Effect.Effect<ReadonlyArray<SequencedRecord>, DurableStoreError>
-  /** Completes once every record offered so far is committed (fsynced with `sync: "always"`). */
+  /**
+   * Completes once every record offered so far is committed (fsynced with
+   * `sync: "always"`), or once the commit of one of them failed (the failure
+   * is logged and the writer tries again): it never waits longer than one
+   * attempt.
+   */
   readonly whenCommitted: Effect.Effect<void>
   /**
    * `whenCommitted` for a hot path that makes no Effect per line: calls
    * `callback` once every record offered so far is committed, and at once
-   * (before returning) if none is pending.
+   * (before returning) if none is pending. If the commit of one of them
+   * fails, calls `onFailed` instead (or, when none is given, `callback`):
+   * a commit that keeps failing never keeps a caller waiting for more than
+   * one attempt, and the failure is logged by the store.
    */
-  readonly unsafeOnCommitted: (callback: () => void) => void
+  readonly unsafeOnCommitted: (callback: () => void, onFailed?: (error: Error) => void) => void
   /** Commits what is pending now. */
   readonly commit: Effect.Effect<void, DurableStoreError>
   /** Runs retention now (the clock's time); answers how many records it forgot. */
@@ -91,6 +99,11 @@ export class DurableStore extends Context.Tag("@herd/store/DurableStore")<Durabl
 export const makeDurableUnscheduled = (
   options: DurableOptions
 ): Effect.Effect<LocationStore["Type"] & DurableStoreService, DurableStoreError, Scope.Scope> =>
+  Effect.map(openDurable(options), ({ store }) => store)
+
+const openDurable = (
+  options: DurableOptions
+): Effect.Effect<{ readonly database: DurableDatabase; readonly store: LocationStore["Type"] & DurableStoreService }, DurableStoreError, Scope.Scope> =>
   Effect.gen(function*() {
     const openedAt = yield* Clock.currentTimeMillis
     const database = yield* Effect.acquireRelease(
@@ -112,7 +125,7 @@ export const makeDurableUnscheduled = (
     if (database.unreadable > 0) {
       yield* Effect.logWarning(`durable store ${options.path}: ${database.unreadable} rows were no AT line and were deleted`)
     }
-    return serviceOf(database, options.path)
+    return { database, store: serviceOf(database, options.path) }
   })
 
 const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type"] & DurableStoreService => {
@@ -136,7 +149,7 @@ const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type
         catch: (cause) => new DurableStoreError({ reason: "Read", path, cause })
       }),
     whenCommitted: Effect.async<void>((resume) => database.unsafeOnCommitted(() => resume(Effect.void))),
-    unsafeOnCommitted: (callback) => database.unsafeOnCommitted(callback),
+    unsafeOnCommitted: (callback, onFailed) => database.unsafeOnCommitted(callback, onFailed),
     commit,
     expire: Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.try({
@@ -155,10 +168,22 @@ export const makeDurable = (
   options: DurableOptions
 ): Effect.Effect<LocationStore["Type"] & DurableStoreService, DurableStoreError, Scope.Scope> =>
   Effect.gen(function*() {
-    const store = yield* makeDurableUnscheduled(options)
-    // A failed commit keeps its records pending: report it and try again next time.
-    yield* store.commit.pipe(
-      Effect.catchAll(Effect.logError),
+    const { database, store } = yield* openDurable(options)
+    // Every interval, what won since the last one goes to the writer thread,
+    // and the commits that failed since are logged (the writer keeps their
+    // records and tries again), at most once a second.
+    let reportedAt = Number.NEGATIVE_INFINITY
+    yield* Effect.gen(function*() {
+      database.unsafeSend()
+      const now = yield* Clock.currentTimeMillis
+      if (now - reportedAt < 1000) return
+      const failures = database.takeFailures()
+      if (failures === undefined) return
+      reportedAt = now
+      yield* Effect.logError(
+        new DurableStoreError({ reason: "Commit", path: options.path, cause: new Error(`${failures.count} commits failed, the last: ${failures.message}`) })
+      )
+    }).pipe(
       Effect.delay(Duration.millis(options.commitIntervalMs ?? 5)),
       Effect.forever,
       Effect.forkScoped

@@ -129,7 +129,7 @@ describe("Durable", () => {
           // Another handle on the file sees them: they are in the database, not only in memory.
           const other = DurableDatabase.open({ path, sync: "batch", retainDays: undefined }, 0)
           expect(linesOf(other.latest.snapshot())).toStrictEqual(linesOf([record("kiwi", "1"), record("lime", "1")]))
-          other.db.close()
+          other.unsafeClose()
         }))
     }))
 
@@ -212,7 +212,7 @@ describe("Durable", () => {
       for (const [seq, line] of [[7, "AT a b c d"], [8, "AT a b  c d e"], [9, "IAMAT a b c d e"], [10, "AT a b c d e "]] as const) {
         insert.run(seq, `bad-${seq}`, Buffer.from(line, "latin1"))
       }
-      raw.db.close()
+      raw.unsafeClose()
       yield* withStore({ path }, (store) =>
         Effect.gen(function*() {
           expect(linesOf(store.snapshot())).toStrictEqual(linesOf([record("kiwi", "1")]))
@@ -280,6 +280,7 @@ describe("Durable", () => {
               committedSeq = store.lastSeq()
               break
             case "crash":
+              store.unsafeDrop()
               dropped.push(store)
               store = open()
               offered = []
@@ -302,7 +303,7 @@ describe("Durable", () => {
         expect(linesOf(store.latest.snapshot())).toStrictEqual(winnersOf([...committed, ...offered]))
         store.unsafeClose()
       }),
-    { fastCheck: { numRuns: 60 } }
+    { fastCheck: { numRuns: 60 }, timeout: 30_000 }
   )
 
   it.scoped("after a real kill -9, every record whose commit was reported is there", () =>

@@ -162,6 +162,18 @@ export class AtLines {
     return this.bytes.subarray(this.meta[at + START]!, this.meta[at + END]!)
   }
 
+  /** How many bytes record `id`'s AT line has. */
+  lineLength(id: number): number {
+    const at = META_FIELDS * id
+    return (this.meta[at + END] ?? 0) - (this.meta[at + START] ?? 0)
+  }
+
+  /** Copies record `id`'s AT line into `target` at `offset`; answers the offset past it. */
+  copyLine(id: number, target: Uint8Array, offset: number): number {
+    const at = META_FIELDS * id
+    return offset + this.bytes.copy(target, offset, this.meta[at + START] ?? 0, this.meta[at + END] ?? 0)
+  }
+
   /** Keeps `record`'s AT line as record `id`, in place of the one it had. */
   replace(id: number, record: LocationRecord): void {
     this.write(id, record, latin1AtLine(record))

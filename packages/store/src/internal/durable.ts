@@ -1,8 +1,11 @@
 /**
- * The durable store's machinery, synchronous and Effect-free: the records in
- * memory (`LatestRecords`, where every read is answered) and, behind them, a
- * SQLite database that the records which won since the last commit are
- * written to in one transaction per commit.
+ * The durable store's machinery, Effect-free: the records in memory
+ * (`LatestRecords`, where every read is answered) and, behind them, a SQLite
+ * database. This thread loads the database on open and reads it for
+ * catch-up; the records that won since the last batch are handed, as one
+ * buffer of AT lines, to the process's writer thread (`commitWorker.ts`),
+ * which writes each batch (or all that queued up meanwhile) in one
+ * transaction and answers, so that no SQLite work per record is done here.
  *
  * Schema: `records(seq INTEGER PRIMARY KEY, client TEXT UNIQUE, line BLOB,
  * time_s INTEGER)`, one row per client. `seq` is the row's local sequence
@@ -20,8 +23,63 @@ import { parseLine } from "@herd/protocol"
 import Database from "better-sqlite3"
 import { randomUUID } from "node:crypto"
 import { mkdirSync } from "node:fs"
+import { createRequire } from "node:module"
 import { dirname } from "node:path"
+import { Worker } from "node:worker_threads"
+import {
+  commitWorkerSource,
+  SHARED_ANSWERS,
+  SHARED_BYTES,
+  SHARED_CLOSED,
+  SHARED_FAILURES,
+  SHARED_MESSAGE_BYTE_OFFSET,
+  SHARED_MESSAGE_BYTES,
+  SHARED_SEQ_BYTE_OFFSET
+} from "./commitWorker.ts"
+import type { CommitWorkerAnswer, CommitWorkerData, OpenStore } from "./commitWorker.ts"
 import { LatestRecords, LOST } from "./LatestRecords.ts"
+
+/** better-sqlite3's entry, resolved from here, for the writer thread to load the same one. */
+const sqliteEntry = createRequire(import.meta.url).resolve("better-sqlite3")
+
+interface WriterListener {
+  readonly onAnswer: (answer: CommitWorkerAnswer) => void
+}
+
+/**
+ * The process's writer thread, started with the first store opened: a
+ * thread costs tens of milliseconds to start, a store's connection in it
+ * about one. It holds the process alive only while a batch is in flight.
+ */
+interface Writer {
+  readonly worker: Worker
+  readonly stores: Map<number, WriterListener>
+  inFlight: number
+}
+
+let writer: Writer | undefined
+let nextStoreId = 1
+
+const writerThread = (): Writer => {
+  if (writer !== undefined) return writer
+  const workerData: CommitWorkerData = { sqlitePath: sqliteEntry }
+  // No loader hooks of the parent (tsx, vitest): the source is plain JavaScript.
+  const worker = new Worker(commitWorkerSource, { eval: true, workerData, execArgv: [] })
+  worker.unref()
+  const started: Writer = { worker, stores: new Map(), inFlight: 0 }
+  worker.on("message", (message: { readonly store: number; readonly answer: CommitWorkerAnswer }) => {
+    started.stores.get(message.store)?.onAnswer(message.answer)
+  })
+  worker.on("error", (error) => {
+    // Its stores' waiters fail; a store opened next starts another thread.
+    if (writer === started) writer = undefined
+    for (const store of started.stores.values()) {
+      store.onAnswer({ type: "failed", seq: Number.MAX_SAFE_INTEGER, message: `the writer thread failed: ${error.message}` })
+    }
+  })
+  writer = started
+  return started
+}
 
 export interface OpenOptions {
   readonly path: string
@@ -74,18 +132,46 @@ const schema = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 `
 
+/** Who waits for a commit: called back once it is committed, or once it failed. */
+interface Waiters {
+  readonly committed: Array<() => void>
+  readonly failed: Array<((error: Error) => void) | undefined>
+}
+
+const noWaiters = (): Waiters => ({ committed: [], failed: [] })
+
+/** How long a thread blocked on a commit (`unsafeCommit`, `open`, close) waits for the writer before giving up. */
+const syncWaitMs = 30_000
+
+export class CommitFailedError extends Error {
+  override readonly name = "CommitFailedError"
+}
+
 export class DurableDatabase {
   readonly latest = new LatestRecords()
   readonly epoch: string
   /** Rows the database held when opened that are no AT line, left out of memory (and deleted). */
   readonly unreadable: number
-  /** Ids of the records that won since the last commit, in the order they first won. */
+  /** Ids of the records that won since the last batch was sent to the writer, in the order they first won. */
   private readonly pending = new Set<number>()
-  private waiters: Array<() => void> = []
-  private committedSeq: number
+  /** Who waits for the records in `pending`. */
+  private waitingForPending: Waiters = noWaiters()
+  /** Batches sent to the writer and not answered yet, in seq order, each with its last seq and who waits for it. */
+  private readonly inFlight: Array<{ readonly seq: number; readonly waiters: Waiters }> = []
+  /** The last seq given to a record sent to the writer. */
+  private sentSeq: number
+  /** The last seq of a batch whose commit failed, while no later commit has succeeded (else 0). */
+  private failedSeq = 0
+  /** Commit failures not yet taken by `takeFailures`: how many, and the last one's message. */
+  private failureCount = 0
+  private lastFailure = ""
   private immediate: ReturnType<typeof setImmediate> | undefined = undefined
   private closed = false
-  private readonly writePending: () => number
+  private readonly writer: Writer
+  private readonly storeId = nextStoreId++
+  private readonly sharedInts: Int32Array
+  private readonly sharedSeq: Float64Array
+  private readonly sharedMessage: Uint8Array
   private readonly selectAfter: Database.Statement<[number, number], { seq: number; line: Buffer }>
   private readonly selectExpired: Database.Statement<[number], string>
   private readonly deleteExpired: Database.Statement<[number]>
@@ -104,7 +190,7 @@ export class DurableDatabase {
 
   private constructor(readonly db: Database.Database, readonly options: OpenOptions, nowMs: number) {
     db.pragma("journal_mode = WAL")
-    db.pragma(`synchronous = ${options.sync === "always" ? "FULL" : "NORMAL"}`)
+    db.pragma("busy_timeout = 5000")
     db.exec(schema)
     // The index serves retention only, and costs every write: it exists while retention is on.
     db.exec(
@@ -119,33 +205,43 @@ export class DurableDatabase {
       insertMeta.run("last_seq", 0)
     }).immediate()
     this.epoch = String(readMeta.get("epoch"))
-    this.committedSeq = Number(readMeta.get("last_seq"))
-
-    const replace = db.prepare<[number, string, Buffer, number]>(
-      "INSERT OR REPLACE INTO records (seq, client, line, time_s) VALUES (?, ?, ?, ?)"
-    )
-    const setLastSeq = db.prepare<[number]>("UPDATE meta SET value = ? WHERE key = 'last_seq'")
-    const lines = this.latest.lines
-    this.writePending = db.transaction(() => {
-      let seq = this.committedSeq
-      for (const id of this.pending) {
-        seq++
-        replace.run(seq, lines.client(id), lines.lineBytes(id), wholeSecondsOf(lines.time(id)))
-      }
-      setLastSeq.run(seq)
-      return seq
-    })
+    this.sentSeq = Number(readMeta.get("last_seq"))
     this.selectAfter = db.prepare<[number, number], { seq: number; line: Buffer }>(
       "SELECT seq, line FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
     )
     this.selectExpired = db.prepare<[number], string>("SELECT client FROM records WHERE time_s < ?").pluck()
     this.deleteExpired = db.prepare<[number]>("DELETE FROM records WHERE time_s < ?")
-
     if (options.retainDays !== undefined) this.deleteExpired.run(retentionCutoff(nowMs, options.retainDays))
-    // In pages of rows joined into one blob by SQLite, each row as `seq length line`: one
-    // value per page costs a fraction of what a value per row does, and the length keeps any byte of a line.
-    // Rows are unique by client (the UNIQUE constraint), so each is loaded with no comparison, in
-    // whatever order a page joins them: only its last seq matters, to ask for the next one.
+
+    // The writer opens its connection while this thread loads.
+    const shared = new SharedArrayBuffer(SHARED_BYTES)
+    this.sharedInts = new Int32Array(shared)
+    this.sharedSeq = new Float64Array(shared, SHARED_SEQ_BYTE_OFFSET, 1)
+    this.sharedSeq[0] = this.sentSeq
+    this.sharedMessage = new Uint8Array(shared, SHARED_MESSAGE_BYTE_OFFSET + 4, SHARED_MESSAGE_BYTES)
+    this.writer = writerThread()
+    this.writer.stores.set(this.storeId, { onAnswer: (answer) => this.onAnswer(answer) })
+    const open: OpenStore = { path: options.path, sync: options.sync, shared, retryMs: 100 }
+    this.writer.worker.postMessage({ type: "open", store: this.storeId, ...open })
+    try {
+      this.unreadable = this.load()
+      this.waitForAnswer(0, "open the database in the writer thread")
+    } catch (cause) {
+      this.unsafeDrop()
+      throw cause
+    }
+  }
+
+  /**
+   * Loads every row into memory; answers how many were no AT line (deleted).
+   * In pages of rows joined into one blob by SQLite, each row as `seq length
+   * line`: one value per page costs a fraction of what a value per row does,
+   * and the length keeps any byte of a line. Rows are unique by client (the
+   * UNIQUE constraint), so each is loaded with no comparison, in whatever
+   * order a page joins them: only its last seq matters, to ask for the next.
+   */
+  private load(): number {
+    const db = this.db
     const page = db.prepare<[number, number], [number | null, Buffer | null]>(
       `SELECT max(seq), CAST(group_concat(seq || ' ' || length(line) || ' ' || line, '') AS BLOB)
        FROM (SELECT seq, line FROM records WHERE seq > ? ORDER BY seq LIMIT ?)`
@@ -158,7 +254,7 @@ export class DurableDatabase {
         const seqEnd = rows.indexOf(0x20, at)
         let length = 0
         let from = seqEnd + 1
-        for (; rows[from] !== 0x20; from++) length = 10 * length + rows[from]! - 0x30
+        for (; rows[from] !== 0x20; from++) length = 10 * length + (rows[from] ?? 0x30) - 0x30
         from++
         if (!this.latest.load(rows, from, from + length)) unreadable.push(Number(rows.toString("latin1", at, seqEnd)))
         at = from + length
@@ -168,60 +264,141 @@ export class DurableDatabase {
     // No AT line can be served or flooded: keeping such a row would only make every start skip it again.
     const deleteRow = db.prepare<[number]>("DELETE FROM records WHERE seq = ?")
     db.transaction(() => unreadable.forEach((seq) => deleteRow.run(seq)))()
-    this.unreadable = unreadable.length
+    return unreadable.length
   }
 
-  /** Keeps `record` in memory if it wins, to be committed with the next commit; answers whether it won. */
+  /** Keeps `record` in memory if it wins, to be sent to the writer with the next batch; answers whether it won. */
   offer(record: LocationRecord): boolean {
     const id = this.latest.offer(record)
     if (id === LOST) return false
     this.pending.add(id)
-    if (this.options.sync === "always" && this.immediate === undefined) {
-      // Group commit: every record won in this turn of the event loop goes in one transaction.
-      this.immediate = setImmediate(this.commitSoon)
+    if (this.options.sync === "always" && this.immediate === undefined && !this.closed) {
+      // Group commit: every record won in this turn of the event loop goes in one batch.
+      this.immediate = setImmediate(this.sendSoon)
     }
     return true
   }
 
-  private readonly commitSoon = () => {
+  private readonly sendSoon = () => {
     this.immediate = undefined
-    try {
-      this.unsafeCommit()
-    } catch {
-      // The records stay pending: the periodic commit tries again and reports the failure.
-    }
-  }
-
-  /** Records that won and are not committed yet. */
-  pendingCount(): number {
-    return this.pending.size
-  }
-
-  lastSeq(): number {
-    return this.committedSeq
+    this.unsafeSend()
   }
 
   /**
-   * Writes the records that won since the last commit in one transaction,
-   * then calls back whoever waited for them. Throws what SQLite throws, and
-   * then keeps the records pending and the waiters waiting.
+   * Hands the records that won since the last batch to the writer, as one
+   * buffer of their AT lines, and goes on: who waits for them is called back
+   * when the writer answers.
    */
-  unsafeCommit(): void {
-    if (this.pending.size > 0) {
-      this.committedSeq = this.writePending()
-      this.pending.clear()
+  unsafeSend(): void {
+    if (this.closed || this.pending.size === 0) return
+    const lines = this.latest.lines
+    let bytes = 0
+    for (const id of this.pending) bytes += 4 + lines.lineLength(id)
+    const batch = Buffer.allocUnsafeSlow(bytes)
+    let at = 0
+    for (const id of this.pending) {
+      at = batch.writeUInt32LE(lines.lineLength(id), at)
+      at = lines.copyLine(id, batch, at)
     }
-    if (this.waiters.length > 0) {
-      const waiters = this.waiters
-      this.waiters = []
-      for (const waiter of waiters) waiter()
+    const firstSeq = this.sentSeq + 1
+    this.sentSeq += this.pending.size
+    this.pending.clear()
+    this.writer.worker.postMessage({ type: "batch", store: this.storeId, firstSeq, lastSeq: this.sentSeq, lines: batch }, [batch.buffer])
+    if (this.writer.inFlight++ === 0) this.writer.worker.ref()
+    this.inFlight.push({ seq: this.sentSeq, waiters: this.waitingForPending })
+    this.waitingForPending = noWaiters()
+  }
+
+  private onAnswer(answer: CommitWorkerAnswer): void {
+    if (answer.type === "committed") {
+      if (answer.seq >= this.failedSeq) this.failedSeq = 0
+      this.settle(answer.seq, undefined)
+    } else if (answer.type === "failed") {
+      this.failureCount++
+      this.lastFailure = answer.message
+      this.failedSeq = Math.max(this.failedSeq, answer.seq)
+      this.settle(answer.seq, new CommitFailedError(answer.message))
     }
   }
 
-  /** Calls `callback` once every record that won so far is committed: at once if none is pending. */
-  unsafeOnCommitted(callback: () => void): void {
-    if (this.pending.size === 0) callback()
-    else this.waiters.push(callback)
+  /** Calls back who waited for the batches up to `seq`: committed, or failed with `error`. */
+  private settle(seq: number, error: Error | undefined): void {
+    while (this.inFlight.length > 0 && (this.inFlight[0]?.seq ?? Infinity) <= seq) {
+      const batch = this.inFlight.shift()
+      if (--this.writer.inFlight === 0) this.writer.worker.unref()
+      if (batch !== undefined) callBack(batch.waiters, error)
+    }
+  }
+
+  /** Records that won and are not committed yet (pending, or sent and not answered). */
+  pendingCount(): number {
+    return this.pending.size + this.sentSeq - this.lastSeq()
+  }
+
+  /** The seq of the last record committed. */
+  lastSeq(): number {
+    return this.sharedSeq[0] ?? 0
+  }
+
+  /** Commit failures since the last call (for the owner to log), with the last one's message. */
+  takeFailures(): { readonly count: number; readonly message: string } | undefined {
+    if (this.failureCount === 0) return undefined
+    const failures = { count: this.failureCount, message: this.lastFailure }
+    this.failureCount = 0
+    return failures
+  }
+
+  /**
+   * Sends what is pending and blocks this thread until the writer has
+   * committed everything sent, then calls back whoever waited. Throws a
+   * `CommitFailedError` if the commit failed (the writer keeps its records
+   * and tries again) or the writer did not answer in time.
+   */
+  unsafeCommit(): void {
+    this.unsafeSend()
+    const target = this.sentSeq
+    if (this.lastSeq() < target) this.waitForAnswer(target, "commit")
+    this.settle(this.lastSeq(), undefined)
+  }
+
+  /** Blocks until the writer has committed up to `seq` (or, for 0, answered once); throws if it failed meanwhile. */
+  private waitForAnswer(seq: number, what: string): void {
+    const failures = Atomics.load(this.sharedInts, SHARED_FAILURES)
+    const deadline = performance.now() + syncWaitMs
+    for (;;) {
+      const answers = Atomics.load(this.sharedInts, SHARED_ANSWERS)
+      if (Atomics.load(this.sharedInts, SHARED_FAILURES) !== failures) {
+        const length = Atomics.load(this.sharedInts, SHARED_MESSAGE_BYTE_OFFSET / 4)
+        const message = Buffer.from(this.sharedMessage.subarray(0, length)).toString("utf8")
+        this.failedSeq = Math.max(this.failedSeq, this.sentSeq)
+        throw new CommitFailedError(`${what} failed: ${message}`)
+      }
+      if (seq === 0 ? answers > 0 : this.lastSeq() >= seq) return
+      const left = deadline - performance.now()
+      if (left <= 0) throw new CommitFailedError(`${what}: the writer thread did not answer within ${syncWaitMs} ms`)
+      Atomics.wait(this.sharedInts, SHARED_ANSWERS, answers, left)
+    }
+  }
+
+  /**
+   * Calls `committed` once every record that won so far is committed: at
+   * once if none is waiting. If the commit of one of them fails, calls
+   * `failed` instead (or, without it, `committed`): a commit that keeps
+   * failing never keeps anyone waiting longer than one attempt.
+   */
+  unsafeOnCommitted(committed: () => void, failed?: (error: Error) => void): void {
+    let waiters: Waiters | undefined
+    if (this.pending.size > 0) waiters = this.waitingForPending
+    else waiters = this.inFlight.at(-1)?.waiters
+    if (waiters !== undefined) {
+      waiters.committed.push(committed)
+      waiters.failed.push(failed)
+    } else if (this.failedSeq > 0) {
+      // Nothing in flight, but records whose commit failed wait for the writer's next try.
+      callBack({ committed: [committed], failed: [failed] }, new CommitFailedError(this.lastFailure))
+    } else {
+      committed()
+    }
   }
 
   /** The records accepted after `seq` (committing any pending first), in seq order, at most `limit`. */
@@ -238,7 +415,8 @@ export class DurableDatabase {
   /**
    * Forgets, in memory and on disk, every record whose client time is older
    * than `retainDays` before `nowMs`; answers how many. Commits what is
-   * pending first, so memory and disk hold the same records.
+   * pending first, so memory and disk hold the same records, and the writer
+   * has nothing to write while this thread deletes.
    */
   unsafeExpire(nowMs: number): number {
     const retainDays = this.options.retainDays
@@ -255,13 +433,50 @@ export class DurableDatabase {
   /** Commits what is pending and closes the database. Throws what the commit throws, having closed it all the same. */
   unsafeClose(): void {
     if (this.closed) return
-    this.closed = true
     if (this.immediate !== undefined) clearImmediate(this.immediate)
     this.immediate = undefined
     try {
       this.unsafeCommit()
     } finally {
-      this.db.close()
+      this.closed = true
+      this.writer.worker.postMessage({ type: "close", store: this.storeId })
+      try {
+        const deadline = performance.now() + syncWaitMs
+        while (Atomics.load(this.sharedInts, SHARED_CLOSED) === 0 && performance.now() < deadline) {
+          Atomics.wait(this.sharedInts, SHARED_ANSWERS, Atomics.load(this.sharedInts, SHARED_ANSWERS), 100)
+        }
+      } finally {
+        this.forget()
+        this.db.close()
+      }
     }
+  }
+
+  /** No more answers for this store: who still waits is called back as failed. */
+  private forget(): void {
+    this.writer.stores.delete(this.storeId)
+    this.settle(Number.MAX_SAFE_INTEGER, new CommitFailedError("the store was closed before its records were committed"))
+  }
+
+  /**
+   * Drops this handle as a crash would: nothing pending is sent, the writer
+   * writes nothing more for it, and the connections are left open (so SQLite
+   * does not checkpoint as a clean close does) until the process ends or the
+   * caller closes `db`.
+   */
+  unsafeDrop(): void {
+    this.closed = true
+    if (this.immediate !== undefined) clearImmediate(this.immediate)
+    this.writer.worker.postMessage({ type: "drop", store: this.storeId })
+    this.forget()
+  }
+}
+
+/** Calls back every waiter: as committed, or with `error` (as committed if it gave no failure callback). */
+const callBack = (waiters: Waiters, error: Error | undefined): void => {
+  for (let i = 0; i < waiters.committed.length; i++) {
+    const failed = waiters.failed[i]
+    if (error !== undefined && failed !== undefined) failed(error)
+    else waiters.committed[i]?.()
   }
 }
