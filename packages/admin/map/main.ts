@@ -115,7 +115,8 @@ const drawHerd = (): void => {
       transform: `translate(${point[0].toFixed(1)},${point[1].toFixed(1)})`
     }, serversLayer)
     svgElement("circle", { r: 7 }, group)
-    const label = svgElement("text", { x: 10, y: 4 }, group)
+    // Near the right edge, the name goes on the left of its dot.
+    const label = svgElement("text", point[0] > width - 120 ? { x: -10, y: 4, "text-anchor": "end" } : { x: 10, y: 4 }, group)
     label.textContent = view?.count === null || view?.count === undefined ? server.name : `${server.name} (${view.count})`
     svgElement("title", {}, group).textContent = `${server.name} ${server.address}${view?.reachable === false ? ": unreachable" : ""}`
   }
@@ -128,7 +129,7 @@ const drawSummary = (linksUp?: number): void => {
   if (layout === undefined) return
   const up = linksUp ?? Number(document.body.dataset["linksUp"] ?? 0)
   summary.textContent = `${layout.servers.length} servers, ${up} of ${layout.links.length} links up · ` +
-    `${clients.size} clients shown of ${clientsKnown} · ${live ? "live" : "reconnecting…"}`
+    `${clients.size} of ${clientsKnown} ${clientsKnown === 1 ? "client" : "clients"} shown · ${live ? "live" : "reconnecting…"}`
 }
 
 const select = (client: MapClient | undefined): void => {

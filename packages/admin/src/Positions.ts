@@ -4,9 +4,9 @@
  * needs nothing from the config:
  *
  * - the five servers of the default herd have fixed positions, chosen to
- *   spread them over the map (places of the same name where there is one:
- *   Alford, Massachusetts; Parker, Colorado; Welsh, Louisiana; Hamilton,
- *   New Zealand; Bolden, for want of a town, at Frankfurt);
+ *   spread them over the map, at a town of the same name where there is
+ *   one: Alford, Lincolnshire; Parker, Colorado; Welsh, Louisiana;
+ *   Hamilton, New Zealand; and Bolden, for want of a town, at Tokyo;
  * - any other server stands where its name's FNV-1a hash puts it: longitude
  *   from the hash's low 16 bits over [-170, 170], latitude from its high 16
  *   bits over [-55, 65] (where the land is). The same name is always drawn
@@ -18,8 +18,8 @@ export interface Position {
 }
 
 const fixed: Readonly<Record<string, Position>> = {
-  Alford: { latitude: 42.25, longitude: -73.42 },
-  Bolden: { latitude: 50.11, longitude: 8.68 },
+  Alford: { latitude: 53.26, longitude: 0.18 },
+  Bolden: { latitude: 35.68, longitude: 139.69 },
   Hamilton: { latitude: -37.79, longitude: 175.28 },
   Parker: { latitude: 39.52, longitude: -104.76 },
   Welsh: { latitude: 30.24, longitude: -92.82 }

@@ -163,7 +163,7 @@ describe("the admin endpoint", () => {
       }
       expect(layout.self).toBe("Alford")
       expect(layout.servers.map((server) => server.name)).toEqual(["Alford", "Parker", "Zed"])
-      expect(layout.servers[0]).toMatchObject({ latitude: 42.25, longitude: -73.42 })
+      expect(layout.servers[0]).toMatchObject({ latitude: 53.26, longitude: 0.18 })
       expect(layout.links).toEqual([["Alford", "Parker"], ["Parker", "Zed"]])
 
       const alford = yield* connect(herd.server("Alford").address)
