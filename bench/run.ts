@@ -26,6 +26,7 @@ import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import defaultHerd from "../herd.config.ts"
+import { measureAdminCost } from "./admin.ts"
 import { LoadClient } from "./client.ts"
 import type { LoadOptions, LoadResult, Target } from "./client.ts"
 
@@ -637,6 +638,11 @@ const main = async (): Promise<void> => {
     progress("line shapes: hotpath.ts --shapes")
     const shapes = await measureLineShapes()
 
+    // 6. What the admin endpoint (metrics) costs IAMAT throughput: bench/admin.ts.
+    const adminCost = await measureAdminCost({ client, conns: options.conns, warmupMs, durationMs, dir: tmp, progress })
+    failed ||= adminCost.failed
+    notes.push(...adminCost.notes)
+
     // The table.
     const cores = cpus().length
     out.push("")
@@ -681,6 +687,7 @@ const main = async (): Promise<void> => {
     )
     out.push("the cost of a line by its shape (packages/server/scripts/hotpath.ts --shapes, in-process, fastest of 10 passes):")
     out.push(...(shapes.error === undefined ? shapes.lines.map((line) => `  ${line}`) : [`  not measured (${shapes.error})`]))
+    out.push(...adminCost.lines)
     if (notes.length > 0) out.push("", "notes:", ...notes.map((note) => `  ${note}`))
   } finally {
     await client.close()

@@ -1,0 +1,250 @@
+/**
+ * What the admin endpoint costs IAMAT throughput (issue 19: at most 5%).
+ *
+ * Two `herd serve` processes with the same config but for `httpPort`: "off"
+ * has no admin endpoint, "on" has one and is scraped (`/metrics`, which
+ * publishes the server's counts into Effect's metrics and prints them) once
+ * a second while it is measured, five times what a Prometheus scraping every
+ * 15 s asks. IAMAT at depth 16 against each in turn, `rounds` times (off
+ * then on, then on then off, so that a drift of the machine's load falls on
+ * both), the same client: the ratio of the sums says what metrics cost, and
+ * the median of the rounds' ratios how steady that is. Then, with no load,
+ * how long a scrape takes end to end: the most it can cost the server's
+ * main thread a second.
+ * Both count into their `ServerStats` alike: counting is not what is
+ * switched (it is part of the hot path either way), serving and publishing
+ * it is.
+ *
+ * `npm run bench` runs it as one section; alone:
+ *   node --conditions=@herd/source --import tsx bench/admin.ts [--duration S] [--rounds N]
+ */
+import { spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+import { LoadClient } from "./client.ts"
+import type { LoadResult, Target } from "./client.ts"
+
+const root = fileURLToPath(new URL("..", import.meta.url))
+const herdBin = join(root, "packages/cli/bin/herd.mjs")
+
+export interface AdminCostOptions {
+  readonly client: LoadClient
+  readonly conns: number
+  readonly warmupMs: number
+  readonly durationMs: number
+  /** Pairs of measurements, off and on (default 4). */
+  readonly rounds?: number
+  /** A folder for the servers' configs, logs and data. */
+  readonly dir: string
+  readonly progress: (message: string) => void
+}
+
+export interface AdminCost {
+  readonly lines: ReadonlyArray<string>
+  readonly notes: ReadonlyArray<string>
+  readonly failed: boolean
+}
+
+interface Server {
+  readonly child: ChildProcess
+  readonly target: Target
+  readonly metricsUrl: string | undefined
+  readonly stop: () => Promise<void>
+}
+
+/** `herd serve Alford` on port 0 (and HTTP port 0 when `admin`), until it says where it listens. */
+const startServer = async (label: string, dir: string, admin: boolean): Promise<Server> => {
+  const home = join(dir, label)
+  mkdirSync(home, { recursive: true })
+  const configPath = join(home, "herd.config.json")
+  writeFileSync(configPath, JSON.stringify({
+    servers: { Alford: admin ? { host: "127.0.0.1", port: 0, httpPort: 0 } : { host: "127.0.0.1", port: 0 } },
+    places: { provider: "offline" },
+    logDir: join(home, "logs"),
+    dataDir: join(home, "data")
+  }))
+  const child = spawn(process.execPath, [herdBin, "serve", "Alford", "--config", configPath], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let stderr = ""
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2000)
+  })
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    child.kill("SIGINT")
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000)
+    await exited
+    clearTimeout(timer)
+  }
+  const found = await new Promise<{ target: Target; metricsUrl: string | undefined }>((resolve, reject) => {
+    let target: Target | undefined
+    const timer = setTimeout(() => reject(new Error(`${label}: not listening within 60 s: ${stderr}`)), 60_000)
+    child.once("exit", (code) => reject(new Error(`${label} exited (${code}) before listening: ${stderr}`)))
+    createInterface({ input: child.stdout ?? process.stdin }).on("line", (line) => {
+      const listening = /^Alford listening on (\S+):(\d+)$/.exec(line)
+      if (listening !== null) target = { host: listening[1] ?? "127.0.0.1", port: Number(listening[2]) }
+      const http = /^Alford admin on (http:\/\/\S+?)\/? /.exec(line)
+      if (target !== undefined && (!admin || http !== null)) {
+        clearTimeout(timer)
+        resolve({ target, metricsUrl: http === null ? undefined : `${http[1] ?? ""}/metrics` })
+      }
+    })
+  }).catch(async (error: unknown) => {
+    await stop()
+    throw error
+  })
+  return { child, ...found, stop }
+}
+
+/** Scrapes `url` once a second until stopped; answers how many scrapes, and the failures. */
+const scrapeEverySecond = (url: string) => {
+  let scrapes = 0
+  const failures: Array<string> = []
+  let bytes = 0
+  const scrape = async (): Promise<void> => {
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(5000) })
+      const text = await response.text()
+      if (response.status !== 200 || !text.includes("herd_requests_total")) failures.push(`HTTP ${response.status}`)
+      bytes = text.length
+      scrapes++
+    } catch (error) {
+      failures.push(error instanceof Error ? error.message : String(error))
+    }
+  }
+  void scrape()
+  const timer = setInterval(() => void scrape(), 1000)
+  return {
+    stop: () => {
+      clearInterval(timer)
+      return { scrapes, failures, bytes }
+    }
+  }
+}
+
+export const measureAdminCost = async (options: AdminCostOptions): Promise<AdminCost> => {
+  const rounds = options.rounds ?? 4
+  const notes: Array<string> = []
+  let failed = false
+  options.progress("admin: starting herd serve without and with its admin endpoint")
+  const off = await startServer("admin-off", options.dir, false)
+  const on = await startServer("admin-on", options.dir, true).catch(async (error: unknown) => {
+    await off.stop()
+    throw error
+  })
+  try {
+    const load = (target: Target) =>
+      options.client.run({
+        mode: "iamat",
+        target,
+        conns: options.conns,
+        depth: 16,
+        warmupMs: options.warmupMs,
+        durationMs: options.durationMs
+      })
+    const offRuns: Array<LoadResult> = []
+    const onRuns: Array<LoadResult> = []
+    let scrapes = 0
+    let scrapeBytes = 0
+    const measureOff = async (round: number) => {
+      options.progress(`admin: IAMAT depth 16, round ${round} of ${rounds}: metrics off`)
+      offRuns.push(await load(off.target))
+    }
+    const measureOn = async (round: number) => {
+      options.progress(`admin: IAMAT depth 16, round ${round} of ${rounds}: metrics on, scraped every second`)
+      const scraper = scrapeEverySecond(on.metricsUrl ?? "")
+      onRuns.push(await load(on.target))
+      const scraped = scraper.stop()
+      scrapes += scraped.scrapes
+      scrapeBytes = scraped.bytes
+      if (scraped.failures.length > 0) {
+        failed = true
+        notes.push(`admin: ${scraped.failures.length} scrapes failed: ${scraped.failures.slice(0, 3).join("; ")}`)
+      }
+    }
+    for (let round = 1; round <= rounds; round++) {
+      if (round % 2 === 1) {
+        await measureOff(round)
+        await measureOn(round)
+      } else {
+        await measureOn(round)
+        await measureOff(round)
+      }
+    }
+    // With no load: a scrape end to end, the most it can take of the server's main thread.
+    const scrapeMs: Array<number> = []
+    for (let i = 0; i < 20; i++) {
+      const started = performance.now()
+      const response = await fetch(on.metricsUrl ?? "", { signal: AbortSignal.timeout(5000) })
+      await response.text()
+      scrapeMs.push(performance.now() - started)
+    }
+    scrapeMs.sort((a, b) => a - b)
+    for (const [name, runs] of [["off", offRuns], ["on", onRuns]] as const) {
+      for (const run of runs) {
+        if (run.errors.total > 0) {
+          failed = true
+          notes.push(`admin ${name}: ${run.errors.examples.slice(0, 3).join("; ")}`)
+        }
+      }
+    }
+    const sum = (runs: ReadonlyArray<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0)
+    const ratio = sum(onRuns) / sum(offRuns)
+    const ratios = onRuns.map((run, i) => run.rps / (offRuns[i]?.rps ?? NaN)).sort((a, b) => a - b)
+    const median = ratios.length % 2 === 1
+      ? ratios[(ratios.length - 1) / 2] ?? NaN
+      : ((ratios[ratios.length / 2 - 1] ?? NaN) + (ratios[ratios.length / 2] ?? NaN)) / 2
+    const grouped = (n: number) => Math.round(n).toLocaleString("en-US")
+    return {
+      lines: [
+        `metrics cost (bench/admin.ts: herd serve without and with its admin endpoint, /metrics scraped every second; ` +
+        `IAMAT depth 16, ${options.conns} connections, ${rounds} rounds, off and on in turn):`,
+        `  off: ${offRuns.map((run) => grouped(run.rps)).join(", ")} req/s`,
+        `  on:  ${onRuns.map((run) => grouped(run.rps)).join(", ")} req/s (${scrapes} scrapes of ${grouped(scrapeBytes)} bytes)`,
+        `  on / off: ${ratio.toFixed(3)}× (${((1 - ratio) * 100).toFixed(1)}% cost; the bound is 5%); ` +
+        `rounds' ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}, median ${median.toFixed(3)}×`,
+        `  a scrape with no load, end to end: median ${(scrapeMs[10] ?? NaN).toFixed(2)} ms, ` +
+        `max ${(scrapeMs.at(-1) ?? NaN).toFixed(2)} ms (at one a second, at most ${((scrapeMs[10] ?? NaN) / 10).toFixed(2)}% of a core)`
+      ],
+      notes,
+      failed
+    }
+  } finally {
+    await Promise.all([off.stop(), on.stop()])
+  }
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const argument = (name: string, fallback: number) => {
+    const at = process.argv.indexOf(`--${name}`)
+    const value = at < 0 ? undefined : Number(process.argv[at + 1])
+    return value !== undefined && Number.isFinite(value) ? value : fallback
+  }
+  const dir = mkdtempSync(join(tmpdir(), "herd-bench-admin-"))
+  const client = LoadClient.start(2)
+  const started = performance.now()
+  try {
+    const cost = await measureAdminCost({
+      client,
+      conns: 50,
+      warmupMs: 1000,
+      durationMs: argument("duration", 5) * 1000,
+      rounds: argument("rounds", 3),
+      dir,
+      progress: (message) =>
+        process.stderr.write(`bench [${((performance.now() - started) / 1000).toFixed(1)} s]: ${message}\n`)
+    })
+    console.log([...cost.lines, ...cost.notes].join("\n"))
+    if (cost.failed) process.exitCode = 1
+  } finally {
+    await client.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
