@@ -467,12 +467,21 @@ export interface DialOptions {
   readonly timeout?: Duration.DurationInput
 }
 
-/** A secure context that trusts only the herd CA of `caPem`, for a client with no certificate of its own. */
-export const clientContext = (caPem: string): Either.Either<NodeTls.SecureContext, TlsError> =>
-  Either.try({
-    try: () => NodeTls.createSecureContext({ ca: caPem, minVersion: "TLSv1.2" }),
-    catch: (cause) => new TlsError({ reason: "BadFile", message: `not a PEM CA certificate: ${String(cause)}`, cause })
-  })
+/**
+ * A secure context that trusts only the herd CA of `caPem`, for a client
+ * with no certificate of its own. Checked first: Node's own context takes
+ * text that holds no certificate at all without a word.
+ */
+export const clientContext = (caPem: string): Either.Either<NodeTls.SecureContext, TlsError> => {
+  const notCa = (cause?: unknown) =>
+    new TlsError({ reason: "BadFile", message: `not a PEM CA certificate${cause === undefined ? "" : `: ${String(cause)}`}`, cause })
+  return Either.try({ try: () => new Crypto.X509Certificate(caPem), catch: notCa }).pipe(
+    Either.filterOrLeft((ca) => ca.ca, () => notCa()),
+    Either.flatMap(() =>
+      Either.try({ try: () => NodeTls.createSecureContext({ ca: caPem, minVersion: "TLSv1.2" }), catch: notCa })
+    )
+  )
+}
 
 /**
  * Opens a TLS connection to a herd server and verifies it: its certificate
