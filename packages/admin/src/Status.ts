@@ -75,6 +75,10 @@ export const waitingFor = (stats: Metrics.ServerStats, neighbours: ReadonlyArray
     // be reached holds no one back.
     if (link.state === "connecting") waiting.push(`${peer}: first dial not done`)
     if (link.caughtUpIn === false) waiting.push(`${peer}: its catch-up of this server not done`)
+    // Where the neighbour's handshake says how far behind this server is.
+    if (link.state === "up" && link.lagRecords !== undefined && link.lagRecords > 0) {
+      waiting.push(`${peer}: ${link.lagRecords} records behind`)
+    }
   }
   return waiting
 }

@@ -129,6 +129,14 @@ describe("the admin endpoint", () => {
       expect(JSON.parse(waiting.text)).toEqual({ ready: false, waitingFor: ["North: its catch-up of this server not done"] })
       herd.server("South").stats.link("North").caughtUpIn = true
       expect((yield* get(`${herd.http("South")}/healthz`)).status).toBe(200)
+      // So does one whose handshake says South is behind it.
+      herd.server("South").stats.link("North").lagRecords = 3
+      expect(JSON.parse((yield* get(`${herd.http("South")}/healthz`)).text)).toEqual({
+        ready: false,
+        waitingFor: ["North: 3 records behind"]
+      })
+      herd.server("South").stats.link("North").lagRecords = 0
+      expect((yield* get(`${herd.http("South")}/healthz`)).status).toBe(200)
     }), 20_000)
 
   it.scopedLive("/healthz waits for a neighbour's first dial, and not for one that cannot be reached", () =>
