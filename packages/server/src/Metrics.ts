@@ -92,7 +92,10 @@ export class LinkStats {
   /** How long catch-ups took, where the link reports it (`catchUpMs` of `link-up`). */
   readonly catchUpSeconds = new LatencyHistogram(latencyBoundaries)
 
-  /** Records and bytes sent on the outbound link, catch-up included (bumped by the links). */
+  /**
+   * Records and bytes sent on the outbound link. A catch-up's records are
+   * added when its `link-up` is noted; the links bump what they flood after.
+   */
   recordsSent = 0
   bytesSent = 0
   /** Records and bytes received on the neighbour's inbound connection (bumped by the connection). */
@@ -188,6 +191,7 @@ export class ServerStats {
         link.catchUps++
         link.catchUpRecords += event.catchUp
         link.lastCatchUpRecords = event.catchUp
+        link.recordsSent += event.catchUp
         const catchUpMs = (event as { readonly catchUpMs?: unknown }).catchUpMs
         if (typeof catchUpMs === "number") link.catchUpSeconds.observe(catchUpMs / 1000)
         break
