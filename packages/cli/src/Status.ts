@@ -54,10 +54,7 @@ const describe = (error: unknown): string => {
   if (typeof error === "object" && error !== null && "_tag" in error && error._tag === "RequestError") {
     const cause = (error as { readonly cause?: unknown }).cause
     const inner = cause instanceof Error && cause.cause instanceof Error ? cause.cause : cause
-    if (inner instanceof Error) {
-      const code = (inner as { readonly code?: unknown }).code
-      return typeof code === "string" ? `${code.toLowerCase().replace(/^e/, "")}: ${inner.message}` : inner.message
-    }
+    if (inner instanceof Error) return inner.message
   }
   if (error instanceof Error) return error.message
   return String(error)
