@@ -68,6 +68,13 @@ export interface PeerLinksOptions {
   /** How long a dial may take to connect (default 2 s) before it is abandoned, its socket destroyed, and the link fails with `connect timed out`. */
   readonly dialTimeoutMs?: number
   readonly onEvent?: (event: LinkEvent) => void
+  /**
+   * How a link's socket is made, within `timeout` (`dialTimeoutMs`): TLS,
+   * for instance. It fails with the reason the log gives; it must destroy
+   * its socket if interrupted, and the link destroys the socket it gets once
+   * that connection ends. Default: plain TCP.
+   */
+  readonly connect?: (neighbour: Neighbour, timeout: Duration.Duration) => Effect.Effect<Net.Socket, { readonly message: string }>
 }
 
 export const defaultMaxPendingRecords = 100_000
@@ -198,7 +205,9 @@ export const make = (options: PeerLinksOptions) =>
       return Effect.scoped(Effect.gen(function*() {
         const { host, name, port } = link.neighbour
         const address = `${host}:${port}`
-        const conn = yield* dial(link.neighbour, dialTimeout)
+        const conn = options.connect === undefined
+          ? yield* dial(link.neighbour, dialTimeout)
+          : yield* connectWith(options.connect, link.neighbour, dialTimeout)
         // The neighbour says nothing on a link today: what it sends is read and dropped.
         const connection = yield* SocketAdapter.make(conn, { onData: () => {} })
         // Queue from now on, before the snapshot is taken: a record accepted
@@ -293,3 +302,16 @@ const dial = (neighbour: Neighbour, timeout: Duration.Duration) =>
     )
     return conn
   })
+
+/** A socket made by `connect`, destroyed when the current scope closes. */
+const connectWith = (
+  connect: NonNullable<PeerLinksOptions["connect"]>,
+  neighbour: Neighbour,
+  timeout: Duration.Duration
+) =>
+  Effect.uninterruptibleMask((restore) =>
+    restore(connect(neighbour, timeout)).pipe(
+      Effect.mapError((error) => new LinkFailure({ reason: error.message })),
+      Effect.tap((conn) => Effect.addFinalizer(() => Effect.sync(() => conn.destroy())))
+    )
+  )

@@ -130,6 +130,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     admission: new Admission(10_000, 16),
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
+    peersMustProve: false,
     whenStored: undefined,
     printBody: printedPlacesBody,
     lookUp() {}

@@ -14,7 +14,7 @@ import { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
 import type { SocketServer } from "@effect/platform"
 import * as NodePath from "node:path"
-import { Context, Effect, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
+import { Context, Duration, Effect, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
 import * as EventLog from "./EventLog.ts"
 import * as Metrics from "./Metrics.ts"
 import { HerdConfig, neighboursOf } from "./HerdConfig.ts"
@@ -22,6 +22,7 @@ import type { HerdConfigValue } from "./HerdConfig.ts"
 import { Admission, peerAllowanceOf } from "./internal/Admission.ts"
 import { serveConnection } from "./internal/Connection.ts"
 import { makeDeadlines } from "./internal/Deadlines.ts"
+import * as Tls from "./internal/Tls.ts"
 
 export class HerdServerError extends Schema.TaggedError<HerdServerError>()("HerdServerError", {
   server: Schema.String,
@@ -103,7 +104,12 @@ const bind = (options: HerdServerOptions): Effect.Effect<Bound, HerdServerError,
   })
 
 /** Serves connections on a bound listener with the services of the context. */
-const serve = (options: HerdServerOptions, { address, close, config, server }: Bound, stats: Metrics.ServerStats) =>
+const serve = (
+  options: HerdServerOptions,
+  { address, close, config, server }: Bound,
+  stats: Metrics.ServerStats,
+  tls: Tls.Credentials | undefined
+) =>
   Effect.gen(function*() {
     const log = yield* EventLog.EventLog
     // Added first, so it runs last: after the listener and every connection closed.
@@ -127,6 +133,8 @@ const serve = (options: HerdServerOptions, { address, close, config, server }: B
       admission: new Admission(config.limits.maxConnections, peerAllowanceOf(Object.keys(config.servers).length)),
       herdServers: new Set(Object.keys(config.servers)),
       partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
+      peersMustProve: tls !== undefined,
+      tls,
       deadlines,
       whenStored: config.store.sync === "always" ? Option.getOrUndefined(durable)?.unsafeOnCommitted : undefined,
       lookUp: (lookup: Effect.Effect<void>) => {
@@ -154,7 +162,11 @@ export const layerWith = (
 > =>
   Layer.scoped(
     HerdServer,
-    Effect.flatMap(bind(options), (bound) => Effect.flatMap(Metrics.makeStats(options.name), (stats) => serve(options, bound, stats)))
+    Effect.gen(function*() {
+      const bound = yield* bind(options)
+      const stats = yield* Metrics.makeStats(options.name)
+      return yield* serve(options, bound, stats, yield* credentialsOf(options.name, bound.config))
+    })
   )
 
 /**
@@ -173,6 +185,7 @@ export const layer = (
     HerdServer,
     Effect.gen(function*() {
       const bound = yield* bind(options)
+      const tls = yield* credentialsOf(options.name, bound.config)
       const stats = yield* Metrics.makeStats(options.name)
       // Known from the start, so that readiness waits for each one's first dial.
       for (const neighbour of neighboursOf(bound.config, options.name)) {
@@ -188,9 +201,9 @@ export const layer = (
       // each server of a process gets a store of its own.
       const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name), eventLogFile(options.name))
       const services = yield* Layer.build(
-        peerLinksFromConfig(options.name, onLinkEvent).pipe(Layer.provideMerge(own))
+        peerLinksFromConfig(options.name, onLinkEvent, tls).pipe(Layer.provideMerge(own))
       )
-      return yield* serve(options, bound, stats).pipe(Effect.provide(services))
+      return yield* serve(options, bound, stats, tls).pipe(Effect.provide(services))
     })
   )
 
@@ -216,7 +229,8 @@ export const storeFromConfig = (name: string): Layer.Layer<LocationStore, HerdSe
 /** Links to the neighbours of `name` in the config, reported to its event log. */
 export const peerLinksFromConfig = (
   name: string,
-  onLinkEvent?: (event: Peers.LinkEvent) => void
+  onLinkEvent?: (event: Peers.LinkEvent) => void,
+  tls?: Tls.Credentials
 ): Layer.Layer<PeerLinks, never, HerdConfig | LocationStore | EventLog.EventLog> =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const config = yield* HerdConfig
@@ -229,6 +243,11 @@ export const peerLinksFromConfig = (
       self: name,
       neighbours,
       reconnect: config.reconnect,
+      ...(tls === undefined ? {} : {
+        // Mutual TLS: the neighbour's certificate must name it, and ours names us.
+        connect: (neighbour: Peers.Neighbour, timeout: Duration.Duration) =>
+          Tls.dial({ host: neighbour.host, port: neighbour.port, context: tls.context, server: neighbour.name, timeout })
+      }),
       onEvent: (linkEvent) => {
         const { event, ...fields } = linkEvent
         log.record(event, fields)
@@ -236,6 +255,20 @@ export const peerLinksFromConfig = (
       }
     })
   }))
+
+/**
+ * The certificates of `name` in the config's `tls.dir`, checked, when the
+ * config has `tls`: a missing or bad file stops the server from starting,
+ * with the file named.
+ */
+export const credentialsOf = (
+  name: string,
+  config: HerdConfigValue
+): Effect.Effect<Tls.Credentials | undefined, HerdServerError> =>
+  config.tls === undefined ? Effect.succeed(undefined) : Tls.load({ dir: config.tls.dir, name, clients: config.tls.clients }).pipe(
+    Effect.provide(NodeContext.layer),
+    Effect.mapError((error) => new HerdServerError({ server: name, message: `tls: ${error.message}`, cause: error }))
+  )
 
 /** `<logDir>/<name>.log` of the config. */
 export const eventLogFile = (name: string): Layer.Layer<EventLog.EventLog, HerdServerError, HerdConfig> =>

@@ -69,6 +69,7 @@ const setUp = (options: {
     admission: new Admission(10, 4),
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
+    peersMustProve: false,
     whenStored: undefined,
     printBody: printedPlacesBody,
     lookUp: () => {},

@@ -17,10 +17,13 @@ import type { Deadline, Deadlines } from "./Deadlines.ts"
 import { netSocketOf } from "./NetSocket.ts"
 import { Session } from "./Session.ts"
 import type { SessionPort, SessionServices } from "./Session.ts"
+import * as Tls from "./Tls.ts"
 
 export interface ConnectionServices extends SessionServices {
   /** The server's deadlines, on the Effect clock. */
   readonly deadlines: Deadlines
+  /** With `tls`: the server's certificates; each connection is sniffed for TLS by its first byte. */
+  readonly tls: Tls.Credentials | undefined
 }
 
 let connectionCount = 0
@@ -36,12 +39,28 @@ let connectionCount = 0
 export const serveConnection = (services: ConnectionServices) => (_socket: Socket.Socket) =>
   Effect.uninterruptibleMask((restore) =>
     Effect.scoped(Effect.gen(function*() {
-      const conn = yield* netSocketOf
+      const accepted = yield* netSocketOf
+      const secured = services.tls === undefined
+        ? undefined
+        : yield* restore(Tls.accept(accepted, services.tls)).pipe(Effect.either)
+      if (secured !== undefined && secured._tag === "Left") {
+        // Gone before its first byte is no refusal: nothing was said.
+        if (secured.left.reason !== "Closed") {
+          services.log.record("refused", {
+            remote: `${accepted.remoteAddress}:${accepted.remotePort}`,
+            reason: secured.left.message
+          })
+        }
+        return
+      }
+      const conn: Net.Socket = secured === undefined ? accepted : secured.right.socket
+      const identity = secured !== undefined && secured.right._tag === "Tls" ? secured.right.peer : undefined
+      // Paused until the session exists: no byte may come while there is none to take it.
+      conn.pause()
       const clock = yield* Effect.clock
       const nowNs = () => clock.unsafeCurrentTimeNanos()
       const settled = yield* Deferred.make<void>()
-      // The session and the adapter call each other; the first bytes can only
-      // come after this fiber yields, by which time both exist.
+      // The session and the adapter call each other.
       let session: Session | undefined
       const adapter = yield* SocketAdapter.make(conn, {
         onData: (chunk) => session?.feed(chunk, nowNs()),
@@ -65,8 +84,9 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
         guard: adapter.guard,
         nowNs
       }
-      const current = new Session(services, port, ++connectionCount, adapter.remote)
+      const current = new Session(services, port, ++connectionCount, adapter.remote, identity)
       session = current
+      adapter.resume()
       // Until the other side ends its input or the socket fails, or until the
       // session stops reading (line too long, partial line too slow).
       const ended = yield* restore(adapter.closed).pipe(Effect.exit)

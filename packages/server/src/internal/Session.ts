@@ -40,11 +40,13 @@ import {
 } from "@herd/protocol"
 import type { ReceiveTime, TimeLimit } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
-import { Cause, Effect, Option } from "effect"
+import { Cause, Effect, Either, Option } from "effect"
 import type { EventLog, LineLog } from "../EventLog.ts"
 import type { Admission, OnProbation, Slot } from "./Admission.ts"
 import { probationMs } from "./Admission.ts"
 import { LineFramer, tooLong } from "./LineFramer.ts"
+import { authorizePeer } from "./Tls.ts"
+import type { PeerIdentity } from "./Tls.ts"
 
 export interface SessionServices {
   readonly serverName: string
@@ -62,6 +64,12 @@ export interface SessionServices {
   readonly admission: Admission
   /** The servers of the herd: a connection on probation must name one in `PEER`. */
   readonly herdServers: ReadonlySet<string>
+  /**
+   * A herd with TLS: `PEER` is taken only from a connection whose
+   * certificate proves it that server, and `AT` only on such a link
+   * (PROTOCOL.md section 10). Without TLS any connection may say either.
+   */
+  readonly peersMustProve: boolean
   /** How long a partial line may stay unfinished. */
   readonly partialLineTimeoutMs: number
   /**
@@ -166,7 +174,9 @@ export class Session {
     private readonly port: SessionPort,
     private readonly id: number,
     /** `host:port` of the other side, for the log. */
-    private readonly remote: string
+    private readonly remote: string,
+    /** What the other side's TLS certificate proved; undefined on plain TCP. */
+    private readonly identity?: PeerIdentity
   ) {
     this.framer = new LineFramer(services.lineLimit)
     this.slot = services.admission.admit(this.asCandidate)
@@ -313,13 +323,26 @@ export class Session {
         break
       }
       case "At":
-        if (isLaterThan(command.record.time, this.latestTime)) {
+        if (this.services.peersMustProve && this.peerName === undefined) {
+          // With TLS, only a neighbour that proved who it is may flood (PROTOCOL.md section 10).
+          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+        } else if (isLaterThan(command.record.time, this.latestTime)) {
           this.peerViolation("time: too far ahead of this server's clock", line)
         } else {
           this.accept(command.record, this.peerName)
         }
         break
-      case "Peer":
+      case "Peer": {
+        const unproven = this.services.peersMustProve ? this.unprovenPeer(command.name) : undefined
+        if (unproven !== undefined) {
+          if (this.slot === "probation") {
+            this.refuseOnProbation(unproven)
+            return false
+          }
+          log.record("refused", { conn: this.id, remote: this.remote, reason: unproven })
+          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+          break
+        }
         if (this.slot === "probation" && !this.services.herdServers.has(command.name)) {
           this.refuseOnProbation(`PEER ${command.name}: not a server of the herd`)
           return false
@@ -338,6 +361,7 @@ export class Session {
         )
         log.record("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
         break
+      }
       case "Whatsat": {
         const stored = this.services.store.get(command.client)
         if (stored === undefined) this.reply(invalidReply(line.slice(0, contentEnd(line))))
@@ -346,6 +370,16 @@ export class Session {
       }
     }
     return this.hasRoomToGoOn()
+  }
+
+  /**
+   * Why the other side may not say `PEER <name>` on a herd with TLS: it must
+   * have proved, by a certificate of the herd CA, that it is that server.
+   */
+  private unprovenPeer(name: string): string | undefined {
+    if (this.identity === undefined) return `PEER ${name} over plain TCP: a herd with TLS takes neighbours over TLS only`
+    const verdict = authorizePeer(this.identity, name)
+    return Either.isLeft(verdict) ? verdict.left.message : undefined
   }
 
   /** Stores a record and, if it won, floods it on (never back to `from`). */
