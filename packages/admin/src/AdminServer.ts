@@ -17,7 +17,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { HerdConfig, HerdServer, Metrics, neighboursOf } from "@herd/server"
-import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Schema, Stream } from "effect"
 import * as Http from "node:http"
 import { bundledMapScript, mapScriptPath } from "./MapScript.ts"
 import { events, layoutOf, page } from "./MapPage.ts"
@@ -69,7 +69,8 @@ export const layer = (
         return yield* new AdminError({ server: server.name, message: "has no httpPort in the config" })
       }
       const host = configured?.host ?? server.address.host
-      const http = yield* NodeHttpServer.make(() => Http.createServer(), { host, port }).pipe(
+      let nodeServer: Http.Server | undefined
+      const http = yield* NodeHttpServer.make(() => (nodeServer = Http.createServer()), { host, port }).pipe(
         Effect.mapError((error) =>
           new AdminError({
             server: server.name,
@@ -77,6 +78,13 @@ export const layer = (
             cause: error
           })
         )
+      )
+      // Run before the server's own close, which waits for every connection
+      // to end: a map's event stream never would. Streams end first, then
+      // whatever connection is left is closed.
+      const closing = yield* Deferred.make<void>()
+      yield* Effect.addFinalizer(() =>
+        Effect.andThen(Deferred.succeed(closing, undefined), Effect.sync(() => nodeServer?.closeAllConnections()))
       )
       const address = http.address._tag === "TcpAddress"
         ? { host: http.address.hostname, port: http.address.port }
@@ -136,7 +144,7 @@ export const layer = (
         HttpRouter.get(
           "/map/events",
           Effect.sync(() =>
-            HttpServerResponse.stream(events({ server, config, clientsLimit, client }), {
+            HttpServerResponse.stream(events({ server, config, clientsLimit, client }).pipe(Stream.interruptWhen(Deferred.await(closing))), {
               contentType: "text/event-stream",
               headers: { ...noStore, "x-accel-buffering": "no" }
             })

@@ -8,7 +8,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Status } from "@herd/admin"
 import { connect, eventually } from "@herd/testkit"
-import { Effect, Schema } from "effect"
+import { Deferred, Effect, Exit, Schema, Scope } from "effect"
+import * as Http from "node:http"
 import parsePrometheus from "parse-prometheus-text-format"
 import { get, readEvents, startAdminHerd } from "./support.ts"
 
@@ -185,5 +186,29 @@ describe("the admin endpoint", () => {
         clients: ReadonlyArray<{ client: string; latitude: number; longitude: number; at: string }>
       }
       expect(update.clients).toEqual([{ client: "kiwi.cs.ucla.edu", latitude: 34.06893, longitude: -118.445127, at: atLine }])
+    }), 20_000)
+})
+
+describe("the admin endpoint stopping", () => {
+  it.scopedLive("closes while a map holds its event stream open, and ends the stream", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const herd = yield* startAdminHerd(["Lone"], []).pipe(Scope.extend(scope))
+      const firstEvent = yield* Deferred.make<void>()
+      const streamEnded = yield* Deferred.make<void>()
+      // A subscriber that never lets go: the server must end its stream.
+      const request = Http.get(`${herd.http("Lone")}/map/events`, (response) => {
+        response.on("data", () => Deferred.unsafeDone(firstEvent, Exit.void))
+        response.on("close", () => Deferred.unsafeDone(streamEnded, Exit.void))
+      })
+      request.on("error", () => Deferred.unsafeDone(streamEnded, Exit.void))
+      yield* Effect.addFinalizer(() => Effect.sync(() => request.destroy()))
+      yield* Deferred.await(firstEvent).pipe(Effect.timeout(5000))
+      yield* Scope.close(scope, Exit.void).pipe(
+        Effect.timeoutFail({ duration: 5000, onTimeout: () => new Error("the endpoint did not close within 5 s") })
+      )
+      yield* Deferred.await(streamEnded).pipe(
+        Effect.timeoutFail({ duration: 5000, onTimeout: () => new Error("the event stream is still open") })
+      )
     }), 20_000)
 })
