@@ -19,7 +19,7 @@
 import type { LocationRecord } from "@herd/protocol"
 import { formatAtLine } from "@herd/protocol"
 import { LocationStore } from "@herd/store"
-import { Context, Data, Deferred, Duration, Effect, Exit, Layer, Schedule } from "effect"
+import { Clock, Context, Data, Deferred, Duration, Effect, Exit, Layer, Schedule } from "effect"
 import * as Net from "node:net"
 import * as SocketAdapter from "./SocketAdapter.ts"
 
@@ -55,7 +55,14 @@ export interface Neighbour {
  * (or catch-up) fails before the link came up.
  */
 export type LinkEvent =
-  | { readonly event: "link-up"; readonly peer: string; readonly address: string; readonly catchUp: number }
+  | {
+    readonly event: "link-up"
+    readonly peer: string
+    readonly address: string
+    /** Records sent in catch-up, and how long sending them took. */
+    readonly catchUp: number
+    readonly catchUpMs: number
+  }
   | { readonly event: "link-down" | "link-failed"; readonly peer: string; readonly address: string; readonly reason: string }
 
 export interface PeerLinksOptions {
@@ -75,6 +82,14 @@ export interface PeerLinksOptions {
    * that connection ends. Default: plain TCP.
    */
   readonly connect?: (neighbour: Neighbour, timeout: Duration.Duration) => Effect.Effect<Net.Socket, { readonly message: string }>
+  /** Where each link counts what it floods and the bytes it sends (catch-up included), by neighbour. */
+  readonly counters?: (neighbour: string) => LinkCounters
+}
+
+/** What a link counts, as plain numbers it bumps (a server's metrics read them). */
+export interface LinkCounters {
+  recordsSent: number
+  bytesSent: number
 }
 
 export const defaultMaxPendingRecords = 100_000
@@ -100,7 +115,7 @@ class Link {
   /** Why this side cut the current connection (the neighbour is not reading). */
   cutReason: string | undefined = undefined
 
-  constructor(readonly neighbour: Neighbour, readonly maxPending: number) {}
+  constructor(readonly neighbour: Neighbour, readonly maxPending: number, readonly counters: LinkCounters) {}
 
   /** Whether records are taken: a connection is open (catching up or caught up). */
   get isOpen(): boolean {
@@ -160,7 +175,10 @@ class Link {
     if (current === undefined || !this.caughtUp || batch === undefined || batch.length === 0) return
     this.pending = []
     this.unsent += batch.length
-    current.write(linesOf(batch), () => {
+    const bytes = linesOf(batch)
+    this.counters.recordsSent += batch.length
+    this.counters.bytesSent += bytes.length
+    current.write(bytes, () => {
       if (this.current === current) this.unsent -= batch.length
     })
   }
@@ -172,7 +190,11 @@ export const make = (options: PeerLinksOptions) =>
     const dialTimeout = Duration.millis(options.dialTimeoutMs ?? defaultDialTimeoutMs)
     const onEvent = options.onEvent ?? (() => {})
     const links = options.neighbours.map((neighbour) =>
-      new Link(neighbour, options.maxPendingRecords ?? defaultMaxPendingRecords)
+      new Link(
+        neighbour,
+        options.maxPendingRecords ?? defaultMaxPendingRecords,
+        options.counters?.(neighbour.name) ?? { recordsSent: 0, bytesSent: 0 }
+      )
     )
 
     const retrySchedule = Schedule.exponential(Duration.millis(options.reconnect.initialMs)).pipe(
@@ -187,12 +209,14 @@ export const make = (options: PeerLinksOptions) =>
      * for the last to drain past `catchUpHighWater`, and yields to the
      * server's clients either way.
      */
-    const sendCatchUp = (connection: SocketAdapter.SocketAdapter) =>
+    const sendCatchUp = (connection: SocketAdapter.SocketAdapter, counters: LinkCounters) =>
       Effect.gen(function*() {
         const snapshot = store.snapshot()
         connection.write(Buffer.from(`PEER ${options.self}\n`, "latin1"))
         for (let i = 0; i < snapshot.length && !connection.isClosed(); i += catchUpBatch) {
-          connection.write(linesOf(snapshot.slice(i, i + catchUpBatch).map(formatAtLine)))
+          const slice = linesOf(snapshot.slice(i, i + catchUpBatch).map(formatAtLine))
+          counters.bytesSent += slice.length
+          connection.write(slice)
           if (connection.unsentBytes() > catchUpHighWater) yield* connection.drained
           else yield* Effect.yieldNow()
         }
@@ -214,11 +238,13 @@ export const make = (options: PeerLinksOptions) =>
         // meanwhile is in both, and the neighbour drops the second copy.
         link.opened(connection)
         yield* Effect.addFinalizer(() => Effect.sync(() => link.closed()))
-        const sent = yield* sendCatchUp(connection)
+        const started = yield* Clock.currentTimeMillis
+        const sent = yield* sendCatchUp(connection, link.counters)
         if (!connection.isClosed()) {
           up = true
           link.sentCatchUp()
-          onEvent({ event: "link-up", peer: name, address, catchUp: sent })
+          const catchUpMs = (yield* Clock.currentTimeMillis) - started
+          onEvent({ event: "link-up", peer: name, address, catchUp: sent, catchUpMs })
         }
         // Flooded records are written by `flood` itself from now on.
         const ended = yield* Effect.either(connection.closed)

@@ -1,3 +1,3 @@
 export { defaultMaxPendingRecords, layer, layerAlone, make, PeerLinks } from "./PeerLinks.ts"
-export type { LinkEvent, Neighbour, PeerLinksOptions } from "./PeerLinks.ts"
+export type { LinkCounters, LinkEvent, Neighbour, PeerLinksOptions } from "./PeerLinks.ts"
 export * as SocketAdapter from "./SocketAdapter.ts"

@@ -139,7 +139,7 @@ describe("PeerLinks", () => {
       )
       const links = Context.get(context, PeerLinks)
       yield* until(() => events.some((e) => e.event === "link-up"), "the link")
-      expect(events[0]).toEqual({ event: "link-up", peer: "Parker", address: `127.0.0.1:${neighbour.port}`, catchUp: 1 })
+      expect(events[0]).toMatchObject({ event: "link-up", peer: "Parker", address: `127.0.0.1:${neighbour.port}`, catchUp: 1 })
       links.flood(record("after", "2"))
       links.flood(record("echo", "3"), "Parker") // came from Parker: not sent back
       links.flood(record("last", "4"))

@@ -30,6 +30,7 @@ import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog, LineLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
 import { Session } from "../src/internal/Session.ts"
+import { ServerStats } from "../src/Metrics.ts"
 import type { SessionPort, SessionServices } from "../src/internal/Session.ts"
 
 const variants = {
@@ -131,6 +132,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     peersMustProve: false,
+    stats: new ServerStats("Alford", 0),
     whenStored: undefined,
     printBody: printedPlacesBody,
     lookUp() {}

@@ -201,7 +201,7 @@ export const layer = (
       // each server of a process gets a store of its own.
       const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name), eventLogFile(options.name))
       const services = yield* Layer.build(
-        peerLinksFromConfig(options.name, onLinkEvent, tls).pipe(Layer.provideMerge(own))
+        peerLinksFromConfig(options.name, onLinkEvent, tls, stats).pipe(Layer.provideMerge(own))
       )
       return yield* serve(options, bound, stats, tls).pipe(Effect.provide(services))
     })
@@ -230,7 +230,8 @@ export const storeFromConfig = (name: string): Layer.Layer<LocationStore, HerdSe
 export const peerLinksFromConfig = (
   name: string,
   onLinkEvent?: (event: Peers.LinkEvent) => void,
-  tls?: Tls.Credentials
+  tls?: Tls.Credentials,
+  stats?: Metrics.ServerStats
 ): Layer.Layer<PeerLinks, never, HerdConfig | LocationStore | EventLog.EventLog> =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const config = yield* HerdConfig
@@ -243,6 +244,7 @@ export const peerLinksFromConfig = (
       self: name,
       neighbours,
       reconnect: config.reconnect,
+      ...(stats === undefined ? {} : { counters: (neighbour: string) => stats.link(neighbour) }),
       ...(tls === undefined ? {} : {
         // Mutual TLS: the neighbour's certificate must name it, and ours names us.
         connect: (neighbour: Peers.Neighbour, timeout: Duration.Duration) =>

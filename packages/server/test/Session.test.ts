@@ -12,6 +12,7 @@ import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
 import { Session } from "../src/internal/Session.ts"
+import { ServerStats } from "../src/Metrics.ts"
 import type { SessionServices } from "../src/internal/Session.ts"
 
 /** The owner's side of a session: what it sent, what the other side has not taken yet, whether it is paused. */
@@ -70,6 +71,7 @@ const setUp = (options: {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     peersMustProve: false,
+    stats: new ServerStats("Alford", 0),
     whenStored: undefined,
     printBody: printedPlacesBody,
     lookUp: () => {},

@@ -46,6 +46,7 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
       if (secured !== undefined && secured._tag === "Left") {
         // Gone before its first byte is no refusal: nothing was said.
         if (secured.left.reason !== "Closed") {
+          services.stats.connectionsRefused++
           services.log.record("refused", {
             remote: `${accepted.remoteAddress}:${accepted.remotePort}`,
             reason: secured.left.message

@@ -45,6 +45,7 @@ import type { EventLog, LineLog } from "../EventLog.ts"
 import type { Admission, OnProbation, Slot } from "./Admission.ts"
 import { probationMs } from "./Admission.ts"
 import { LineFramer, tooLong } from "./LineFramer.ts"
+import type { LinkStats, ServerStats } from "../Metrics.ts"
 import { authorizePeer } from "./Tls.ts"
 import type { PeerIdentity } from "./Tls.ts"
 
@@ -80,6 +81,8 @@ export interface SessionServices {
   readonly whenStored: ((stored: () => void) => void) | undefined
   /** A Places body as the bytes of a WHATSAT answer (latin1 text); a server prints each cached body once (`makeBodyPrinter`). */
   readonly printBody: (body: PlacesBody) => string
+  /** What the server counts (`Metrics.ts`): the session bumps plain numbers, nothing more. */
+  readonly stats: ServerStats
   /** Runs a Places lookup in a fiber of the server (it outlives no connection: each waits for its own). */
   readonly lookUp: (lookup: Effect.Effect<void>) => void
 }
@@ -96,6 +99,8 @@ interface AnswerReply {
   body: string | undefined
   /** The Places status of the body, for a log that keeps answers in short. */
   status: string
+  /** When the WHATSAT was received, for the reply latency. */
+  readonly receivedNs: bigint
 }
 
 
@@ -153,6 +158,8 @@ export class Session {
   private latestTime: TimeLimit = timeLimit(0n)
   /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
   private peerName: string | undefined
+  /** The counts of that neighbour's link, once it said `PEER`. */
+  private peerLink: LinkStats | undefined
   private lastViolationMs = -Infinity
   private suppressedViolations = 0
   private floodLinesNotLogged = 0
@@ -180,6 +187,8 @@ export class Session {
   ) {
     this.framer = new LineFramer(services.lineLimit)
     this.slot = services.admission.admit(this.asCandidate)
+    services.stats.connectionsAccepted++
+    services.stats.connectionsOpen++
     services.log.record("open", { conn: id, remote, ...(this.slot === "probation" ? { probation: true } : {}) })
     this.lineLog = services.log.lines(id, remote)
     if (this.slot === "probation") {
@@ -192,6 +201,11 @@ export class Session {
   feed(chunk: Buffer, nowNs: bigint): void {
     if (this.inputEnded) return
     this.readAt(nowNs)
+    const link = this.peerLink
+    if (link !== undefined) {
+      link.bytesReceived += chunk.length
+      link.lastRecordAtMs = Number(nowNs / 1_000_000n)
+    }
     this.consume(chunk)
   }
 
@@ -241,6 +255,7 @@ export class Session {
 
   close(): void {
     this.probationDueNs = undefined
+    this.services.stats.connectionsOpen--
     this.services.admission.release(this.slot, this.asCandidate)
     this.services.log.record("close", {
       conn: this.id,
@@ -287,7 +302,7 @@ export class Session {
 
   /** Handles one line; answers whether the read may go on to the next. */
   private readonly onLine = (bytes: Buffer, start: number, end: number): boolean => {
-    const { log, protocol, serverName } = this.services
+    const { log, protocol, serverName, stats } = this.services
     // A neighbour's floods are counted, not logged, unless the log keeps the whole wire.
     if (this.peerName === undefined || this.services.log.wire === "full") this.lineLog.received(bytes, start, end)
     else this.floodLinesNotLogged++
@@ -301,6 +316,7 @@ export class Session {
       case "Blank":
         return true
       case "Invalid":
+        stats.invalidLines++
         if (this.peerName !== undefined) this.peerViolation(command.reason, command.line)
         else this.reply(invalidReply(command.line))
         break
@@ -308,6 +324,7 @@ export class Session {
         // A time too far ahead would pin the location against later honest
         // reports; it is refused before any arithmetic on its digits.
         if (isLaterThan(command.time, this.latestTime)) {
+          stats.iamatRefused++
           this.reply(invalidReply(line.slice(0, contentEnd(line))))
           break
         }
@@ -315,21 +332,27 @@ export class Session {
         const atLine = formatAtLine(record)
         // No neighbour may ever get a flood line it must refuse.
         if (atLine.length > this.services.lineLimit) {
+          stats.iamatRefused++
           this.reply(invalidReply(line.slice(0, contentEnd(line))))
           break
         }
-        this.accept(record, undefined)
+        if (this.accept(record, undefined)) stats.iamatStored++
+        else stats.iamatNotNewer++
         this.reply(atLine + "\n")
         break
       }
       case "At":
         if (this.services.peersMustProve && this.peerName === undefined) {
           // With TLS, only a neighbour that proved who it is may flood (PROTOCOL.md section 10).
+          stats.atRefused++
           this.reply(invalidReply(line.slice(0, contentEnd(line))))
         } else if (isLaterThan(command.record.time, this.latestTime)) {
+          stats.atRefused++
           this.peerViolation("time: too far ahead of this server's clock", line)
         } else {
-          this.accept(command.record, this.peerName)
+          if (this.peerLink !== undefined) this.peerLink.recordsReceived++
+          if (this.accept(command.record, this.peerName)) stats.atStored++
+          else stats.atNotNewer++
         }
         break
       case "Peer": {
@@ -339,6 +362,7 @@ export class Session {
             this.refuseOnProbation(unproven)
             return false
           }
+          stats.peerRefused++
           log.record("refused", { conn: this.id, remote: this.remote, reason: unproven })
           this.reply(invalidReply(line.slice(0, contentEnd(line))))
           break
@@ -355,6 +379,8 @@ export class Session {
         this.probationDueNs = undefined
         this.reportDeadline()
         this.peerName = command.name
+        stats.peerAccepted++
+        this.peerLink = stats.link(command.name)
         // A neighbour's link is never cut over one line (PROTOCOL.md section 7).
         this.framer.skipTooLongLines(() =>
           this.peerViolation(`line longer than ${this.services.lineLimit} bytes: skipped`, undefined)
@@ -364,8 +390,13 @@ export class Session {
       }
       case "Whatsat": {
         const stored = this.services.store.get(command.client)
-        if (stored === undefined) this.reply(invalidReply(line.slice(0, contentEnd(line))))
-        else this.whatsat(stored, command)
+        if (stored === undefined) {
+          stats.whatsatUnknownClient++
+          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+        } else {
+          stats.whatsatAnswered++
+          this.whatsat(stored, command)
+        }
         break
       }
     }
@@ -382,12 +413,12 @@ export class Session {
     return Either.isLeft(verdict) ? verdict.left.message : undefined
   }
 
-  /** Stores a record and, if it won, floods it on (never back to `from`). */
-  private accept(record: LocationRecord, from: string | undefined): void {
-    if (this.services.store.offer(record)) {
-      this.storedSinceFlush = true
-      this.services.peers.flood(record, from)
-    }
+  /** Stores a record and, if it won, floods it on (never back to `from`); answers whether it won. */
+  private accept(record: LocationRecord, from: string | undefined): boolean {
+    if (!this.services.store.offer(record)) return false
+    this.storedSinceFlush = true
+    this.services.peers.flood(record, from)
+    return true
   }
 
   private reply(text: string): void {
@@ -411,10 +442,10 @@ export class Session {
     // reply is logged).
     const immediate = places.immediate?.(query)
     if (immediate !== undefined) {
-      this.queued.push(answer({ text: undefined, body: undefined, status: "" }, immediate))
+      this.queued.push(answer({ text: undefined, body: undefined, status: "", receivedNs: this.received.ns }, immediate))
       return
     }
-    const slot: AnswerReply = { text: undefined, body: undefined, status: "" }
+    const slot: AnswerReply = { text: undefined, body: undefined, status: "", receivedNs: this.received.ns }
     this.queued.push(slot)
     this.waiting++
     this.services.lookUp(
@@ -474,6 +505,9 @@ export class Session {
     // Replies that can no longer be sent are lost: they are not logged as sent.
     const bytes = Buffer.from(text, "latin1")
     if (!this.port.send(bytes)) return
+    const nowNs = this.port.nowNs()
+    const latency = this.services.stats.replyLatency
+    let plainReplies = 0
     let start = 0
     for (let i = 0; i < ready; i++) {
       const reply = replies[i]
@@ -481,13 +515,18 @@ export class Session {
       if (typeof reply === "string") {
         this.lineLog.sent(bytes, start, start + reply.length - 1)
         start += reply.length
+        plainReplies++
       } else if (reply !== undefined) {
         const end = start + (reply.text?.length ?? 0)
         if (reply.body === undefined) this.lineLog.sent(bytes, start, end - 1)
         else this.lineLog.sentAnswer(bytes, start, end - 1, reply.body, reply.status)
         start = end
+        latency.observe(Number(nowNs - reply.receivedNs) / 1e9)
       }
     }
+    // Replies that are lines of their own (AT, `?`) are timed from the current
+    // read: they are written within it, but for those held behind a lookup.
+    latency.observeMany(plainReplies, plainReplies * Number(nowNs - this.received.ns) / 1e9)
   }
 
   /** The records of the replies held are on disk: write them, and go on. */
@@ -596,6 +635,7 @@ export class Session {
   /** A connection past the client limit that is not a neighbour's link: closed, with no reply. */
   private refuseOnProbation(why: string): void {
     if (this.inputEnded) return
+    this.services.stats.connectionsRefused++
     this.services.log.record("refused", {
       conn: this.id,
       remote: this.remote,
