@@ -42,6 +42,7 @@ export const page = (server: string): string => `<!doctype html>
   #info h1 { font-size: 16px; margin: 0 0 4px; }
   #selected { bottom: 12px; left: 12px; right: 12px; font-family: ui-monospace, monospace; word-break: break-all; }
   #selected:empty { display: none; }
+  .credit { font-size: 11px; color: #778da9; margin-top: 2px; }
   .legend span { display: inline-block; width: 14px; height: 3px; vertical-align: middle; margin: 0 4px 0 8px; }
 </style>
 </head>
@@ -51,6 +52,7 @@ export const page = (server: string): string => `<!doctype html>
   <h1>herd: ${escapeHtml(server)}</h1>
   <div id="summary">loading…</div>
   <div class="legend">links:<span style="background:#52d273"></span>up<span style="background:#f5b041"></span>one way<span style="background:#e74c3c"></span>down</div>
+  <div class="credit">map: Natural Earth (world-atlas), drawn here with d3-geo</div>
 </div>
 <div id="selected" class="panel"></div>
 <script src="map.js"></script>
