@@ -100,10 +100,12 @@ const client = Command.make(
 )
 
 const certsOut = Options.text("out").pipe(
+  Options.withPseudoName("dir"),
   Options.withDescription("the folder to write to (tls.dir then points at it)")
 )
 
 const certsAdd = Options.text("add").pipe(
+  Options.withPseudoName("name"),
   Options.withDescription("issue one more server's key and certificate from the herd CA already in --out"),
   Options.optional
 )
