@@ -69,7 +69,7 @@ free_port() { node -e 'const s = require("node:net").createServer().listen(0, "1
 step "build and pack"
 (cd "$repo" && npm run build --silent)
 mkdir -p "$scratch/tarballs"
-libraries=(protocol store places peers server testkit)
+libraries=(protocol store places peers server admin testkit)
 for name in "${libraries[@]}" cli; do
   (cd "$repo/packages/$name" && npm pack --silent --pack-destination "$scratch/tarballs" >/dev/null)
 done
