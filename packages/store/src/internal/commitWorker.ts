@@ -20,8 +20,8 @@
  * Answers go two ways at once, each store's: into its shared memory (for a main thread that
  * blocks with `Atomics.wait` until its records are written) and as messages
  * (`{ store, answer }`, for one that goes on and is called back):
- * - `{ type: "committed", seq }` once everything up to `seq` is committed
- *   (and fsynced, with `synchronous = FULL`);
+ * - `{ type: "committed", seq, ms }` once everything up to `seq` is committed
+ *   (and fsynced, with `synchronous = FULL`), in `ms`;
  * - `{ type: "failed", seq, message }` when a transaction threw: nothing of
  *   it is committed, its records are kept and written again, in order, with
  *   the next transaction (or after `retryMs` if none comes);
@@ -55,7 +55,7 @@ export interface OpenStore {
 
 export type CommitWorkerAnswer =
   | { readonly type: "ready" }
-  | { readonly type: "committed"; readonly seq: number }
+  | { readonly type: "committed"; readonly seq: number; readonly ms: number }
   | { readonly type: "failed"; readonly seq: number; readonly message: string }
   | { readonly type: "closed" }
 
@@ -154,6 +154,7 @@ class Store {
     if (this.queued.length === 0) return
     const batches = this.queued
     const seq = batches[batches.length - 1].lastSeq
+    const started = performance.now()
     try {
       if (this.db === undefined || this.writeBatches === undefined) throw new Error("the database did not open")
       this.writeBatches(batches)
@@ -165,7 +166,7 @@ class Store {
     }
     this.queued = []
     this.seqs[0] = seq
-    this.answer({ type: "committed", seq })
+    this.answer({ type: "committed", seq, ms: performance.now() - started })
   }
 
   close() {

@@ -140,6 +140,13 @@ interface Waiters {
 
 const noWaiters = (): Waiters => ({ committed: [], failed: [] })
 
+/**
+ * With `sync: "batch"`, how many times as long as its last commit took the
+ * writer rests before the next batch goes: at most 1 / (1 + restFactor) of
+ * a core is SQLite's, whatever the load.
+ */
+const restFactor = 3
+
 /** How long a thread blocked on a commit (`unsafeCommit`, `open`, close) waits for the writer before giving up. */
 const syncWaitMs = 30_000
 
@@ -267,6 +274,9 @@ export class DurableDatabase {
     return unreadable.length
   }
 
+  /** When the next batch may go (`performance.now()`), with `sync: "batch"`: see `unsafeSend`. */
+  private nextSendAt = 0
+
   /** Keeps `record` in memory if it wins, to be sent to the writer with the next batch; answers whether it won. */
   offer(record: LocationRecord): boolean {
     const id = this.latest.offer(record)
@@ -287,10 +297,17 @@ export class DurableDatabase {
   /**
    * Hands the records that won since the last batch to the writer, as one
    * buffer of their AT lines, and goes on: who waits for them is called back
-   * when the writer answers.
+   * when the writer answers. One batch at a time: while one is in flight,
+   * the records that win meanwhile wait in `pending`, where a client that
+   * reports again takes its place once. With `sync: "batch"`, a batch also
+   * waits until the writer has rested `restFactor` times as long as the last
+   * commit took, so that the writer's SQLite work stays a bounded share of a
+   * core under any load (the interval widens, and more reports fold into
+   * one row, as the load grows). `force` (a blocking commit, close) sends at once.
    */
-  unsafeSend(): void {
+  unsafeSend(force = false): void {
     if (this.closed || this.pending.size === 0) return
+    if (!force && (this.inFlight.length > 0 || (this.options.sync === "batch" && performance.now() < this.nextSendAt))) return
     const lines = this.latest.lines
     let bytes = 0
     for (const id of this.pending) bytes += 4 + lines.lineLength(id)
@@ -312,12 +329,16 @@ export class DurableDatabase {
   private onAnswer(answer: CommitWorkerAnswer): void {
     if (answer.type === "committed") {
       if (answer.seq >= this.failedSeq) this.failedSeq = 0
+      this.nextSendAt = performance.now() + restFactor * answer.ms
       this.settle(answer.seq, undefined)
+      // With sync "always", who waits for the records pending now waits for this.
+      if (this.options.sync === "always") this.unsafeSend()
     } else if (answer.type === "failed") {
       this.failureCount++
       this.lastFailure = answer.message
       this.failedSeq = Math.max(this.failedSeq, answer.seq)
       this.settle(answer.seq, new CommitFailedError(answer.message))
+      if (this.options.sync === "always") this.unsafeSend()
     }
   }
 
@@ -355,7 +376,7 @@ export class DurableDatabase {
    * and tries again) or the writer did not answer in time.
    */
   unsafeCommit(): void {
-    this.unsafeSend()
+    this.unsafeSend(true)
     const target = this.sentSeq
     if (this.lastSeq() < target) this.waitForAnswer(target, "commit")
     this.settle(this.lastSeq(), undefined)
