@@ -22,14 +22,14 @@
  * success, failure and Ctrl-C.
  *
  *   node --conditions=@herd/source --import tsx scripts/netns-test.ts
- *     [--clients N] [--partition-seconds S] [--assert-targets]
+ *     [--clients N] [--partition-seconds S] [--assert-targets] [--keep-logs DIR]
  *   npm run test:netns
  */
 import { FetchHttpClient } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Clock, Console, Duration, Effect, Layer, Option } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
+import { Cause, Clock, Console, Duration, Effect, Exit, Layer, Option } from "effect"
+import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -65,9 +65,21 @@ const names = Object.keys(defaultHerd.servers)
 const seconds = (ms: number) => (ms / 1000).toFixed(2)
 const say = (line: string) => Console.log(`netns-test: ${line}`)
 
+const keepLogs = argument("--keep-logs")
+
+/** The servers' configs, data and logs; their logs copied to --keep-logs DIR first, when given. */
 const tempRoot = Effect.acquireRelease(
   Effect.sync(() => mkdtempSync(join(tmpdir(), "herd-netns-"))),
-  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+  (dir) =>
+    Effect.sync(() => {
+      if (keepLogs !== undefined) {
+        for (const name of names) {
+          const logs = join(dir, name, "logs")
+          if (existsSync(logs)) cpSync(logs, join(keepLogs, name), { recursive: true })
+        }
+      }
+      rmSync(dir, { recursive: true, force: true })
+    })
 )
 
 const program = Effect.gen(function*() {
@@ -226,11 +238,17 @@ const main = Effect.scoped(program).pipe(
     onTimeout: () => new NetnsTestError({ reason: "Convergence", message: "the whole test took more than 5 minutes" })
   }),
   Effect.provide(Layer.mergeAll(NodeContext.layer, FetchHttpClient.layer)),
-  Effect.tapErrorCause((cause) =>
-    Cause.isInterruptedOnly(cause)
+  Effect.onExit((exit) =>
+    Exit.isSuccess(exit)
+      ? Effect.void
+      : Cause.isInterruptedOnly(exit.cause)
       ? Console.error("netns-test: interrupted; everything it made is removed")
-      : Console.error(`netns-test: FAIL: ${describe(Cause.squash(cause))}`)
+      : Console.error(`netns-test: FAIL: ${describe(Cause.squash(exit.cause))}`)
   )
 )
 
-NodeRuntime.runMain(main, { disableErrorReporting: true })
+NodeRuntime.runMain(main, {
+  disableErrorReporting: true,
+  // Ctrl-C is not a pass: 130, as a shell reports a SIGINT.
+  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+})

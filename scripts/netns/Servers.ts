@@ -273,7 +273,8 @@ export const report = (spec: ServerSpec, lines: ReadonlyArray<string>) =>
     }
     const fail = (message: string, cause?: unknown) =>
       finish(Effect.fail(new NetnsTestError({ reason: "Client", message: `reporting at ${spec.name}: ${message}`, cause })))
-    const socket = Net.connect({ host: spec.host, port: spec.port }, () => socket.end(`${lines.join("\n")}\n`))
+    // Not half-closed: the connection ends once every line is answered.
+    const socket = Net.connect({ host: spec.host, port: spec.port }, () => socket.write(`${lines.join("\n")}\n`))
     const timer = setTimeout(() => fail(`${answered} of ${lines.length} answered within 60 s`), 60_000)
     socket.setEncoding("latin1")
     socket.on("data", (chunk: string) => {
