@@ -29,12 +29,13 @@ import { FetchHttpClient } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Clock, Console, Duration, Effect, Exit, Layer, Option } from "effect"
-import { cpSync, existsSync, mkdtempSync, rmSync } from "node:fs"
+import { copyFileSync, cpSync, existsSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { defaultHerd } from "../packages/cli/src/DefaultHerd.ts"
 import * as Hosts from "./netns/Hosts.ts"
+import { loopbackNetwork } from "./netns/Loopback.ts"
 import * as Servers from "./netns/Servers.ts"
 import { describe, must, NetnsTestError } from "./netns/Shell.ts"
 
@@ -82,26 +83,50 @@ const tempRoot = Effect.acquireRelease(
     })
 )
 
+/**
+ * The namespaces where the machine can make them; else, saying exactly
+ * why, the loopback variant (also with --loopback).
+ */
+const makeNetwork = Effect.gen(function*() {
+  if (process.argv.includes("--loopback")) {
+    yield* say("--loopback: the loopback variant, not the namespaces")
+    return yield* loopbackNetwork(names, defaultHerd.links)
+  }
+  const cannot = yield* Hosts.prerequisites.pipe(
+    Effect.as(Option.none<NetnsTestError>()),
+    Effect.catchIf((error) => error.reason === "Prerequisite", (error) => Effect.succeed(Option.some(error)))
+  )
+  if (Option.isSome(cannot)) {
+    yield* say(`${cannot.value.message}; running the loopback variant instead`)
+    return yield* loopbackNetwork(names, defaultHerd.links)
+  }
+  yield* Hosts.removeLeftovers
+  return yield* Hosts.namespaceNetwork(names, defaultHerd.servers, lossProbability)
+})
+
 const program = Effect.gen(function*() {
   const startedAt = yield* Clock.currentTimeMillis
-  yield* Hosts.prerequisites
-  yield* Hosts.removeLeftovers
-  // Once, before any server: five processes starting at once would each
-  // rebuild a stale bundle.
+  const network = yield* makeNetwork
+  // The herd command's bundle, built once and pinned for the run: run
+  // through packages/cli/bin/herd.mjs, every start would rebuild it while
+  // anyone edits a source, adding seconds to Hamilton's restart and perhaps
+  // running other code than its neighbours. The copy sits beside the bundle,
+  // where it finds the packages it loads at run time.
   yield* must(process.execPath, [join(repository, "packages/cli/build.mjs")], 120_000)
-
-  const subnet = yield* Hosts.freeSubnet
-  const plan = Hosts.planHosts(names, subnet)
-  yield* Hosts.makeHosts(plan, lossProbability)
-  const root = yield* tempRoot
-  const herd = Servers.writeConfigs(plan, defaultHerd, root)
-  const spec = (name: string) => Servers.specOf(herd, name)
-  yield* say(
-    `five hosts ${plan.hosts.map((host) => `${host.name} ${host.address}`).join(", ")} ` +
-      `(namespaces ${plan.hosts[0]?.namespace.replace(/-[a-z]+$/, "")}-*), ${lossProbability * 100}% of each host's input dropped`
+  const bundle = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const pinned = join(repository, "packages/cli/dist", `herd-netns-${process.pid}.mjs`)
+      copyFileSync(join(repository, "packages/cli/dist/herd.mjs"), pinned)
+      return pinned
+    }),
+    (pinned) => Effect.sync(() => rmSync(pinned, { force: true }))
   )
+  const root = yield* tempRoot
+  const herd = Servers.writeConfigs(network, names, defaultHerd.links, root)
+  const spec = (name: string) => Servers.specOf(herd, name)
+  yield* say(network.description)
 
-  const servers = yield* Servers.makeServers(herd, repository)
+  const servers = yield* Servers.makeServers(herd, repository, bundle)
   yield* Effect.forEach(names, servers.start, { concurrency: "unbounded", discard: true })
   const serversUpAt = yield* Clock.currentTimeMillis
   yield* say(`five herd serve processes up in ${seconds(serversUpAt - startedAt)} s from the test's start`)
@@ -121,7 +146,7 @@ const program = Effect.gen(function*() {
   yield* say(`filled ${expected} clients (${share} at each server): all five equal ${seconds(filled)} s after the first report`)
 
   // Scenario A: Parker partitioned; clients reported on both sides.
-  yield* Hosts.partition(plan, "Parker")
+  yield* network.partition("Parker")
   const partitionedAt = yield* Clock.currentTimeMillis
   yield* reportAt("Parker", "a-parker", 100)
   yield* reportAt("Alford", "a-alford", 100)
@@ -144,7 +169,7 @@ const program = Effect.gen(function*() {
   )
   const partitionLeft = partitionSeconds * 1000 - ((yield* Clock.currentTimeMillis) - partitionedAt)
   if (partitionLeft > 0) yield* Effect.sleep(Duration.millis(partitionLeft))
-  yield* Hosts.heal(plan, "Parker")
+  yield* network.heal("Parker")
   const healedAt = yield* Clock.currentTimeMillis
   const healMs = yield* Servers.waitEqual(servers, names, expected, healedAt, convergeBoundMs, "after the heal", 50)
   const downs = yield* Effect.forEach(herd.servers, (server) =>
@@ -163,40 +188,43 @@ const program = Effect.gen(function*() {
   )
   if (healMs > healTargetSeconds * 1000) {
     yield* say(
-      "A: today links do not notice silence: a stalled TCP connection is left to its retransmission back-off, " +
-        "so the heal is noticed only at the next retransmission (the heartbeats of issue 17 point 3 are not in yet)"
+      downs.length === 0
+        ? "A: the links did not notice the silence (no link-down logged): each stalled TCP connection was left to its " +
+          "retransmission back-off, so the heal was noticed only at its next retransmission (issue 17 point 3: heartbeats)"
+        : "A: the links noticed the silence (link-down logged), yet the herd converged only after the target: " +
+          "see the re-dial back-off (reconnect.capMs) and the link events above"
     )
   }
 
-  // Scenario B: bytes Hamilton receives from Parker, its one neighbour, on
-  // both their links, counted by iptables on Hamilton's INPUT.
+  // Scenario B: the bytes Hamilton receives from Parker, its one neighbour,
+  // on both their links (each side dials the other).
   const hamilton = yield* spec("Hamilton")
-  const parker = yield* spec("Parker")
-  yield* Hosts.countLinkBytes(plan, "Hamilton", "Parker", hamilton.port, parker.port)
+  yield* network.countLinkBytes("Hamilton", "Parker")
   const others = names.filter((name) => name !== "Hamilton")
 
   const restartHamilton = Effect.gen(function*() {
-    const before = yield* Hosts.linkBytes(plan, "Hamilton")
+    const before = yield* network.linkBytes("Hamilton")
     const startAt = yield* Clock.currentTimeMillis
     yield* servers.start("Hamilton")
+    const answeringMs = (yield* Clock.currentTimeMillis) - startAt
     const equalMs = yield* Servers.waitEqual(servers, names, expected, startAt, convergeBoundMs, "after Hamilton's restart", 50)
-    const wire = (yield* Hosts.linkBytes(plan, "Hamilton")) - before
+    const bytes = (yield* network.linkBytes("Hamilton")) - before
     const status = yield* servers.statusOf("Hamilton")
-    const app = Option.match(status, {
-      onNone: () => Number.NaN,
-      onSome: (report) => report.links.reduce((sum, link) => link.peer === "Parker" ? sum + link.bytesReceived : sum, 0)
+    const reported = Option.match(status, {
+      onNone: () => "no answer",
+      onSome: (report) => String(report.links.reduce((sum, link) => link.peer === "Parker" ? sum + link.bytesReceived : sum, 0))
     })
-    return { equalMs, wire, app }
+    return { answeringMs, equalMs, bytes, reported }
   })
+  const describeRestart = (restart: Effect.Effect.Success<typeof restartHamilton>) =>
+    `${restart.bytes} bytes from Parker ${network.bytesAre}; Hamilton's /status says ${restart.reported} bytes received from Parker; ` +
+    `its admin endpoint answered ${seconds(restart.answeringMs)} s after the start, all five equal after ${seconds(restart.equalMs)} s`
 
-  // A full catch-up, measured: Hamilton restarted with its data deleted.
+  // A full catch-up, measured the same way: Hamilton restarted with its data deleted.
   yield* servers.stop("Hamilton")
   rmSync(join(hamilton.dir, "data"), { recursive: true, force: true })
   const full = yield* restartHamilton
-  yield* say(
-    `B: full catch-up (Hamilton restarted with its data deleted, ${expected} records): ${full.wire} bytes from Parker ` +
-      `on the wire (Hamilton's /status: ${full.app} bytes received from Parker), all five equal ${seconds(full.equalMs)} s after its start`
-  )
+  yield* say(`B: full catch-up (Hamilton restarted with its data deleted, ${expected} records): ${describeRestart(full)}`)
 
   // The restart with its store, after 100 records it has not seen.
   yield* servers.stop("Hamilton")
@@ -204,15 +232,12 @@ const program = Effect.gen(function*() {
   yield* reportAt("Alford", "b-alford", 100)
   yield* Servers.waitEqual(servers, others, expected, newAt, convergeBoundMs, "the 100 new records while Hamilton is down")
   const resumed = yield* restartHamilton
-  const ratio = resumed.wire / full.wire
+  const ratio = resumed.bytes / full.bytes
+  yield* say(`B: Hamilton restarted with its store after 100 new records at Alford: ${describeRestart(resumed)}`)
   yield* say(
-    `B: Hamilton restarted with its store after 100 new records at Alford: ${resumed.wire} bytes from Parker on the wire ` +
-      `(Hamilton's /status: ${resumed.app}), all five equal ${seconds(resumed.equalMs)} s after its start`
-  )
-  yield* say(
-    `B: catch-up cost ${(ratio * 100).toFixed(1)}% of a full one; issue 17 target < ${catchUpTargetRatio * 100}%: ` +
+    `B: that catch-up cost ${(ratio * 100).toFixed(1)}% of a full one; issue 17 target < ${catchUpTargetRatio * 100}%: ` +
       (ratio < catchUpTargetRatio ? "met" : "NOT MET") +
-      (assertTargets ? "" : " (not asserted yet: every link-up still sends the whole store)")
+      (assertTargets ? "" : " (not asserted yet: --assert-targets once incremental catch-up lands)")
   )
 
   if (assertTargets) {
@@ -229,10 +254,13 @@ const program = Effect.gen(function*() {
       })
     }
   }
-  yield* say(`PASS in ${seconds((yield* Clock.currentTimeMillis) - startedAt)} s (then cleanup)`)
+  return startedAt
 })
 
 const main = Effect.scoped(program).pipe(
+  Effect.flatMap((startedAt) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => say(`PASS in ${seconds(now - startedAt)} s, cleanup included`))
+  ),
   Effect.timeoutFail({
     duration: Duration.minutes(5),
     onTimeout: () => new NetnsTestError({ reason: "Convergence", message: "the whole test took more than 5 minutes" })

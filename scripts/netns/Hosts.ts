@@ -6,7 +6,9 @@
  * inside a server's namespace and goes with it; the root namespace gets only
  * the control veth (and its address), removed at the end.
  */
+import * as CommandExecutor from "@effect/platform/CommandExecutor"
 import { Effect } from "effect"
+import type { Address, Network } from "./Network.ts"
 import { bestEffort, must, NetnsTestError, run } from "./Shell.ts"
 
 /** Names of one run: the suffix is this process's pid, so a later run can tell a leftover from a live run. */
@@ -241,4 +243,43 @@ export const linkBytes = (plan: HostsPlan, name: string) =>
       bytes += Number(counted ?? 0)
     }
     return bytes
+  })
+
+/**
+ * The five hosts as the scenarios' Network, made in the current scope:
+ * every server on its host's address with the ports of `ports`.
+ */
+export const namespaceNetwork = (
+  names: ReadonlyArray<string>,
+  ports: Record<string, { readonly port: number; readonly httpPort: number }>,
+  lossProbability: number
+) =>
+  Effect.gen(function*() {
+    const plan = planHosts(names, yield* freeSubnet)
+    yield* makeHosts(plan, lossProbability)
+    const addresses: Record<string, Address> = {}
+    for (const host of plan.hosts) {
+      const port = ports[host.name]
+      if (port === undefined) return yield* new NetnsTestError({ reason: "Setup", message: `no ports for ${host.name}` })
+      addresses[host.name] = { host: host.address, port: port.port, httpPort: port.httpPort }
+    }
+    const addressOf = (name: string): Address => addresses[name] ?? { host: "0.0.0.0", port: 0, httpPort: 0 }
+    const executor = yield* CommandExecutor.CommandExecutor
+    const withExecutor = <A, E>(effect: Effect.Effect<A, E, CommandExecutor.CommandExecutor>) =>
+      Effect.provideService(effect, CommandExecutor.CommandExecutor, executor)
+    const network: Network = {
+      kind: "namespaces",
+      description: `five hosts ${plan.hosts.map((host) => `${host.name} ${host.address}`).join(", ")} ` +
+        `(network namespaces ${namespacePrefix}${plan.suffix}-*, veth pairs to a bridge), ` +
+        `${lossProbability * 100}% of each host's incoming packets dropped`,
+      addressOf,
+      viewOf: () => addresses,
+      launcherOf: (name) => ["ip", "netns", "exec", plan.hosts.find((host) => host.name === name)?.namespace ?? name],
+      partition: (name) => withExecutor(partition(plan, name)),
+      heal: (name) => withExecutor(heal(plan, name)),
+      countLinkBytes: (name, from) => withExecutor(countLinkBytes(plan, name, from, addressOf(name).port, addressOf(from).port)),
+      linkBytes: (name) => withExecutor(linkBytes(plan, name)),
+      bytesAre: "on the wire (iptables on its input: IP and TCP headers and retransmissions included)"
+    }
+    return network
   })

@@ -11,15 +11,16 @@ import { Clock, Duration, Effect, Exit, Option, Schema, Scope, Stream } from "ef
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
 import { join } from "node:path"
-import type { HostsPlan } from "./Hosts.ts"
+import type { Network } from "./Network.ts"
 import { describe, NetnsTestError } from "./Shell.ts"
 
 export interface ServerSpec {
   readonly name: string
-  readonly namespace: string
+  /** Where the test reaches it. */
   readonly host: string
   readonly port: number
   readonly httpPort: number
+  readonly launcher: ReadonlyArray<string>
   readonly dir: string
   readonly config: string
 }
@@ -29,24 +30,15 @@ export interface HerdPlan {
   readonly links: ReadonlyArray<readonly [string, string]>
 }
 
-/** Writes one config per server: the same herd, with this server's own data and log directories. */
+/** Writes one config per server: the herd as that server sees it, with its own data and log directories. */
 export const writeConfigs = (
-  hosts: HostsPlan,
-  defaultHerd: {
-    readonly servers: Record<string, { readonly port: number; readonly httpPort: number }>
-    readonly links: ReadonlyArray<readonly [string, string]>
-  },
+  network: Network,
+  names: ReadonlyArray<string>,
+  links: ReadonlyArray<readonly [string, string]>,
   root: string
 ): HerdPlan => {
-  const servers: Record<string, { host: string; port: number; httpPort: number }> = {}
-  for (const host of hosts.hosts) {
-    const ports = defaultHerd.servers[host.name]
-    if (ports !== undefined) servers[host.name] = { host: host.address, port: ports.port, httpPort: ports.httpPort }
-  }
-  const specs = hosts.hosts.flatMap((host) => {
-    const address = servers[host.name]
-    if (address === undefined) return []
-    const dir = join(root, host.name)
+  const specs = names.map((name) => {
+    const dir = join(root, name)
     mkdirSync(join(dir, "data"), { recursive: true })
     mkdirSync(join(dir, "logs"), { recursive: true })
     const config = join(dir, "herd.config.json")
@@ -54,8 +46,8 @@ export const writeConfigs = (
       config,
       JSON.stringify(
         {
-          servers,
-          links: defaultHerd.links,
+          servers: network.viewOf(name),
+          links,
           // No TLS between the hosts in this test.
           insecure: true,
           places: { provider: "offline" },
@@ -69,9 +61,9 @@ export const writeConfigs = (
         2
       )
     )
-    return [{ name: host.name, namespace: host.namespace, host: address.host, port: address.port, httpPort: address.httpPort, dir, config }]
+    return { name, ...network.addressOf(name), launcher: network.launcherOf(name), dir, config }
   })
-  return { servers: specs, links: defaultHerd.links }
+  return { servers: specs, links }
 }
 
 export const specOf = (herd: HerdPlan, name: string) => {
@@ -103,7 +95,7 @@ const status = (client: HttpClient.HttpClient, spec: ServerSpec) =>
  * (a restart keeps its data directory); the scope it is made in stops every
  * server still running.
  */
-export const makeServers = (herd: HerdPlan, repository: string) =>
+export const makeServers = (herd: HerdPlan, repository: string, bundle: string) =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const running = new Map<string, Running>()
@@ -136,11 +128,9 @@ export const makeServers = (herd: HerdPlan, repository: string) =>
         const spec = yield* specOf(herd, name)
         const scope = yield* Scope.make()
         const output = { text: "" }
+        const argv = [...spec.launcher, globalThis.process.execPath, bundle, "serve", name, "--config", spec.config]
         const process = yield* Command.start(
-          Command.make(
-            "ip", "netns", "exec", spec.namespace,
-            globalThis.process.execPath, "packages/cli/bin/herd.mjs", "serve", name, "--config", spec.config
-          ).pipe(Command.workingDirectory(repository))
+          Command.make(argv[0] ?? globalThis.process.execPath, ...argv.slice(1)).pipe(Command.workingDirectory(repository))
         ).pipe(
           Scope.extend(scope),
           Effect.mapError((cause) =>
