@@ -18,9 +18,11 @@
  */
 import type { LocationRecord } from "@herd/protocol"
 import { formatAtLine } from "@herd/protocol"
-import { LocationStore } from "@herd/store"
-import { Clock, Context, Data, Deferred, Duration, Effect, Exit, Layer, Schedule } from "effect"
+import { DurableStore, LocationStore } from "@herd/store"
+import type { DurableStoreService } from "@herd/store"
+import { Clock, Context, Data, Deferred, Duration, Effect, Exit, Layer, Option, Schedule } from "effect"
 import * as Net from "node:net"
+import * as Handshake from "./Handshake.ts"
 import * as SocketAdapter from "./SocketAdapter.ts"
 
 export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
@@ -62,6 +64,11 @@ export type LinkEvent =
     /** Records sent in catch-up, and how long sending them took. */
     readonly catchUp: number
     readonly catchUpMs: number
+    /**
+     * `incremental`: the neighbour resumed from its checkpoint; `full`: it
+     * had none of this store; `old-style`: it did not answer `SINCE`.
+     */
+    readonly handshake: "incremental" | "full" | "old-style"
   }
   | { readonly event: "link-down" | "link-failed"; readonly peer: string; readonly address: string; readonly reason: string }
 
@@ -82,6 +89,8 @@ export interface PeerLinksOptions {
    * that connection ends. Default: plain TCP.
    */
   readonly connect?: (neighbour: Neighbour, timeout: Duration.Duration) => Effect.Effect<Net.Socket, { readonly message: string }>
+  /** How long to wait for the neighbour's `SINCE` before sending it everything, old-style (default 500 ms). */
+  readonly handshakeWaitMs?: number
   /** Where each link counts what it floods and the bytes it sends (catch-up included), by neighbour. */
   readonly counters?: (neighbour: string) => LinkCounters
 }
@@ -98,6 +107,10 @@ const defaultDialTimeoutMs = 2000
 const catchUpBatch = 2048
 /** Catch-up bytes unsent past which the next slice waits for them to drain. */
 const catchUpHighWater = 1024 * 1024
+/** The longest line a neighbour may send on a link (handshake lines are short). */
+const maxLinkLine = 4096
+/** How long a dialler waits for `SINCE` before it takes the neighbour for an old-style one. */
+export const defaultHandshakeWaitMs = 500
 
 class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: string }> {}
 
@@ -112,8 +125,14 @@ class Link {
   /** Records written to the connection that Node has not handed to the kernel yet. */
   private unsent = 0
   private flushScheduled = false
-  /** Why this side cut the current connection (the neighbour is not reading). */
+  /** Why this side cut the current connection (the neighbour is not reading, or went silent). */
   cutReason: string | undefined = undefined
+  /** What the neighbour said in `SINCE`, once it has (an extended receiver). */
+  private since: Deferred.Deferred<Handshake.Checkpoint> | undefined = undefined
+  /** When the neighbour last sent anything (ms, the Effect clock). */
+  lastHeardMs = 0
+  /** The neighbour's bytes not yet ended by an LF. */
+  private partial = ""
 
   constructor(readonly neighbour: Neighbour, readonly maxPending: number, readonly counters: LinkCounters) {}
 
@@ -123,7 +142,10 @@ class Link {
   }
 
   /** A connection is made: queue records from now on, while catch-up is sent. */
-  opened(connection: SocketAdapter.SocketAdapter): void {
+  opened(connection: SocketAdapter.SocketAdapter, since: Deferred.Deferred<Handshake.Checkpoint>, nowMs: number): void {
+    this.since = since
+    this.lastHeardMs = nowMs
+    this.partial = ""
     this.pending = []
     // What the last connection left unsent is gone with it (its write
     // callbacks no longer count, the connection being another): it must not
@@ -142,17 +164,47 @@ class Link {
 
   /** The connection is gone: nothing is queued until the next one (its catch-up resends all). */
   closed(): void {
+    this.since = undefined
     this.pending = undefined
     this.current = undefined
     this.caughtUp = false
   }
 
+  /** Ends the current connection from this side; the link dials again. */
+  cut(reason: string): void {
+    this.cutReason = reason
+    this.pending = undefined
+    this.current?.stopReading()
+  }
+
+  /**
+   * What the neighbour sends on the link: the lines of the extended
+   * handshake (`SINCE`, `DIGEST`); any byte is a sign of life.
+   */
+  heard(chunk: Buffer, nowMs: number): void {
+    this.lastHeardMs = nowMs
+    const text = this.partial + chunk.toString("latin1")
+    const lines = text.split("\n")
+    this.partial = lines.pop() ?? ""
+    if (this.partial.length > maxLinkLine) {
+      this.cut(`the neighbour sent a line longer than ${maxLinkLine} bytes`)
+      return
+    }
+    for (const line of lines) {
+      const said = Handshake.parseLinkLine(line.endsWith("\r") ? line.slice(0, -1) : line)
+      if (said?._tag === "Since" && this.since !== undefined) Deferred.unsafeDone(this.since, Exit.succeed(said.checkpoint))
+    }
+  }
+
+  /** A line of the handshake (`MARK`, `DIGEST`), in order after the records queued before it. */
+  enqueueControl(line: string): void {
+    this.enqueue(line.slice(0, -1))
+  }
+
   enqueue(line: string): void {
     if (this.pending === undefined) return
     if (this.pending.length + this.unsent >= this.maxPending) {
-      this.cutReason = `more than ${this.maxPending} records unsent: not reading`
-      this.pending = undefined
-      this.current?.stopReading()
+      this.cut(`more than ${this.maxPending} records unsent: not reading`)
       return
     }
     this.pending.push(line)
@@ -187,6 +239,8 @@ class Link {
 export const make = (options: PeerLinksOptions) =>
   Effect.gen(function*() {
     const store = yield* LocationStore
+    const durable = Option.getOrUndefined(yield* Effect.serviceOption(DurableStore))
+    const handshakeWait = Duration.millis(options.handshakeWaitMs ?? defaultHandshakeWaitMs)
     const dialTimeout = Duration.millis(options.dialTimeoutMs ?? defaultDialTimeoutMs)
     const onEvent = options.onEvent ?? (() => {})
     const links = options.neighbours.map((neighbour) =>
@@ -204,24 +258,60 @@ export const make = (options: PeerLinksOptions) =>
       Schedule.resetAfter(Duration.millis(options.reconnect.capMs * 2))
     )
 
-    /**
-     * Sends `PEER <self>` and every stored record, in slices: a slice waits
-     * for the last to drain past `catchUpHighWater`, and yields to the
-     * server's clients either way.
-     */
-    const sendCatchUp = (connection: SocketAdapter.SocketAdapter, counters: LinkCounters) =>
-      Effect.gen(function*() {
-        const snapshot = store.snapshot()
-        connection.write(Buffer.from(`PEER ${options.self}\n`, "latin1"))
-        for (let i = 0; i < snapshot.length && !connection.isClosed(); i += catchUpBatch) {
-          const slice = linesOf(snapshot.slice(i, i + catchUpBatch).map(formatAtLine))
-          counters.bytesSent += slice.length
-          connection.write(slice)
-          if (connection.unsentBytes() > catchUpHighWater) yield* connection.drained
-          else yield* Effect.yieldNow()
-        }
-        return snapshot.length
+    /** Writes one slice of catch-up, then waits for it to drain past `catchUpHighWater`, or yields to the clients. */
+    const sendSlice = (connection: SocketAdapter.SocketAdapter, counters: LinkCounters, records: ReadonlyArray<LocationRecord>) =>
+      Effect.suspend(() => {
+        const slice = linesOf(records.map(formatAtLine))
+        counters.bytesSent += slice.length
+        connection.write(slice)
+        return connection.unsentBytes() > catchUpHighWater ? connection.drained : Effect.yieldNow()
       })
+
+    /**
+     * Every stored record, in slices. With a durable store, the seq every
+     * record up to which is in the snapshot (read before it is taken).
+     */
+    const sendAll = (connection: SocketAdapter.SocketAdapter, counters: LinkCounters) =>
+      Effect.gen(function*() {
+        const upTo = durable?.lastSeq() ?? 0
+        const snapshot = store.snapshot()
+        for (let i = 0; i < snapshot.length && !connection.isClosed(); i += catchUpBatch) {
+          yield* sendSlice(connection, counters, snapshot.slice(i, i + catchUpBatch))
+        }
+        return { sent: snapshot.length, upTo }
+      })
+
+    /** The records accepted after `seq`, in seq order, in slices: what a neighbour that resumes lacks. */
+    const sendAfter = (durable: DurableStoreService, connection: SocketAdapter.SocketAdapter, counters: LinkCounters, seq: number) =>
+      Effect.gen(function*() {
+        let cursor = seq
+        let sent = 0
+        while (!connection.isClosed()) {
+          const found = yield* durable.recordsAfter(cursor, catchUpBatch)
+          if (found.length === 0) break
+          yield* sendSlice(connection, counters, found.map((sequenced) => sequenced.record))
+          sent += found.length
+          cursor = found[found.length - 1]?.seq ?? cursor
+        }
+        // Every record committed by now is sent or queued on the link (accepted since it opened).
+        return { sent, upTo: Math.max(cursor, durable.lastSeq()) }
+      })
+
+    /**
+     * The extended link's beat, every `beatMs`: what this store holds, and
+     * how far it is on the link (`DIGEST`, `MARK`); and the check that the
+     * neighbour still speaks, whatever TCP says of a link that drops packets.
+     */
+    const beat = (link: Link) =>
+      Effect.gen(function*() {
+        const nowMs = yield* Clock.currentTimeMillis
+        if (nowMs - link.lastHeardMs > Handshake.silentBeats * Handshake.beatMs) {
+          link.cut(`the neighbour said nothing for ${Handshake.silentBeats * Handshake.beatMs / 1000} s`)
+          return
+        }
+        link.enqueueControl(Handshake.digestLine(store.digest()))
+        if (durable !== undefined) link.enqueueControl(Handshake.markLine({ epoch: durable.epoch, seq: durable.lastSeq() }))
+      }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(Handshake.beatMs))))
 
     // Suspended, so that every retry starts with `up` false.
     const connectOnce = (link: Link) => Effect.suspend(() => {
@@ -232,19 +322,41 @@ export const make = (options: PeerLinksOptions) =>
         const conn = options.connect === undefined
           ? yield* dial(link.neighbour, dialTimeout)
           : yield* connectWith(options.connect, link.neighbour, dialTimeout)
-        // The neighbour says nothing on a link today: what it sends is read and dropped.
-        const connection = yield* SocketAdapter.make(conn, { onData: () => {} })
+        const clock = yield* Effect.clock
+        const connection = yield* SocketAdapter.make(conn, {
+          onData: (chunk) => link.heard(chunk, clock.unsafeCurrentTimeMillis())
+        })
+        const since = yield* Deferred.make<Handshake.Checkpoint>()
         // Queue from now on, before the snapshot is taken: a record accepted
         // meanwhile is in both, and the neighbour drops the second copy.
-        link.opened(connection)
+        link.opened(connection, since, clock.unsafeCurrentTimeMillis())
         yield* Effect.addFinalizer(() => Effect.sync(() => link.closed()))
         const started = yield* Clock.currentTimeMillis
-        const sent = yield* sendCatchUp(connection, link.counters)
+        connection.write(Buffer.from(`PEER ${options.self}\n`, "latin1"))
+        // An extended neighbour answers where it stands; an old-style one says nothing.
+        const resume = yield* Deferred.await(since).pipe(Effect.timeoutOption(handshakeWait))
+        const incremental = Option.isSome(resume) && durable !== undefined &&
+          resume.value.epoch === durable.epoch && resume.value.seq <= durable.lastSeq()
+        const { sent, upTo } = incremental
+          ? yield* sendAfter(durable, connection, link.counters, resume.value.seq)
+          : yield* sendAll(connection, link.counters)
         if (!connection.isClosed()) {
           up = true
           link.sentCatchUp()
+          if (Option.isSome(resume)) {
+            if (durable !== undefined) link.enqueueControl(Handshake.markLine({ epoch: durable.epoch, seq: upTo }))
+            link.lastHeardMs = clock.unsafeCurrentTimeMillis()
+            yield* Effect.forkScoped(beat(link))
+          }
           const catchUpMs = (yield* Clock.currentTimeMillis) - started
-          onEvent({ event: "link-up", peer: name, address, catchUp: sent, catchUpMs })
+          onEvent({
+            event: "link-up",
+            peer: name,
+            address,
+            catchUp: sent,
+            catchUpMs,
+            handshake: Option.isNone(resume) ? "old-style" : incremental ? "incremental" : "full"
+          })
         }
         // Flooded records are written by `flood` itself from now on.
         const ended = yield* Effect.either(connection.closed)

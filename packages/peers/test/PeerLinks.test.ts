@@ -228,6 +228,8 @@ describe("PeerLinks", () => {
         neighbours: [{ name: "Parker", host: "127.0.0.1", port }],
         reconnect: { initialMs: 5, capMs: 40 },
         maxPendingRecords: 1000,
+        // An old-style neighbour: no wait for a SINCE it will not send, while the floods queue.
+        handshakeWaitMs: 0,
         onEvent: (event) => events.push(event)
       }).pipe(Effect.provideService(LocationStore, store))
       yield* until(() => events.some((e) => e.event === "link-up"), "the link")

@@ -29,6 +29,7 @@ import { parseArgs } from "node:util"
 import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog, LineLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
+import { Handshake } from "@herd/peers"
 import { Session } from "../src/internal/Session.ts"
 import { ServerStats } from "../src/Metrics.ts"
 import type { SessionPort, SessionServices } from "../src/internal/Session.ts"
@@ -132,6 +133,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     peersMustProve: false,
+    checkpoints: Handshake.makeMemoryCheckpoints(),
     stats: new ServerStats("Alford", 0),
     whenStored: undefined,
     printBody: printedPlacesBody,

@@ -134,6 +134,7 @@ const serve = (
       herdServers: new Set(Object.keys(config.servers)),
       partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
       peersMustProve: tls !== undefined,
+      checkpoints: Peers.Handshake.makeMemoryCheckpoints(),
       tls,
       deadlines,
       whenStored: config.store.sync === "always" ? Option.getOrUndefined(durable)?.unsafeOnCommitted : undefined,

@@ -103,6 +103,8 @@ describe("LineFramer", () => {
         const expected = stream.toString("latin1").split("\n").slice(0, -1).filter((line) => line.length <= 3)
         expect(frame(3, chunks, true).lines).toEqual(expected)
         expect(frame(3, [stream], true).lines).toEqual(expected)
-      })
+      }),
+    // A hundred runs take about a second alone, several on a loaded machine.
+    20_000
   )
 })

@@ -11,6 +11,7 @@ import { Effect } from "effect"
 import { EntryWriter } from "../src/EventLog.ts"
 import type { EventLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
+import { Handshake } from "@herd/peers"
 import { Session } from "../src/internal/Session.ts"
 import { ServerStats } from "../src/Metrics.ts"
 import type { SessionServices } from "../src/internal/Session.ts"
@@ -71,6 +72,7 @@ const setUp = (options: {
     herdServers: new Set(["Alford"]),
     partialLineTimeoutMs: 30_000,
     peersMustProve: false,
+    checkpoints: Handshake.makeMemoryCheckpoints(),
     stats: new ServerStats("Alford", 0),
     whenStored: undefined,
     printBody: printedPlacesBody,
@@ -245,5 +247,43 @@ describe("Session", () => {
       expect(socket.inputEnded, path).toBe(true)
       expect(logged().some((entry) => entry["event"] === "defect"), path).toBe(true)
     }
+  })
+
+  it("answers PEER with its checkpoint, keeps MARKs, beats once the neighbour does, and ends a silent or diverged link", () => {
+    const checkpoints = Handshake.makeMemoryCheckpoints()
+    checkpoints.unsafeNote("Bolden", { epoch: "e1", seq: 4 })
+    const { connection, replies, socket } = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints } })
+    const start = 1_700_000_000_000_000_000n
+    const at = (seconds: number) => start + BigInt(seconds * 1000) * 1_000_000n
+    connection.feed(Buffer.from("PEER Bolden\nAT Bolden +0.000000000 kiwi +1+1 1600000000\nMARK e1 9\n"), start)
+    expect(replies()).toEqual(["SINCE e1 4"])
+    expect(checkpoints.get("Bolden")).toEqual({ epoch: "e1", seq: 9 })
+    // Its MARK made the link an extended one: this end beats every second, and watches for silence.
+    expect(socket.dueNs).toBe(at(1))
+    connection.expire(at(1))
+    expect(replies()).toEqual(["SINCE e1 4", "DIGEST 1 " + Store.digestOf([{ origin: "Bolden", skew: "+0.000000000", client: "kiwi", location: "+1+1", time: "1600000000" }]).digest])
+    connection.feed(Buffer.from("DIGEST 1 0000000000000001\n"), at(2.5))
+    connection.expire(at(3))
+    expect(socket.inputEnded).toBe(false)
+    connection.expire(at(5.4))
+    expect(socket.inputEnded).toBe(false)
+    connection.expire(at(5.5))
+    expect(socket.inputEnded).toBe(true)
+    expect(connection.closeReason).toBe("neighbour silent for 3 s")
+
+    // Another link whose neighbour's digest stands still, and differs: it ends, its checkpoint forgotten.
+    const second = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints } })
+    second.connection.feed(Buffer.from("PEER Bolden\n"), start)
+    for (let beat = 1; beat <= 6; beat++) {
+      second.connection.feed(Buffer.from("DIGEST 5 00000000000000aa\n"), at(beat))
+    }
+    expect(second.socket.inputEnded).toBe(true)
+    expect(second.connection.closeReason).toBe("stores differ: a full catch-up follows")
+    expect(checkpoints.get("Bolden")).toEqual(Handshake.noCheckpoint)
+    expect(second.logged().find((entry) => entry["event"] === "divergence")).toMatchObject({
+      peer: "Bolden",
+      theirs: "5 00000000000000aa",
+      ours: "0 0000000000000000"
+    })
   })
 })

@@ -100,7 +100,7 @@ describe("server limits", () => {
       expect(yield* steady.nextReply()).toMatch(/^AT Alford \S+ still \+1\+1 1$/)
       const violations = events(server.logLines(), "violation")
       expect(violations.map((v) => v["reason"])).toEqual(["partial line timed out"])
-    }))
+    }), 15_000)
 
   it.scoped("closes a connection whose client never closes its side, one linger after the server closed its own (on the Effect clock)", () =>
     Effect.gen(function*() {

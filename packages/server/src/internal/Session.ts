@@ -25,6 +25,7 @@
  * reports through `wakeAt`; the owner calls `expire` when one falls due.
  */
 import type { PeerLinks } from "@herd/peers"
+import { Handshake } from "@herd/peers"
 import type { NearbyQuery, PlacesBody, PlacesClient } from "@herd/places"
 import { failureBody, PlacesError } from "@herd/places"
 import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
@@ -81,6 +82,8 @@ export interface SessionServices {
   readonly whenStored: ((stored: () => void) => void) | undefined
   /** A Places body as the bytes of a WHATSAT answer (latin1 text); a server prints each cached body once (`makeBodyPrinter`). */
   readonly printBody: (body: PlacesBody) => string
+  /** Where this server stands with each neighbour's store: what it answers `SINCE` with. */
+  readonly checkpoints: Handshake.Checkpoints
   /** What the server counts (`Metrics.ts`): the session bumps plain numbers, nothing more. */
   readonly stats: ServerStats
   /** Runs a Places lookup in a fiber of the server (it outlives no connection: each waits for its own). */
@@ -129,6 +132,13 @@ export interface SessionPort {
   readonly nowNs: () => bigint
 }
 
+const beatNs = BigInt(Handshake.beatMs) * 1_000_000n
+/** Silence on an extended link past this: the neighbour is gone, whatever TCP says. */
+const silenceNs = BigInt(Handshake.silentBeats) * beatNs
+
+const earliest = (a: bigint | undefined, b: bigint | undefined): bigint | undefined =>
+  a === undefined ? b : b === undefined || a < b ? a : b
+
 /** At most one violation entry per connection this often; the rest are counted into the next entry. */
 const violationLogIntervalMs = 1000
 
@@ -150,6 +160,14 @@ export class Session {
   private partialLineDueNs: bigint | undefined
   /** When a connection on probation that has not said PEER is refused. */
   private probationDueNs: bigint | undefined
+  /** On an extended link: when this end next says `DIGEST` (its beat), and when it next checks for silence. */
+  private beatDueNs: bigint | undefined
+  private silenceDueNs: bigint | undefined
+  /** When the current read came, for the silence check. */
+  private lastReadNs = 0n
+  /** Set once the neighbour spoke the extended handshake (`MARK`, `DIGEST`): this end beats too. */
+  private extended = false
+  private divergence: Handshake.DivergenceWatch | undefined
   /** The deadline last reported through `wakeAt`. */
   private reportedDueNs: bigint | undefined
   /** When the current read was received. */
@@ -201,6 +219,7 @@ export class Session {
   feed(chunk: Buffer, nowNs: bigint): void {
     if (this.inputEnded) return
     this.readAt(nowNs)
+    this.lastReadNs = nowNs
     const link = this.peerLink
     if (link !== undefined) {
       link.bytesReceived += chunk.length
@@ -225,6 +244,21 @@ export class Session {
       this.probationDueNs = undefined
       if (this.slot === "probation") this.refuseOnProbation("did not say PEER in time")
     }
+    if (this.silenceDueNs !== undefined && this.silenceDueNs <= nowNs) {
+      const silentSince = this.lastReadNs
+      if (nowNs - silentSince >= silenceNs) {
+        this.silenceDueNs = undefined
+        this.beatDueNs = undefined
+        this.endInput(`neighbour silent for ${silenceNs / 1_000_000_000n} s`)
+      } else {
+        this.silenceDueNs = silentSince + silenceNs
+      }
+    }
+    if (this.beatDueNs !== undefined && this.beatDueNs <= nowNs && !this.inputEnded) {
+      this.beatDueNs = nowNs + beatNs
+      this.reply(Handshake.digestLine(this.services.store.digest()))
+      this.flush()
+    }
     this.reportDeadline()
   }
 
@@ -236,6 +270,8 @@ export class Session {
       this.held = undefined
       this.partialLineDueNs = undefined
       this.probationDueNs = undefined
+      this.beatDueNs = undefined
+      this.silenceDueNs = undefined
       this.reportDeadline()
       this.port.inputEnded()
     }
@@ -315,11 +351,17 @@ export class Session {
     switch (command._tag) {
       case "Blank":
         return true
-      case "Invalid":
+      case "Invalid": {
+        const linkLine = this.peerName === undefined ? undefined : Handshake.parseLinkLine(command.line)
+        if (linkLine !== undefined) {
+          this.onLinkLine(linkLine)
+          break
+        }
         stats.invalidLines++
         if (this.peerName !== undefined) this.peerViolation(command.reason, command.line)
         else this.reply(invalidReply(command.line))
         break
+      }
       case "Iamat": {
         // A time too far ahead would pin the location against later honest
         // reports; it is refused before any arithmetic on its digits.
@@ -386,6 +428,8 @@ export class Session {
           this.peerViolation(`line longer than ${this.services.lineLimit} bytes: skipped`, undefined)
         )
         log.record("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
+        // Where this server stands with the neighbour's store: it resumes from there (an old-style one reads nothing).
+        this.reply(Handshake.sinceLine(this.services.checkpoints.get(command.name)))
         break
       }
       case "Whatsat": {
@@ -401,6 +445,44 @@ export class Session {
       }
     }
     return this.hasRoomToGoOn()
+  }
+
+  /**
+   * A line of the extended handshake from the neighbour: `MARK` moves this
+   * server's checkpoint for its store; `DIGEST` is its beat, and its store's
+   * digest, held against this one's. The first makes this end beat too.
+   */
+  private onLinkLine(said: Handshake.LinkLine): void {
+    const peer = this.peerName
+    if (peer === undefined) return
+    if (!this.extended) {
+      this.extended = true
+      this.divergence = new Handshake.DivergenceWatch()
+      this.beatDueNs = this.received.ns + beatNs
+      this.silenceDueNs = this.received.ns + silenceNs
+      this.reportDeadline()
+    }
+    switch (said._tag) {
+      case "Mark":
+        this.services.checkpoints.unsafeNote(peer, said.checkpoint)
+        break
+      case "Digest": {
+        const ours = this.services.store.digest()
+        if (this.divergence?.observe(said.digest, ours) === true) {
+          // Both stores stood still for several beats and still differ: start over with everything it has.
+          this.services.log.record("divergence", {
+            peer,
+            theirs: `${said.digest.count} ${said.digest.digest}`,
+            ours: `${ours.count} ${ours.digest}`
+          })
+          this.services.checkpoints.unsafeForget(peer)
+          this.endInput("stores differ: a full catch-up follows")
+        }
+        break
+      }
+      case "Since":
+        break
+    }
   }
 
   /**
@@ -624,9 +706,7 @@ export class Session {
 
   /** Tells the owner the earliest deadline, when it changed. */
   private reportDeadline(): void {
-    const partial = this.partialLineDueNs
-    const probation = this.probationDueNs
-    const dueNs = partial === undefined ? probation : probation === undefined || partial < probation ? partial : probation
+    const dueNs = earliest(earliest(this.partialLineDueNs, this.probationDueNs), earliest(this.beatDueNs, this.silenceDueNs))
     if (dueNs === this.reportedDueNs) return
     this.reportedDueNs = dueNs
     this.port.wakeAt(dueNs)

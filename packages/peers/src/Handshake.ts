@@ -1,0 +1,126 @@
+/**
+ * The extended peer handshake (README, "Catch-up by checkpoint"): a few
+ * lines besides `PEER` and `AT` that two servers of this herd exchange on a
+ * link, so that a link resumes where it left off and both ends can show
+ * that they hold the same store.
+ *
+ * On the link A dialled to B:
+ *
+ *   A: PEER A                          (as ever: an old-style receiver sees nothing else)
+ *   B: SINCE <epoch> <seq>             B has applied A's records up to <seq> of A's store <epoch> ("-" 0: none)
+ *   A: AT ...                          the records accepted after <seq> (or all, if the epoch is not A's), then live
+ *   A: MARK <epoch> <seq>              every record of A's store up to <seq> is now on this link
+ *   A, B: DIGEST <count> <digest>      each end's store, every beat when idle: the heartbeat
+ *
+ * A dialler that gets no `SINCE` in time speaks the old style: full catch-up,
+ * then AT lines only. A receiver answers `SINCE` to every `PEER`; an
+ * old-style dialler does not read it.
+ */
+import type { StoreDigest } from "@herd/store"
+
+/** The receiver's checkpoint for the sender's store: `epoch` "-" for none. */
+export interface Checkpoint {
+  readonly epoch: string
+  readonly seq: number
+}
+
+export const noCheckpoint: Checkpoint = { epoch: "-", seq: 0 }
+
+export type LinkLine =
+  | { readonly _tag: "Since"; readonly checkpoint: Checkpoint }
+  | { readonly _tag: "Mark"; readonly checkpoint: Checkpoint }
+  | { readonly _tag: "Digest"; readonly digest: StoreDigest }
+
+/** An epoch is one printable token; a seq a decimal number that stays exact. */
+const epochPattern = /^[\x21-\x7e]{1,64}$/
+const seqPattern = /^\d{1,15}$/
+const digestPattern = /^[0-9a-f]{16}$/
+
+/** Reads a line of the handshake (without its LF); anything else is `undefined`. */
+export const parseLinkLine = (line: string): LinkLine | undefined => {
+  const fields = line.split(" ")
+  if (fields.length !== 3) return undefined
+  const [tag, first = "", second = ""] = fields
+  switch (tag) {
+    case "SINCE":
+    case "MARK":
+      if (!epochPattern.test(first) || !seqPattern.test(second)) return undefined
+      return { _tag: tag === "SINCE" ? "Since" : "Mark", checkpoint: { epoch: first, seq: Number(second) } }
+    case "DIGEST":
+      if (!seqPattern.test(first) || !digestPattern.test(second)) return undefined
+      return { _tag: "Digest", digest: { count: Number(first), digest: second } }
+    default:
+      return undefined
+  }
+}
+
+export const sinceLine = (checkpoint: Checkpoint): string => `SINCE ${checkpoint.epoch} ${checkpoint.seq}\n`
+export const markLine = (checkpoint: Checkpoint): string => `MARK ${checkpoint.epoch} ${checkpoint.seq}\n`
+export const digestLine = (digest: StoreDigest): string => `DIGEST ${digest.count} ${digest.digest}\n`
+
+/** How often each end of an extended link says `DIGEST` (its heartbeat). */
+export const beatMs = 1000
+/** Silence on an extended link past this many beats: the other end is gone, whatever TCP says. */
+export const silentBeats = 3
+
+/**
+ * Judges, beat by beat, whether two ends of a link hold different stores
+ * for longer than records take to flow: only digests that both stayed the
+ * same for `stableBeats` beats in a row, yet differ, are a divergence (under
+ * a steady load both change every beat, and are never compared).
+ */
+export class DivergenceWatch {
+  private lastTheirs: StoreDigest | undefined
+  private lastOurs: StoreDigest | undefined
+  private stable = 0
+
+  constructor(readonly stableBeats = 5) {}
+
+  /** One beat's digests: answers whether they now count as diverged. */
+  observe(theirs: StoreDigest, ours: StoreDigest): boolean {
+    const unchanged = this.lastTheirs !== undefined && this.lastOurs !== undefined &&
+      sameDigest(theirs, this.lastTheirs) && sameDigest(ours, this.lastOurs)
+    this.lastTheirs = theirs
+    this.lastOurs = ours
+    if (sameDigest(theirs, ours) || !unchanged) {
+      this.stable = 0
+      return false
+    }
+    this.stable++
+    return this.stable >= this.stableBeats
+  }
+
+  reset(): void {
+    this.stable = 0
+    this.lastTheirs = undefined
+    this.lastOurs = undefined
+  }
+}
+
+/**
+ * Where a receiver stands with each neighbour's store: the checkpoints it
+ * answers `SINCE` with. A durable store keeps them in the same commit as
+ * the records they cover; in memory they last as long as the process.
+ */
+export interface Checkpoints {
+  readonly get: (peer: string) => Checkpoint
+  /** The neighbour's `MARK`: every record of its store up to `checkpoint.seq` has been applied here. */
+  readonly unsafeNote: (peer: string, checkpoint: Checkpoint) => void
+  /** Forgets the checkpoint: the next link from `peer` sends everything. */
+  readonly unsafeForget: (peer: string) => void
+}
+
+export const makeMemoryCheckpoints = (): Checkpoints => {
+  const byPeer = new Map<string, Checkpoint>()
+  return {
+    get: (peer) => byPeer.get(peer) ?? noCheckpoint,
+    unsafeNote: (peer, checkpoint) => {
+      byPeer.set(peer, checkpoint)
+    },
+    unsafeForget: (peer) => {
+      byPeer.delete(peer)
+    }
+  }
+}
+
+export const sameDigest = (a: StoreDigest, b: StoreDigest): boolean => a.count === b.count && a.digest === b.digest

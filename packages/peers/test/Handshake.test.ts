@@ -1,0 +1,187 @@
+/**
+ * The extended handshake from the dialler's side, against a scripted
+ * neighbour: it resumes from the neighbour's checkpoint when the epoch is
+ * its store's, sends everything otherwise, marks where it is, beats, and
+ * cuts a neighbour that falls silent.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import type { LocationRecord } from "@herd/protocol"
+import { formatAtLine } from "@herd/protocol"
+import { DurableStore, LocationStore, makeDurable } from "@herd/store"
+import { Context, Effect, Layer } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import * as Net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import * as Peers from "../src/index.ts"
+import type { LinkEvent } from "../src/index.ts"
+import { Handshake } from "../src/index.ts"
+
+const record = (client: string, time: string): LocationRecord => ({
+  origin: "Alford",
+  skew: "+0.000000000",
+  client,
+  location: "+1+1",
+  time
+})
+
+/**
+ * A neighbour that answers each `PEER` with `reply` (or nothing), keeps
+ * what each connection sends, and, if `beats`, says `DIGEST` every 300 ms.
+ */
+const scriptedNeighbour = (options: { readonly reply: () => string | undefined; readonly beats: boolean }) =>
+  Effect.acquireRelease(
+    Effect.async<{ readonly port: number; readonly connections: Array<{ text: string }>; readonly server: Net.Server; readonly timers: Array<NodeJS.Timeout> }>((resume) => {
+      const connections: Array<{ text: string }> = []
+      const timers: Array<NodeJS.Timeout> = []
+      const server = Net.createServer((socket) => {
+        const connection = { text: "" }
+        connections.push(connection)
+        socket.on("error", () => {})
+        socket.on("data", (chunk: Buffer) => {
+          const first = connection.text === ""
+          connection.text += chunk.toString("latin1")
+          const reply = first ? options.reply() : undefined
+          if (reply !== undefined) socket.write(reply)
+        })
+        if (options.beats) timers.push(setInterval(() => socket.write("DIGEST 0 0000000000000000\n"), 300))
+        socket.on("close", () => timers.forEach(clearInterval))
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        resume(Effect.succeed({ port: typeof address === "object" && address !== null ? address.port : 0, connections, server, timers }))
+      })
+    }),
+    ({ server, timers }) =>
+      Effect.async<void>((resume) => {
+        timers.forEach(clearInterval)
+        server.close(() => resume(Effect.void))
+      })
+  )
+
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => mkdtempSync(join(tmpdir(), "herd-handshake-"))),
+  (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+)
+
+/** Polls in real time until `check` holds (at most 5 s). */
+const until = (check: () => boolean, what: string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + 5000
+    while (!check()) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`timed out waiting for ${what}`)
+      yield* Effect.sleep("5 millis")
+    }
+  })
+
+/** A durable store of 10 records (seq 1 to 10), and links from Alford to the neighbour on `port`. */
+const linksTo = (port: number, events: Array<LinkEvent>) =>
+  Effect.gen(function*() {
+    const dir = yield* tempDir
+    const store = yield* makeDurable({ path: join(dir, "Alford.db") })
+    for (let i = 1; i <= 10; i++) store.offer(record(`c${i}`, String(i)))
+    yield* store.commit
+    const context = Context.make(LocationStore, store).pipe(Context.add(DurableStore, store))
+    yield* Layer.build(
+      Peers.layer({
+        self: "Alford",
+        neighbours: [{ name: "Parker", host: "127.0.0.1", port }],
+        reconnect: { initialMs: 5, capMs: 50 },
+        onEvent: (event) => events.push(event)
+      }).pipe(Layer.provide(Layer.succeedContext(context)))
+    )
+    return store
+  })
+
+describe("the extended handshake, dialling", () => {
+  it("reads its lines and nothing else", () => {
+    expect(Handshake.parseLinkLine("SINCE 3f9a 12")).toEqual({ _tag: "Since", checkpoint: { epoch: "3f9a", seq: 12 } })
+    expect(Handshake.parseLinkLine("MARK - 0")).toEqual({ _tag: "Mark", checkpoint: { epoch: "-", seq: 0 } })
+    expect(Handshake.parseLinkLine("DIGEST 2 00000000000000ff")).toEqual({
+      _tag: "Digest",
+      digest: { count: 2, digest: "00000000000000ff" }
+    })
+    for (const line of ["SINCE 3f9a", "SINCE 3f9a -1", "MARK a 1 2", "DIGEST 2 ff", "AT x", "SINCE a 1e5"]) {
+      expect(Handshake.parseLinkLine(line), line).toBeUndefined()
+    }
+  })
+
+  it("takes stores as diverged only when both stood still for several beats and still differ", () => {
+    const watch = new Handshake.DivergenceWatch(3)
+    const a = { count: 1, digest: "0000000000000001" }
+    const b = { count: 1, digest: "0000000000000002" }
+    const c = { count: 2, digest: "0000000000000003" }
+    // Moving: never judged.
+    expect([watch.observe(a, b), watch.observe(c, b), watch.observe(a, c), watch.observe(c, a)]).toEqual([false, false, false, false])
+    // Standing still, and equal: fine.
+    expect([watch.observe(a, a), watch.observe(a, a), watch.observe(a, a), watch.observe(a, a)]).toEqual([false, false, false, false])
+    // Standing still, and different: the third beat in a row says so.
+    expect([watch.observe(a, b), watch.observe(a, b), watch.observe(a, b), watch.observe(a, b)]).toEqual([false, false, false, true])
+  })
+
+  it.scopedLive("resumes from the neighbour's checkpoint of its store: only the records after it, then MARK", () =>
+    Effect.gen(function*() {
+      // The neighbour's answer names this store's epoch, known once it is open.
+      let epoch = ""
+      const neighbour = yield* scriptedNeighbour({ reply: () => `SINCE ${epoch} 7\n`, beats: true })
+      const events: Array<LinkEvent> = []
+      const dir = yield* tempDir
+      const store = yield* makeDurable({ path: join(dir, "Alford.db") })
+      epoch = store.epoch
+      for (let i = 1; i <= 10; i++) store.offer(record(`c${i}`, String(i)))
+      yield* store.commit
+      const context = Context.make(LocationStore, store).pipe(Context.add(DurableStore, store))
+      yield* Layer.build(
+        Peers.layer({
+          self: "Alford",
+          neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
+          reconnect: { initialMs: 5, capMs: 50 },
+          onEvent: (event) => events.push(event)
+        }).pipe(Layer.provide(Layer.succeedContext(context)))
+      )
+      yield* until(() => (neighbour.connections[0]?.text ?? "").includes("MARK"), "the catch-up and its MARK")
+      expect(events[0]).toMatchObject({ event: "link-up", handshake: "incremental", catchUp: 3 })
+      // Then the beats (DIGEST, MARK) follow.
+      expect(neighbour.connections[0]?.text.slice(0, -1).split("\nDIGEST ")[0] + "\n").toBe(
+        "PEER Alford\n" +
+          [8, 9, 10].map((i) => formatAtLine(record(`c${i}`, String(i))) + "\n").join("") +
+          `MARK ${store.epoch} 10\n`
+      )
+    }))
+
+  it.scopedLive("sends everything to a neighbour whose checkpoint is of another store, and to an old-style one, which gets no MARK", () =>
+    Effect.gen(function*() {
+      const stranger = yield* scriptedNeighbour({ reply: () => "SINCE another-epoch 7\n", beats: true })
+      const events: Array<LinkEvent> = []
+      const store = yield* linksTo(stranger.port, events)
+      yield* until(() => (stranger.connections[0]?.text ?? "").includes("MARK"), "the full catch-up and its MARK")
+      expect(events[0]).toMatchObject({ event: "link-up", handshake: "full", catchUp: 10 })
+      expect(stranger.connections[0]?.text).toContain(`${formatAtLine(record("c1", "1"))}\n`)
+      expect(stranger.connections[0]?.text).toContain(`MARK ${store.epoch} 10\n`)
+
+      const oldStyle = yield* scriptedNeighbour({ reply: () => undefined, beats: false })
+      const oldEvents: Array<LinkEvent> = []
+      yield* linksTo(oldStyle.port, oldEvents)
+      yield* until(() => oldEvents.some((e) => e.event === "link-up"), "the old-style link")
+      expect(oldEvents[0]).toMatchObject({ event: "link-up", handshake: "old-style", catchUp: 10 })
+      // Past a beat: still nothing but PEER and AT lines.
+      yield* Effect.sleep("1500 millis")
+      const lines = (oldStyle.connections[0]?.text ?? "").trimEnd().split("\n")
+      expect(lines[0]).toBe("PEER Alford")
+      expect(lines.slice(1).every((line) => line.startsWith("AT "))).toBe(true)
+      expect(lines).toHaveLength(11)
+    }))
+
+  it.scopedLive("beats (DIGEST, MARK) on an extended link, and cuts it once the neighbour has said nothing for three beats", () =>
+    Effect.gen(function*() {
+      const silent = yield* scriptedNeighbour({ reply: () => "SINCE - 0\n", beats: false })
+      const events: Array<LinkEvent> = []
+      const store = yield* linksTo(silent.port, events)
+      yield* until(() => events.some((e) => e.event === "link-down"), "the silent neighbour to be cut")
+      expect(events.find((e) => e.event === "link-down")).toMatchObject({ reason: "the neighbour said nothing for 3 s" })
+      const digest = store.digest()
+      expect(silent.connections[0]?.text).toContain(`DIGEST ${digest.count} ${digest.digest}\n`)
+      // It dials again at once.
+      yield* until(() => silent.connections.length >= 2, "a new connection")
+    }), 15_000)
+})
