@@ -35,6 +35,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { defaultHerd } from "../packages/cli/src/DefaultHerd.ts"
 import * as Hosts from "./netns/Hosts.ts"
+import { pinnedBundleName, removeRunLeftovers, tempPrefix } from "./netns/Leftovers.ts"
 import { loopbackNetwork } from "./netns/Loopback.ts"
 import * as Servers from "./netns/Servers.ts"
 import { describe, must, NetnsTestError } from "./netns/Shell.ts"
@@ -70,7 +71,7 @@ const keepLogs = argument("--keep-logs")
 
 /** The servers' configs, data and logs; their logs copied to --keep-logs DIR first, when given. */
 const tempRoot = Effect.acquireRelease(
-  Effect.sync(() => mkdtempSync(join(tmpdir(), "herd-netns-"))),
+  Effect.sync(() => mkdtempSync(join(tmpdir(), tempPrefix(process.pid)))),
   (dir) =>
     Effect.sync(() => {
       if (keepLogs !== undefined) {
@@ -106,6 +107,8 @@ const makeNetwork = Effect.gen(function*() {
 
 const program = Effect.gen(function*() {
   const startedAt = yield* Clock.currentTimeMillis
+  const removed = yield* removeRunLeftovers(repository)
+  if (removed.length > 0) yield* say(`removed what an earlier run left: ${removed.join(", ")}`)
   const network = yield* makeNetwork
   // The herd command's bundle, built once and pinned for the run: run
   // through packages/cli/bin/herd.mjs, every start would rebuild it while
@@ -115,7 +118,7 @@ const program = Effect.gen(function*() {
   yield* must(process.execPath, [join(repository, "packages/cli/build.mjs")], 120_000)
   const bundle = yield* Effect.acquireRelease(
     Effect.sync(() => {
-      const pinned = join(repository, "packages/cli/dist", `herd-netns-${process.pid}.mjs`)
+      const pinned = join(repository, "packages/cli/dist", pinnedBundleName(process.pid))
       copyFileSync(join(repository, "packages/cli/dist/herd.mjs"), pinned)
       return pinned
     }),

@@ -7,7 +7,8 @@
  * the control veth (and its address), removed at the end.
  */
 import * as CommandExecutor from "@effect/platform/CommandExecutor"
-import { Effect } from "effect"
+import { Console, Effect } from "effect"
+import { isAlive } from "./Leftovers.ts"
 import type { Address, Network } from "./Network.ts"
 import { bestEffort, must, NetnsTestError, run } from "./Shell.ts"
 
@@ -65,7 +66,7 @@ export const prerequisites = Effect.gen(function*() {
   }
   const hasIptables = yield* run("iptables", ["-V"]).pipe(Effect.map((ran) => ran.code === 0), Effect.orElseSucceed(() => false))
   if (!hasIptables) {
-    yield* Effect.log("iptables is missing: installing it (apt-get install -y iptables)")
+    yield* Console.log("netns-test: iptables is missing: installing it (apt-get install -y iptables)")
     yield* must("apt-get", ["install", "-y", "-q", "--no-install-recommends", "iptables"], 180_000).pipe(
       Effect.orElse(() => must("apt-get", ["update", "-q"], 180_000).pipe(
         Effect.zipRight(must("apt-get", ["install", "-y", "-q", "--no-install-recommends", "iptables"], 180_000))
@@ -85,16 +86,6 @@ export const freeSubnet = Effect.gen(function*() {
   }
   return yield* new NetnsTestError({ reason: "Setup", message: "no free 10.x.0.0/24 subnet among 10.77-10.126" })
 })
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    // EPERM: alive, someone else's.
-    return typeof error === "object" && error !== null && "code" in error && error.code === "EPERM"
-  }
-}
 
 /** Kills every process left in a namespace of ours (a server this test started), by pid. */
 const killInside = (namespace: string) =>
@@ -131,7 +122,7 @@ export const removeLeftovers = Effect.gen(function*() {
     yield* bestEffort("ip", ["netns", "del", namespace])
   }
   for (const suffix of stale) yield* bestEffort("ip", ["link", "del", `${linkPrefix}${suffix}c0`])
-  if (stale.size > 0) yield* Effect.log(`removed the leftovers of ${stale.size} earlier run(s) of this test`)
+  if (stale.size > 0) yield* Console.log(`netns-test: removed the namespaces of ${stale.size} earlier run(s) of this test`)
 })
 
 /** A namespace that is deleted (with whatever is left inside it) when the scope closes. */
