@@ -3,9 +3,11 @@
  * and commits, then, in a fresh process, open and load it.
  *
  *   node --conditions=@herd/source --import tsx packages/store/scripts/measure-durable.ts [clients] [sync]
+ *   ... measure-durable.ts fill <clients> <path>   (fill only: the bench's first step)
+ *   ... measure-durable.ts load <path>             (open and load only, in this process)
  *
  * Prints the fill rate, the file's size, the time to open and load, and the
- * RSS each loaded client costs.
+ * RSS each loaded client costs; lines `name: value` for bench/durable.ts.
  */
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
@@ -14,7 +16,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { makeDurableUnscheduled } from "../src/index.ts"
 
-const [, script, first = "1000000", second = "batch"] = process.argv
+const [, script, first = "1000000", second = "batch", third = ""] = process.argv
 
 const record = (i: number, round: number) => ({
   origin: "Alford",
@@ -35,10 +37,41 @@ const load = (path: string) =>
     const after = process.memoryUsage()
     const clients = store.size()
     console.log(`open and load: ${clients} clients in ${(loadedMs / 1000).toFixed(2)} s`)
+    console.log(`clients: ${clients}`)
+    console.log(`load seconds: ${(loadedMs / 1000).toFixed(3)}`)
+    console.log(`rss per client: ${((after.rss - before.rss) / clients).toFixed(0)}`)
     console.log(
       `memory after load: RSS +${mib(after.rss - before.rss)} (${((after.rss - before.rss) / clients).toFixed(0)} B per client), ` +
         `heap +${mib(after.heapUsed - before.heapUsed)}, external +${mib(after.external - before.external)}`
     )
+  }).pipe(Effect.scoped)
+
+/** Fills the store at `path` with `clients` new clients, then replaces up to 200,000 of them. */
+const fillAt = (path: string, clients: number, sync: "batch" | "always") =>
+  Effect.gen(function*() {
+    // Commits as a server's ticks would make them: a batch of offers between each.
+    const perCommit = 5000
+    const store = yield* makeDurableUnscheduled({ path, sync })
+    const started = performance.now()
+    for (let i = 0; i < clients; i += perCommit) {
+      for (let j = i; j < Math.min(clients, i + perCommit); j++) store.offer(record(j, 0))
+      yield* store.commit
+    }
+    const filledMs = performance.now() - started
+    console.log(
+      `fill: ${clients} new clients, ${perCommit} per commit (${sync}): ${(filledMs / 1000).toFixed(2)} s, ` +
+        `${Math.round(clients / (filledMs / 1000))} records/s`
+    )
+    console.log(`fill records per second: ${Math.round(clients / (filledMs / 1000))}`)
+    // Every client again, newer: replaces rather than inserts.
+    const replaced = Math.min(clients, 200_000)
+    const again = performance.now()
+    for (let i = 0; i < replaced; i += perCommit) {
+      for (let j = i; j < Math.min(replaced, i + perCommit); j++) store.offer(record(j, 1))
+      yield* store.commit
+    }
+    const againMs = performance.now() - again
+    console.log(`update: ${replaced} known clients: ${Math.round(replaced / (againMs / 1000))} records/s`)
   }).pipe(Effect.scoped)
 
 const fill = (clients: number, sync: "batch" | "always") =>
@@ -46,30 +79,7 @@ const fill = (clients: number, sync: "batch" | "always") =>
     const dir = mkdtempSync(join(tmpdir(), "herd-measure-durable-"))
     const path = join(dir, "store.db")
     try {
-      // Commits as a server's ticks would make them: a batch of offers between each.
-      const perCommit = 5000
-      yield* Effect.gen(function*() {
-        const store = yield* makeDurableUnscheduled({ path, sync })
-        const started = performance.now()
-        for (let i = 0; i < clients; i += perCommit) {
-          for (let j = i; j < Math.min(clients, i + perCommit); j++) store.offer(record(j, 0))
-          yield* store.commit
-        }
-        const filledMs = performance.now() - started
-        console.log(
-          `fill: ${clients} new clients, ${perCommit} per commit (${sync}): ${(filledMs / 1000).toFixed(2)} s, ` +
-            `${Math.round(clients / (filledMs / 1000))} records/s`
-        )
-        // Every client again, newer: replaces rather than inserts.
-        const replaced = Math.min(clients, 200_000)
-        const again = performance.now()
-        for (let i = 0; i < replaced; i += perCommit) {
-          for (let j = i; j < Math.min(replaced, i + perCommit); j++) store.offer(record(j, 1))
-          yield* store.commit
-        }
-        const againMs = performance.now() - again
-        console.log(`update: ${replaced} known clients: ${Math.round(replaced / (againMs / 1000))} records/s`)
-      }).pipe(Effect.scoped)
+      yield* fillAt(path, clients, sync)
       console.log(`file: ${mib(statSync(path).size)} (${(statSync(path).size / clients).toFixed(0)} B per client)`)
       // A fresh process, so what it loads is all it holds.
       execFileSync(process.execPath, [...process.execArgv, script ?? "", "load", path], { stdio: "inherit" })
@@ -79,7 +89,11 @@ const fill = (clients: number, sync: "batch" | "always") =>
   })
 
 Effect.runPromise(
-  first === "load" ? load(second) : fill(Number(first), second === "always" ? "always" : "batch")
+  first === "load"
+    ? load(second)
+    : first === "fill"
+    ? fillAt(third, Number(second), "batch")
+    : fill(Number(first), second === "always" ? "always" : "batch")
 ).catch((error: unknown) => {
   console.error(error)
   process.exitCode = 1

@@ -65,7 +65,6 @@ const writerThread = (): Writer => {
   const workerData: CommitWorkerData = { sqlitePath: sqliteEntry }
   // No loader hooks of the parent (tsx, vitest): the source is plain JavaScript.
   const worker = new Worker(commitWorkerSource, { eval: true, workerData, execArgv: [] })
-  worker.unref()
   const started: Writer = { worker, stores: new Map(), inFlight: 0 }
   worker.on("message", (message: { readonly store: number; readonly answer: CommitWorkerAnswer }) => {
     started.stores.get(message.store)?.onAnswer(message.answer)
@@ -77,6 +76,8 @@ const writerThread = (): Writer => {
       store.onAnswer({ type: "failed", seq: Number.MAX_SAFE_INTEGER, message: `the writer thread failed: ${error.message}` })
     }
   })
+  // After the listeners: adding one refs the worker again.
+  worker.unref()
   writer = started
   return started
 }
