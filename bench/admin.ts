@@ -8,7 +8,10 @@
  * 15 s asks. IAMAT at depth 16 against each in turn, `rounds` times (off
  * then on, then on then off, so that a drift of the machine's load falls on
  * both), the same client: the ratio of the sums says what metrics cost, and
- * the median of the rounds' ratios how steady that is. Then, with no load,
+ * the median of the rounds' ratios how steady that is. On a machine shared
+ * with other work throughput swings; the server's CPU time per request
+ * (from /proc, over each whole run) swings much less, and its ratio on/off
+ * is given too. Then, with no load,
  * how long a scrape takes end to end: the most it can cost the server's
  * main thread a second.
  * Both count into their `ServerStats` alike: counting is not what is
@@ -20,7 +23,7 @@
  */
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
@@ -47,6 +50,13 @@ export interface AdminCost {
   readonly lines: ReadonlyArray<string>
   readonly notes: ReadonlyArray<string>
   readonly failed: boolean
+}
+
+/** CPU seconds (user + system) a process has used, from /proc (clock ticks of 10 ms). */
+const cpuSecondsOf = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? []
+  // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 interface Server {
@@ -151,16 +161,25 @@ export const measureAdminCost = async (options: AdminCostOptions): Promise<Admin
       })
     const offRuns: Array<LoadResult> = []
     const onRuns: Array<LoadResult> = []
+    const cpu = { off: { seconds: 0, requests: 0 }, on: { seconds: 0, requests: 0 } }
+    const measured = async (which: "off" | "on", server: Server): Promise<LoadResult> => {
+      const pid = server.child.pid ?? 0
+      const before = cpuSecondsOf(pid)
+      const result = await load(server.target)
+      cpu[which].seconds += cpuSecondsOf(pid) - before
+      cpu[which].requests += result.completed
+      return result
+    }
     let scrapes = 0
     let scrapeBytes = 0
     const measureOff = async (round: number) => {
       options.progress(`admin: IAMAT depth 16, round ${round} of ${rounds}: metrics off`)
-      offRuns.push(await load(off.target))
+      offRuns.push(await measured("off", off))
     }
     const measureOn = async (round: number) => {
       options.progress(`admin: IAMAT depth 16, round ${round} of ${rounds}: metrics on, scraped every second`)
       const scraper = scrapeEverySecond(on.metricsUrl ?? "")
-      onRuns.push(await load(on.target))
+      onRuns.push(await measured("on", on))
       const scraped = scraper.stop()
       scrapes += scraped.scrapes
       scrapeBytes = scraped.bytes
@@ -178,14 +197,20 @@ export const measureAdminCost = async (options: AdminCostOptions): Promise<Admin
         await measureOff(round)
       }
     }
-    // With no load: a scrape end to end, the most it can take of the server's main thread.
+    // With no load: a scrape end to end, and the server's CPU time per
+    // scrape over many (from /proc: what a scrape takes from the server,
+    // whatever else the machine runs).
     const scrapeMs: Array<number> = []
-    for (let i = 0; i < 20; i++) {
+    const scrapeCount = 300
+    const onPid = on.child.pid ?? 0
+    const cpuBefore = cpuSecondsOf(onPid)
+    for (let i = 0; i < scrapeCount; i++) {
       const started = performance.now()
       const response = await fetch(on.metricsUrl ?? "", { signal: AbortSignal.timeout(5000) })
       await response.text()
       scrapeMs.push(performance.now() - started)
     }
+    const cpuPerScrapeMs = ((cpuSecondsOf(onPid) - cpuBefore) / scrapeCount) * 1000
     scrapeMs.sort((a, b) => a - b)
     for (const [name, runs] of [["off", offRuns], ["on", onRuns]] as const) {
       for (const run of runs) {
@@ -202,6 +227,7 @@ export const measureAdminCost = async (options: AdminCostOptions): Promise<Admin
       ? ratios[(ratios.length - 1) / 2] ?? NaN
       : ((ratios[ratios.length / 2 - 1] ?? NaN) + (ratios[ratios.length / 2] ?? NaN)) / 2
     const grouped = (n: number) => Math.round(n).toLocaleString("en-US")
+    const usPerRequest = (which: "off" | "on") => (cpu[which].seconds / cpu[which].requests) * 1e6
     return {
       lines: [
         `metrics cost (bench/admin.ts: herd serve without and with its admin endpoint, /metrics scraped every second; ` +
@@ -210,8 +236,11 @@ export const measureAdminCost = async (options: AdminCostOptions): Promise<Admin
         `  on:  ${onRuns.map((run) => grouped(run.rps)).join(", ")} req/s (${scrapes} scrapes of ${grouped(scrapeBytes)} bytes)`,
         `  on / off: ${ratio.toFixed(3)}× (${((1 - ratio) * 100).toFixed(1)}% cost; the bound is 5%); ` +
         `rounds' ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}, median ${median.toFixed(3)}×`,
-        `  a scrape with no load, end to end: median ${(scrapeMs[10] ?? NaN).toFixed(2)} ms, ` +
-        `max ${(scrapeMs.at(-1) ?? NaN).toFixed(2)} ms (at one a second, at most ${((scrapeMs[10] ?? NaN) / 10).toFixed(2)}% of a core)`
+        `  server CPU per request (warm-up included): off ${usPerRequest("off").toFixed(2)} µs, on ${usPerRequest("on").toFixed(2)} µs: ` +
+        `on / off ${(usPerRequest("on") / usPerRequest("off")).toFixed(3)}×`,
+        `  a scrape with no load: ${cpuPerScrapeMs.toFixed(2)} ms of the server's CPU (over ${scrapeCount}), ` +
+        `end to end median ${(scrapeMs[scrapeCount / 2] ?? NaN).toFixed(2)} ms, max ${(scrapeMs.at(-1) ?? NaN).toFixed(2)} ms: ` +
+        `scraped once a second, ${(cpuPerScrapeMs / 10).toFixed(2)}% of a core; every 15 s, ${(cpuPerScrapeMs / 150).toFixed(3)}%`
       ],
       notes,
       failed
