@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url"
 import defaultHerd from "../herd.config.ts"
 import { measureAdminCost } from "./admin.ts"
 import { LoadClient } from "./client.ts"
+import { runDurableBench } from "./durable.ts"
 import type { LoadOptions, LoadResult, Target } from "./client.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -638,6 +639,11 @@ const main = async (): Promise<void> => {
     progress("line shapes: hotpath.ts --shapes")
     const shapes = await measureLineShapes()
 
+    // The durable store: memory vs durable throughput, startup and memory at `clients` (bench/durable.ts).
+    const durable = await runDurableBench(client, { ...options, rounds: 2 }, progress)
+    failed ||= durable.failures.length > 0
+    notes.push(...durable.failures)
+
     // 6. What the admin endpoint (metrics) costs IAMAT throughput: bench/admin.ts.
     const adminCost = await measureAdminCost({ client, conns: options.conns, warmupMs, durationMs, dir: tmp, progress })
     failed ||= adminCost.failed
@@ -688,6 +694,7 @@ const main = async (): Promise<void> => {
     out.push("the cost of a line by its shape (packages/server/scripts/hotpath.ts --shapes, in-process, fastest of 10 passes):")
     out.push(...(shapes.error === undefined ? shapes.lines.map((line) => `  ${line}`) : [`  not measured (${shapes.error})`]))
     out.push(...adminCost.lines)
+    out.push(...durable.lines)
     if (notes.length > 0) out.push("", "notes:", ...notes.map((note) => `  ${note}`))
   } finally {
     await client.close()
