@@ -38,7 +38,7 @@ import * as Hosts from "./netns/Hosts.ts"
 import { pinnedBundleName, removeRunLeftovers, tempPrefix } from "./netns/Leftovers.ts"
 import { loopbackNetwork } from "./netns/Loopback.ts"
 import * as Servers from "./netns/Servers.ts"
-import { describe, must, NetnsTestError } from "./netns/Shell.ts"
+import { describe, must, NetnsTestError, run } from "./netns/Shell.ts"
 
 /**
  * Turn on (or pass --assert-targets) once incremental catch-up and links
@@ -84,6 +84,16 @@ const tempRoot = Effect.acquireRelease(
     })
 )
 
+/** Which code the figures are of: the commit, and the packages' files changed since, if any. */
+const codeVersion = Effect.gen(function*() {
+  const head = yield* run("git", ["-C", repository, "rev-parse", "--short", "HEAD"])
+  const changed = yield* run("git", ["-C", repository, "status", "--porcelain", "--", "packages"])
+  const files = changed.stdout.split("\n").filter((line) => line.trim() !== "").length
+  return head.code !== 0
+    ? "not a git checkout"
+    : `${head.stdout.trim()}${files === 0 ? "" : ` with ${files} uncommitted file(s) under packages/`}`
+}).pipe(Effect.orElseSucceed(() => "unknown (no git)"))
+
 /**
  * The namespaces where the machine can make them; else, saying exactly
  * why, the loopback variant (also with --loopback).
@@ -128,6 +138,7 @@ const program = Effect.gen(function*() {
   const herd = Servers.writeConfigs(network, names, defaultHerd.links, root)
   const spec = (name: string) => Servers.specOf(herd, name)
   yield* say(network.description)
+  yield* say(`the code under test: ${yield* codeVersion}`)
 
   const servers = yield* Servers.makeServers(herd, repository, bundle)
   yield* Effect.forEach(names, servers.start, { concurrency: "unbounded", discard: true })
