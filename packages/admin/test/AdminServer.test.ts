@@ -88,7 +88,10 @@ describe("the admin endpoint", () => {
       expect(valueOf("herd_places_requests_total", { provider: "fixture", status: "OK", immediate: "false" })).toBe("1")
       // One lookup, so one observation in the latency histogram (its only series).
       expect(seriesOf(families, "herd_places_latency_seconds")?.metrics[0]?.buckets?.["+Inf"]).toBe("1")
-      expect(valueOf("herd_requests_total", { command: "IAMAT", outcome: "stored" })).toBeDefined()
+      expect(valueOf("herd_requests_total", { command: "IAMAT", outcome: "stored" })).toBe("1")
+      expect(valueOf("herd_requests_total", { command: "WHATSAT", outcome: "answered" })).toBe("1")
+      expect(valueOf("herd_requests_total", { command: "AT", outcome: "stored" })).toBe("0")
+
 
       // Counters count on from where they were: a second scrape after another lookup.
       yield* north.write("WHATSAT kiwi 10 1\n")
@@ -119,7 +122,7 @@ describe("the admin endpoint", () => {
         address: herd.server("South").address,
         ready: true,
         store: { kind: "memory", count: 1 },
-        links: [{ peer: "North", state: "up", catchUps: 1 }]
+        links: [{ peer: "North", state: "up", catchUps: 1, recordsReceived: 1 }]
       })
       expect(report.uptimeSeconds).toBeGreaterThanOrEqual(0)
 

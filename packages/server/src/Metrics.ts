@@ -89,7 +89,7 @@ export class LinkStats {
   catchUpRecords = 0
   /** Records in the last catch-up sent. */
   lastCatchUpRecords = 0
-  /** How long catch-ups took, where the link reports it (`catchUpMs` of `link-up`). */
+  /** How long catch-ups took (`catchUpMs` of `link-up`). */
   readonly catchUpSeconds = new LatencyHistogram(latencyBoundaries)
 
   /**
@@ -192,8 +192,7 @@ export class ServerStats {
         link.catchUpRecords += event.catchUp
         link.lastCatchUpRecords = event.catchUp
         link.recordsSent += event.catchUp
-        const catchUpMs = (event as { readonly catchUpMs?: unknown }).catchUpMs
-        if (typeof catchUpMs === "number") link.catchUpSeconds.observe(catchUpMs / 1000)
+        link.catchUpSeconds.observe(event.catchUpMs / 1000)
         break
       }
       case "link-down":
