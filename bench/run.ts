@@ -28,6 +28,7 @@ import { fileURLToPath } from "node:url"
 import defaultHerd from "../herd.config.ts"
 import { measureAdminCost } from "./admin.ts"
 import { LoadClient } from "./client.ts"
+import { measureCatchUp } from "./catchup.ts"
 import { runDurableBench } from "./durable.ts"
 import type { LoadOptions, LoadResult, Target } from "./client.ts"
 
@@ -644,6 +645,10 @@ const main = async (): Promise<void> => {
     failed ||= durable.failures.length > 0
     notes.push(...durable.failures)
 
+    // A link's catch-up at `clients`, full and by checkpoint (bench/catchup.ts).
+    progress(`catch-up: ${grouped(options.clients)} clients, full then 100 changed`)
+    const catchUp = await measureCatchUp(options.clients, 100)
+
     // 6. What the admin endpoint (metrics) costs IAMAT throughput: bench/admin.ts.
     const adminCost = await measureAdminCost({ client, conns: options.conns, warmupMs, durationMs, dir: tmp, progress })
     failed ||= adminCost.failed
@@ -695,6 +700,7 @@ const main = async (): Promise<void> => {
     out.push(...(shapes.error === undefined ? shapes.lines.map((line) => `  ${line}`) : [`  not measured (${shapes.error})`]))
     out.push(...adminCost.lines)
     out.push(...durable.lines)
+    out.push(...catchUp)
     if (notes.length > 0) out.push("", "notes:", ...notes.map((note) => `  ${note}`))
   } finally {
     await client.close()
