@@ -32,13 +32,17 @@ const load = (path: string) =>
   Effect.gen(function*() {
     const before = process.memoryUsage()
     const started = performance.now()
+    const cpuBefore = process.cpuUsage()
     const store = yield* makeDurableUnscheduled({ path })
     const loadedMs = performance.now() - started
+    const cpu = process.cpuUsage(cpuBefore)
     const after = process.memoryUsage()
     const clients = store.size()
     console.log(`open and load: ${clients} clients in ${(loadedMs / 1000).toFixed(2)} s`)
     console.log(`clients: ${clients}`)
     console.log(`load seconds: ${(loadedMs / 1000).toFixed(3)}`)
+    // CPU of every thread of the process (the writer's too): beside the wall time, for a machine shared with other work.
+    console.log(`load cpu seconds: ${((cpu.user + cpu.system) / 1e6).toFixed(3)}`)
     console.log(`rss per client: ${((after.rss - before.rss) / clients).toFixed(0)}`)
     console.log(
       `memory after load: RSS +${mib(after.rss - before.rss)} (${((after.rss - before.rss) / clients).toFixed(0)} B per client), ` +

@@ -4,6 +4,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
 import { digestOf, makeMemory } from "../src/index.ts"
 import { fnv1a64Into } from "../src/internal/digest.ts"
+import { LatestRecords, LOST } from "../src/internal/LatestRecords.ts"
 import { record } from "./support/records.ts"
 
 /** Any latin1 text (one char per wire byte, spaces and all). */
@@ -193,5 +194,38 @@ describe("LocationStore (memory)", () => {
         expect(yield* digestAfter([...records].reverse())).toStrictEqual(digest)
         expect(digest.count).toBe(new Set(records.map(({ client }) => client)).size)
       })
+  )
+
+  // The client index is an open-addressing table that moves entries back as
+  // others leave: offers and removals over many clients (collisions, growth)
+  // must keep exactly what a Map keeps.
+  it.prop(
+    "finds, adds and removes clients as a Map does",
+    [fc.array(
+      fc.record({ remove: fc.boolean(), client: fc.integer({ min: 0, max: 3000 }), time: fc.integer({ min: 0, max: 3 }) }),
+      { maxLength: 3000 }
+    )],
+    ([steps]) => {
+      const latest = new LatestRecords()
+      const model = new Map<string, LocationRecord>()
+      for (const step of steps) {
+        const client = `c${step.client}`
+        if (step.remove) {
+          expect(latest.remove(client)).toBe(model.delete(client))
+        } else {
+          const offered = record(client, String(step.time))
+          const known = model.get(client)
+          const wins = known === undefined || isNewer(offered, known)
+          if (wins) model.set(client, offered)
+          expect(latest.offer(offered) !== LOST).toBe(wins)
+        }
+      }
+      expect(latest.size()).toBe(model.size)
+      for (const [client, kept] of model) expect(latest.get(client)).toStrictEqual(kept)
+      expect(latest.get("c-none")).toBeUndefined()
+      expect(latest.snapshot().map(formatAtLine).sort()).toStrictEqual([...model.values()].map(formatAtLine).sort())
+      expect(latest.digest()).toStrictEqual(digestOf(model.values()))
+    },
+    { fastCheck: { numRuns: 30 }, timeout: 30_000 }
   )
 })

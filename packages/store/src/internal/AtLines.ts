@@ -37,6 +37,16 @@ const HASH_HI = 8
 const HASH_LO = 9
 const META_FIELDS = 10
 
+const fnv32Offset = 0x811c9dc5 | 0
+const fnv32Prime = 0x01000193
+
+/** FNV-1a 32 of a client's text, one char per byte: what `clientHash` answers for its bytes. */
+export const hashClient = (client: string): number => {
+  let hash = fnv32Offset
+  for (let i = 0; i < client.length; i++) hash = Math.imul(hash ^ client.charCodeAt(i), fnv32Prime)
+  return hash
+}
+
 /** The most the 32-bit offsets in `meta` can address. */
 const maxBytes = 2 ** 32 - 1
 
@@ -160,6 +170,26 @@ export class AtLines {
   lineBytes(id: number): Buffer {
     const at = META_FIELDS * id
     return this.bytes.subarray(this.meta[at + START]!, this.meta[at + END]!)
+  }
+
+  /** FNV-1a 32 of record `id`'s client bytes: `hashClient` of its client text. */
+  clientHash(id: number): number {
+    const at = META_FIELDS * id
+    const bytes = this.bytes
+    const end = (this.meta[at + LOCATION_AT] ?? 0) - 1
+    let hash = fnv32Offset
+    for (let i = this.meta[at + CLIENT_AT] ?? 0; i < end; i++) hash = Math.imul(hash ^ (bytes[i] ?? 0), fnv32Prime)
+    return hash
+  }
+
+  /** Whether record `id`'s client is `client`, compared byte for char (latin1), with no string made. */
+  clientIs(id: number, client: string): boolean {
+    const at = META_FIELDS * id
+    const start = this.meta[at + CLIENT_AT] ?? 0
+    if ((this.meta[at + LOCATION_AT] ?? 0) - 1 - start !== client.length) return false
+    const bytes = this.bytes
+    for (let i = 0; i < client.length; i++) if (bytes[start + i] !== client.charCodeAt(i)) return false
+    return true
   }
 
   /** How many bytes record `id`'s AT line has. */

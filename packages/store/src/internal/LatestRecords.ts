@@ -1,36 +1,127 @@
 /**
- * The winner of each client, in memory: a Map from each client to the id of
- * its AT line in `AtLines`. The memory store is this alone; the durable store
- * answers from it too and persists behind.
+ * The winner of each client, in memory: the AT lines in `AtLines`, found by
+ * client through an index of their ids (`ClientIndex`). The memory store is
+ * this alone; the durable store answers from it too and persists behind.
  */
 import { isNewer } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
-import { AtLines, StoredView } from "./AtLines.ts"
+import { AtLines, hashClient, StoredView } from "./AtLines.ts"
 import { Digest } from "./digest.ts"
 import type { StoreDigest } from "./digest.ts"
 
 /** What `offer` answers for a record that lost. */
 export const LOST = -1
 
+/**
+ * Each client's record id, in an open-addressing table (linear probing,
+ * at most half full) of the ids and the hashes of their clients, keyed by
+ * the client bytes that `AtLines` already holds. Why not a `Map` from the
+ * client text: its entries and the key strings cost some 100 bytes a client
+ * on the heap (a third of a stored client), and making the key strings was
+ * much of the time to load a store; this table costs 8 to 16 bytes a client
+ * and makes no string.
+ */
+class ClientIndex {
+  private ids = new Int32Array(1024).fill(-1)
+  private hashes = new Int32Array(1024)
+  private mask = 1023
+  count = 0
+  /** The hash of the client `find` looked for last, for the `insert` that follows a miss. */
+  lastHash = 0
+
+  constructor(private readonly lines: AtLines) {}
+
+  /** Where `client`'s id is, or -1. */
+  private slotOf(client: string): number {
+    const hash = hashClient(client)
+    this.lastHash = hash
+    const ids = this.ids
+    const mask = this.mask
+    for (let slot = hash & mask;; slot = (slot + 1) & mask) {
+      const id = ids[slot] ?? -1
+      if (id === -1) return -1
+      if (this.hashes[slot] === hash && this.lines.clientIs(id, client)) return slot
+    }
+  }
+
+  /** `client`'s record id, or -1. */
+  find(client: string): number {
+    const slot = this.slotOf(client)
+    return slot === -1 ? -1 : (this.ids[slot] ?? -1)
+  }
+
+  /** Adds `id`, whose client (of hash `hash`) is not in the table. */
+  insert(id: number, hash: number): void {
+    if (2 * (this.count + 1) > this.ids.length) this.grow()
+    const mask = this.mask
+    let slot = hash & mask
+    while (this.ids[slot] !== -1) slot = (slot + 1) & mask
+    this.ids[slot] = id
+    this.hashes[slot] = hash
+    this.count++
+  }
+
+  /** Takes `client` out; answers its id, or -1. Later entries of its run move back into the hole (no tombstones). */
+  remove(client: string): number {
+    let hole = this.slotOf(client)
+    if (hole === -1) return -1
+    const ids = this.ids
+    const hashes = this.hashes
+    const mask = this.mask
+    const id = ids[hole] ?? -1
+    ids[hole] = -1
+    this.count--
+    for (let next = (hole + 1) & mask; ids[next] !== -1; next = (next + 1) & mask) {
+      const home = (hashes[next] ?? 0) & mask
+      // The entry at `next` may fill the hole if the hole lies on its probe path, from its home to it.
+      if (((next - home) & mask) >= ((next - hole) & mask)) {
+        ids[hole] = ids[next] ?? -1
+        hashes[hole] = hashes[next] ?? 0
+        ids[next] = -1
+        hole = next
+      }
+    }
+    return id
+  }
+
+  /** Every id held. */
+  *values(): Generator<number> {
+    for (const id of this.ids) if (id !== -1) yield id
+  }
+
+  private grow(): void {
+    const oldIds = this.ids
+    const oldHashes = this.hashes
+    this.ids = new Int32Array(2 * oldIds.length).fill(-1)
+    this.hashes = new Int32Array(2 * oldIds.length)
+    this.mask = this.ids.length - 1
+    this.count = 0
+    for (let slot = 0; slot < oldIds.length; slot++) {
+      const id = oldIds[slot] ?? -1
+      if (id !== -1) this.insert(id, oldHashes[slot] ?? 0)
+    }
+  }
+}
+
 export class LatestRecords {
   readonly lines = new AtLines()
-  private readonly ids = new Map<string, number>()
+  private readonly index = new ClientIndex(this.lines)
   private readonly stored = new StoredView(this.lines)
   private readonly sum = new Digest()
 
   get(client: string): LocationRecord | undefined {
-    const id = this.ids.get(client)
-    return id === undefined ? undefined : this.lines.record(id)
+    const id = this.index.find(client)
+    return id === -1 ? undefined : this.lines.record(id)
   }
 
   /** Keeps `record` if it is newer than the stored one: answers its id if it won, `LOST` if not. */
   offer(record: LocationRecord): number {
-    const id = this.ids.get(record.client)
-    if (id === undefined) {
+    const index = this.index
+    const id = index.find(record.client)
+    if (id === -1) {
+      const hash = index.lastHash
       const added = this.lines.add(record)
-      // Keyed by a copy of the client from the kept bytes, not by the
-      // received one, which may be a slice that keeps its whole line alive.
-      this.ids.set(this.lines.client(added), added)
+      index.insert(added, hash)
       this.sum.add(this.lines.hashHi(added), this.lines.hashLo(added))
       return added
     }
@@ -52,31 +143,30 @@ export class LatestRecords {
   load(source: Buffer, from: number, to: number): boolean {
     const id = this.lines.addLine(source, from, to)
     if (id === undefined) return false
-    this.ids.set(this.lines.client(id), id)
+    this.index.insert(id, this.lines.clientHash(id))
     this.sum.add(this.lines.hashHi(id), this.lines.hashLo(id))
     return true
   }
 
   /** Forgets `client`'s record; answers whether there was one. */
   remove(client: string): boolean {
-    const id = this.ids.get(client)
-    if (id === undefined) return false
-    this.ids.delete(client)
+    const id = this.index.remove(client)
+    if (id === -1) return false
     this.sum.subtract(this.lines.hashHi(id), this.lines.hashLo(id))
     this.lines.remove(id)
     return true
   }
 
-  /** The count and the sum of the hashes of the records held (see `Digest`). */
-  digest(): StoreDigest {
-    return this.sum.value()
-  }
-
   snapshot(): Array<LocationRecord> {
-    return Array.from(this.ids.values(), (id) => this.lines.record(id))
+    return Array.from(this.index.values(), (id) => this.lines.record(id))
   }
 
   size(): number {
-    return this.ids.size
+    return this.index.count
+  }
+
+  /** The count and the sum of the hashes of the records held (see `Digest`). */
+  digest(): StoreDigest {
+    return this.sum.value()
   }
 }
