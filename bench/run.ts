@@ -16,7 +16,7 @@
  * runs in its own process, logs to a temporary directory (logging is part of
  * what is measured), and is stopped with SIGINT at the end, whatever happens.
  */
-import { spawn } from "node:child_process"
+import { execFileSync, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createConnection, createServer } from "node:net"
@@ -257,7 +257,8 @@ const startHerd = async (
   label: string,
   servers: Record<string, number>,
   links: ReadonlyArray<readonly [string, string]>,
-  serve?: string
+  serve?: string,
+  extra: Record<string, unknown> = {}
 ): Promise<Herd> => {
   const dir = join(tmp, label)
   mkdirSync(dir, { recursive: true })
@@ -267,7 +268,8 @@ const startHerd = async (
     links,
     places: { provider: "offline" },
     logDir,
-    dataDir: join(dir, "data")
+    dataDir: join(dir, "data"),
+    ...extra
   }
   const configPath = join(dir, "herd.config.json")
   writeFileSync(configPath, JSON.stringify(config, null, 2))
@@ -596,6 +598,25 @@ const main = async (): Promise<void> => {
     herd.child.assertRunning()
     await herd.child.stop()
 
+    // 2b. The same over mutual TLS links (certificates by `herd certs`); clients stay plain.
+    progress(`propagation over TLS links: the default herd with tls, ${options.samples} samples`)
+    const tlsPorts = await freePorts(names.length)
+    const tlsServers = Object.fromEntries(names.map((name, i) => [name, tlsPorts[i] ?? 0]))
+    const certsDir = join(tmp, "certs")
+    const certsConfig = join(tmp, "certs.json")
+    writeFileSync(certsConfig, JSON.stringify({ servers: Object.fromEntries(names.map((name) => [name, { host: "127.0.0.1", port: 0 }])) }))
+    execFileSync(process.execPath, [herdBin, "certs", "--config", certsConfig, "--out", certsDir], { env: childEnv(), stdio: "ignore" })
+    const tlsHerd = await startHerd("herd-tls", tlsServers, links, undefined, { tls: { dir: certsDir } })
+    await tlsHerd.child.waitFor(/^\S+ -> \S+ up /, links.length * 2, 15_000)
+    const tlsPropagation = await measurePropagation(tlsHerd.address("Alford"), tlsHerd.address("Hamilton"), "Alford", options.samples, 5, "c")
+    const warmTlsPropagation = await measurePropagation(tlsHerd.address("Alford"), tlsHerd.address("Hamilton"), "Alford", options.samples, 0, "d")
+    for (const pass of [tlsPropagation, warmTlsPropagation]) {
+      failed ||= pass.errors.length > 0
+      for (const error of pass.errors.slice(0, 5)) notes.push(`propagation over TLS: ${error}`)
+    }
+    tlsHerd.child.assertRunning()
+    await tlsHerd.child.stop()
+
     // 3. Memory per stored client: a fresh server, warmed up (IAMAT, WHATSAT, gazetteer), then filled.
     progress(`memory: filling a fresh server with ${grouped(options.clients)} distinct clients`)
     const filled = await startHerd("memory", { Alford: 0 }, [], "Alford")
@@ -675,6 +696,13 @@ const main = async (): Promise<void> => {
       out.push(
         `  ${when}: p50 ${pass.p50Ms.toFixed(2)} ms, p99 ${pass.p99Ms.toFixed(2)} ms, max ${pass.maxMs.toFixed(2)} ms ` +
           `(${pass.found}/${pass.samples} samples, ${pass.meanPolls.toFixed(1)} polls per sample)`
+      )
+    }
+    out.push("3-hop propagation over mutual TLS links (the same, with tls: herd certs; clients plain):")
+    for (const [when, pass, plain] of [["fresh herd", tlsPropagation, propagation], ["then again", warmTlsPropagation, warmPropagation]] as const) {
+      out.push(
+        `  ${when}: p50 ${pass.p50Ms.toFixed(2)} ms (${(pass.p50Ms / plain.p50Ms).toFixed(2)}× plain), p99 ${pass.p99Ms.toFixed(2)} ms, ` +
+          `max ${pass.maxMs.toFixed(2)} ms (${pass.found}/${pass.samples} samples)`
       )
     }
     const iamat16Baseline = cases.find((c) => c.label === "IAMAT depth 16")?.baseline.rps ?? NaN
