@@ -117,6 +117,12 @@ const makeNetwork = Effect.gen(function*() {
 
 const program = Effect.gen(function*() {
   const startedAt = yield* Clock.currentTimeMillis
+  if (!Number.isInteger(clientsToFill) || clientsToFill < names.length || !(partitionSeconds > 0)) {
+    return yield* new NetnsTestError({
+      reason: "Prerequisite",
+      message: `usage: --clients takes an integer of at least ${names.length}, --partition-seconds a number above 0`
+    })
+  }
   const removed = yield* removeRunLeftovers(repository)
   if (removed.length > 0) yield* say(`removed what an earlier run left: ${removed.join(", ")}`)
   const network = yield* makeNetwork
