@@ -17,12 +17,14 @@
  * beside the measures and asserted only with --assert-targets (or
  * assertIssueTargets below), for when the extended handshake lands.
  *
- * Root only (CI runs as root). Everything it makes (processes, namespaces,
- * veths, bridge, iptables rules, temporary directories) is removed on
- * success, failure and Ctrl-C.
+ * Namespaces need root (CI runs as root); where they cannot be made it says
+ * why and runs the loopback variant (netns/Loopback.ts; also --loopback).
+ * Everything it makes (processes, namespaces, veths, bridge, iptables rules,
+ * temporary files) is removed on success, failure and Ctrl-C; what a run
+ * killed outright left is removed by the next.
  *
  *   node --conditions=@herd/source --import tsx scripts/netns-test.ts
- *     [--clients N] [--partition-seconds S] [--assert-targets] [--keep-logs DIR]
+ *     [--clients N] [--partition-seconds S] [--assert-targets] [--loopback] [--keep-logs DIR]
  *   npm run test:netns
  */
 import { FetchHttpClient } from "@effect/platform"
