@@ -17,7 +17,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { HerdConfig, HerdServer, Metrics, neighboursOf } from "@herd/server"
-import { Clock, Context, Deferred, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Clock, Context, Deferred, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
 import * as Http from "node:http"
 import { bundledMapScript, mapScriptPath } from "./MapScript.ts"
 import { events, layoutOf, page } from "./MapPage.ts"
@@ -92,6 +92,12 @@ export const layer = (
       const clientsLimit = options.mapClients ?? defaultMapClients
       const neighbours = neighboursOf(config, server.name)
       const publisher = new Metrics.Publisher(server.stats)
+      const publish = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => publisher.unsafePublish({ records: server.store.size() }, now)))
+      // Histograms take their new observations one by one: published every
+      // second as well as on a scrape, a scrape never has more than a
+      // second's worth to move, however rarely it comes.
+      yield* Effect.forkScoped(Effect.repeat(publish, Schedule.spaced("1 second")))
       const scrape = yield* Prometheus.makeScrape(server.name)
       const client = yield* HttpClient.HttpClient.pipe(Effect.provide(FetchHttpClient.layer))
       const mapScript = yield* loadMapScript
@@ -102,8 +108,7 @@ export const layer = (
         HttpRouter.get(
           "/metrics",
           Effect.gen(function*() {
-            const now = yield* Clock.currentTimeMillis
-            publisher.unsafePublish({ records: server.store.size() }, now)
+            yield* publish
             const text = yield* scrape
             return HttpServerResponse.text(text, { contentType: Prometheus.contentType, headers: noStore })
           }).pipe(

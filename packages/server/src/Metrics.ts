@@ -15,7 +15,8 @@
 import type { LinkEvent } from "@herd/peers"
 import type { NearbyQuery, PlacesBody } from "@herd/places"
 import { PlacesClient } from "@herd/places"
-import { Clock, Effect, Metric, MetricBoundaries, MetricLabel } from "effect"
+import { Clock, Effect, Metric, MetricBoundaries, MetricKey, MetricLabel } from "effect"
+import type { MetricHook } from "effect"
 
 /**
  * A latency histogram as plain numbers: counts and sums of seconds per
@@ -263,8 +264,9 @@ export const countingPlaces = (places: PlacesClient["Type"], stats: ServerStats)
 // so that they are exported as counters, not gauges.
 
 const counter = (name: string, description: string) => Metric.counter(name, { description, incremental: true })
+// Histograms by their keys: a publish feeds each series' hook itself.
 const histogram = (name: string, description: string) =>
-  Metric.histogram(name, MetricBoundaries.fromIterable(latencyBoundaries), description)
+  MetricKey.histogram(name, MetricBoundaries.fromIterable(latencyBoundaries), description)
 
 export const metrics = {
   requests: counter("herd_requests", "Lines handled, by command and outcome"),
@@ -310,7 +312,10 @@ type Labels = ReadonlyArray<MetricLabel.MetricLabel>
 export class Publisher {
   private readonly labels = new Map<string, Labels>()
   private readonly published = new Map<string, number>()
-  private readonly publishedBuckets = new Map<string, { counts: Float64Array; sums: Float64Array }>()
+  private readonly publishedBuckets = new Map<
+    string,
+    { readonly hook: MetricHook.MetricHook.Histogram; readonly counts: Float64Array; readonly sums: Float64Array }
+  >()
 
   constructor(readonly stats: ServerStats) {}
 
@@ -336,18 +341,21 @@ export class Publisher {
   }
 
   private histogram(
-    metric: Metric.Metric.Histogram<number>,
+    metricKey: MetricKey.MetricKey.Histogram,
     key: string,
     pairs: ReadonlyArray<readonly [string, string]>,
     histogram: LatencyHistogram
   ): void {
-    const labels = this.labelsOf(key, pairs)
     let last = this.publishedBuckets.get(key)
     if (last === undefined) {
-      last = { counts: new Float64Array(histogram.counts.length), sums: new Float64Array(histogram.sums.length) }
+      // The series' own hook, made now (so the series shows before its first
+      // observation) and kept: a publish feeds it once per new observation,
+      // and through the metric each call would look the hook up again.
+      const hook = Metric.globalMetricRegistry.getHistogram(
+        MetricKey.taggedWithLabels(metricKey, this.labelsOf(key, pairs))
+      )
+      last = { hook, counts: new Float64Array(histogram.counts.length), sums: new Float64Array(histogram.sums.length) }
       this.publishedBuckets.set(key, last)
-      // Made now, so that the series is shown before its first observation.
-      metric.unsafeValue(labels)
     }
     for (let i = 0; i < histogram.counts.length; i++) {
       const count = (histogram.counts[i] ?? 0) - (last.counts[i] ?? 0)
@@ -356,7 +364,7 @@ export class Publisher {
       // Each new observation of the bucket as the bucket's mean: the mean of
       // values within a bucket lies within it, and the sums add up exactly.
       const mean = sum / count
-      for (let n = 0; n < count; n++) metric.unsafeUpdate(mean, labels)
+      for (let n = 0; n < count; n++) last.hook.update(mean)
       last.counts[i] = histogram.counts[i] ?? 0
       last.sums[i] = histogram.sums[i] ?? 0
     }
