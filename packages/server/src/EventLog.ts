@@ -434,6 +434,8 @@ export interface FileOptions {
   readonly maxFileBytes?: number
   /** Rotated files kept besides the current one (default 5); the oldest goes. */
   readonly keep?: number
+  /** Told the bytes of each write that landed (a server counts them for its metrics). */
+  readonly onWritten?: (bytes: number) => void
 }
 
 /** The open log file, what identifies it, and what is known of its end. */
@@ -621,6 +623,7 @@ const makeFile = (options: FileOptions) =>
           )
         }
         target.tornFrom = undefined
+        options.onWritten?.(bytes.length)
       })
 
     /**

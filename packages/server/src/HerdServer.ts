@@ -200,7 +200,7 @@ export const layer = (
       }
       // Built here rather than provided, so that it is built after the bind;
       // each server of a process gets a store of its own.
-      const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name), eventLogFile(options.name))
+      const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name), eventLogFile(options.name, stats))
       const services = yield* Layer.build(
         peerLinksFromConfig(options.name, onLinkEvent, tls, stats).pipe(Layer.provideMerge(own))
       )
@@ -274,7 +274,10 @@ export const credentialsOf = (
   )
 
 /** `<logDir>/<name>.log` of the config. */
-export const eventLogFile = (name: string): Layer.Layer<EventLog.EventLog, HerdServerError, HerdConfig> =>
+export const eventLogFile = (
+  name: string,
+  stats?: Metrics.ServerStats
+): Layer.Layer<EventLog.EventLog, HerdServerError, HerdConfig> =>
   Layer.unwrapEffect(
     Effect.map(HerdConfig, (config) =>
       EventLog.layerFile({
@@ -282,7 +285,12 @@ export const eventLogFile = (name: string): Layer.Layer<EventLog.EventLog, HerdS
         server: name,
         wire: config.log.wire,
         maxFileBytes: config.log.maxBytes,
-        keep: config.log.keep
+        keep: config.log.keep,
+        ...(stats === undefined ? {} : {
+          onWritten: (bytes: number) => {
+            stats.logBytesWritten += bytes
+          }
+        })
       }).pipe(
         Layer.provide(NodeContext.layer),
         Layer.mapError((error) =>
