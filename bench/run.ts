@@ -662,7 +662,7 @@ const main = async (): Promise<void> => {
     const shapes = await measureLineShapes()
 
     // The durable store: memory vs durable throughput, startup and memory at `clients` (bench/durable.ts).
-    const durable = await runDurableBench(client, { ...options, rounds: 2 }, progress)
+    const durable = await runDurableBench(client, { ...options, rounds: 3 }, progress)
     failed ||= durable.failures.length > 0
     notes.push(...durable.failures)
 

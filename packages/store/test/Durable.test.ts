@@ -2,6 +2,7 @@ import { formatAtLine, isNewer } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, FastCheck as fc, Layer, Scope, TestClock } from "effect"
+import Database from "better-sqlite3"
 import * as ChildProcess from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -132,6 +133,38 @@ describe("Durable", () => {
           other.unsafeClose()
         }))
     }))
+
+  it.scoped("a failing commit calls back its waiters as failed at once, and the writer keeps its records and tries again", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const path = join(dir, "store.db")
+      yield* withStore({ path, sync: "always" }, (store) =>
+        Effect.gen(function*() {
+          // Another connection takes the table away: every write fails until it is back.
+          const other = new Database(path)
+          yield* Effect.addFinalizer(() => Effect.sync(() => other.close()))
+          other.exec("ALTER TABLE records RENAME TO records_away")
+          store.offer(record("kiwi", "1"))
+          const outcome = yield* Effect.async<string>((resume) =>
+            store.unsafeOnCommitted(
+              () => resume(Effect.succeed("committed")),
+              (error) => resume(Effect.succeed(`failed: ${error.message}`))
+            )
+          )
+          expect(outcome).toMatch(/^failed: .*records/)
+          // Without a failure callback, the callback itself answers: no one waits past one attempt.
+          const plain = yield* Effect.async<string>((resume) => store.unsafeOnCommitted(() => resume(Effect.succeed("called"))))
+          expect(plain).toBe("called")
+          expect(store.lastSeq()).toBe(0)
+          other.exec("ALTER TABLE records_away RENAME TO records")
+          // The writer tries again by itself: the record gets committed with no new offer.
+          const deadline = Date.now() + 10_000
+          while (store.lastSeq() === 0 && Date.now() < deadline) yield* Effect.promise(() => new Promise((r) => setTimeout(r, 20)))
+          expect(store.lastSeq()).toBe(1)
+          yield* store.whenCommitted
+        }))
+      yield* withStore({ path }, (store) => Effect.sync(() => expect(linesOf(store.snapshot())).toStrictEqual(linesOf([record("kiwi", "1")]))))
+    }), { timeout: 30_000 })
 
   it.scoped("commits every commitIntervalMs, and on close", () =>
     Effect.gen(function*() {
