@@ -465,6 +465,11 @@ export class Session {
     switch (said._tag) {
       case "Mark":
         this.services.checkpoints.unsafeNote(peer, said.checkpoint)
+        // Everything the neighbour's store held a moment ago is here: its catch-up is done.
+        if (this.peerLink !== undefined) {
+          this.peerLink.caughtUpIn = true
+          this.peerLink.lagRecords = 0
+        }
         break
       case "Digest": {
         const ours = this.services.store.digest()
