@@ -138,11 +138,10 @@ describe("Durable", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const path = join(dir, "store.db")
+      // Another connection, which takes the table away: every write fails until it is back.
+      const other = yield* Effect.acquireRelease(Effect.sync(() => new Database(path)), (db) => Effect.sync(() => db.close()))
       yield* withStore({ path, sync: "always" }, (store) =>
         Effect.gen(function*() {
-          // Another connection takes the table away: every write fails until it is back.
-          const other = new Database(path)
-          yield* Effect.addFinalizer(() => Effect.sync(() => other.close()))
           other.exec("ALTER TABLE records RENAME TO records_away")
           store.offer(record("kiwi", "1"))
           const outcome = yield* Effect.async<string>((resume) =>
