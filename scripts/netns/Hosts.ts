@@ -76,6 +76,27 @@ export const prerequisites = Effect.gen(function*() {
       )
     )
   }
+  // Root is not always enough (a container without CAP_SYS_ADMIN or
+  // CAP_NET_ADMIN, a kernel without veth or nf_tables): try each thing the
+  // hosts need once, in a namespace of its own, and say which failed.
+  const probe = `${namespacePrefix}${process.pid.toString(36)}-probe`
+  const cannot = (what: string) => (error: NetnsTestError) =>
+    new NetnsTestError({ reason: "Prerequisite", message: `cannot make network namespaces: ${what}: ${error.message}`, cause: error })
+  yield* Effect.scoped(
+    Effect.gen(function*() {
+      yield* Effect.acquireRelease(
+        ip("netns", "add", probe).pipe(Effect.mapError(cannot("ip netns add failed"))),
+        () => bestEffort("ip", ["netns", "del", probe])
+      )
+      yield* ip("-n", probe, "link", "add", "probe0", "type", "veth", "peer", "name", "probe1").pipe(
+        Effect.mapError(cannot("no veth pair"))
+      )
+      yield* ip("-n", probe, "link", "add", "probebr", "type", "bridge").pipe(Effect.mapError(cannot("no bridge")))
+      yield* iptables(probe, "-A", "INPUT", "-m", "statistic", "--mode", "random", "--probability", "0.01", "-j", "DROP").pipe(
+        Effect.mapError(cannot("iptables does not work inside a namespace"))
+      )
+    })
+  )
 })
 
 /** A /24 of 10.x.0.0 that no route of the root namespace uses yet. */
