@@ -64,6 +64,13 @@ export const beatMs = 1000
 export const silentBeats = 3
 
 /**
+ * Whether a beat that comes `sinceLastMs` after the one before is late by
+ * more than half a beat: the process itself stood still, and silence
+ * measured across that stall says nothing of the neighbour.
+ */
+export const isLate = (sinceLastMs: number): boolean => sinceLastMs > beatMs * 1.5
+
+/**
  * Judges, beat by beat, whether two ends of a link hold different stores
  * for longer than records take to flow: only digests that both stayed the
  * same for `stableBeats` beats in a row, yet differ, are a divergence (under

@@ -302,9 +302,15 @@ export const make = (options: PeerLinksOptions) =>
      * how far it is on the link (`DIGEST`, `MARK`); and the check that the
      * neighbour still speaks, whatever TCP says of a link that drops packets.
      */
-    const beat = (link: Link) =>
-      Effect.gen(function*() {
+    const beat = (link: Link) => {
+      let lastBeatMs = link.lastHeardMs
+      return Effect.gen(function*() {
         const nowMs = yield* Clock.currentTimeMillis
+        // A beat that comes late means this process stood still (a long task,
+        // a pause): what the neighbour sent meanwhile is still unread, so it
+        // gets a fresh window rather than the blame.
+        if (Handshake.isLate(nowMs - lastBeatMs)) link.lastHeardMs = nowMs
+        lastBeatMs = nowMs
         if (nowMs - link.lastHeardMs > Handshake.silentBeats * Handshake.beatMs) {
           link.cut(`the neighbour said nothing for ${Handshake.silentBeats * Handshake.beatMs / 1000} s`)
           return
@@ -312,6 +318,7 @@ export const make = (options: PeerLinksOptions) =>
         link.enqueueControl(Handshake.digestLine(store.digest()))
         if (durable !== undefined) link.enqueueControl(Handshake.markLine({ epoch: durable.epoch, seq: durable.lastSeq() }))
       }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(Handshake.beatMs))))
+    }
 
     // Suspended, so that every retry starts with `up` false.
     const connectOnce = (link: Link) => Effect.suspend(() => {

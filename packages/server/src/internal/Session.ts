@@ -245,7 +245,8 @@ export class Session {
       if (this.slot === "probation") this.refuseOnProbation("did not say PEER in time")
     }
     if (this.silenceDueNs !== undefined && this.silenceDueNs <= nowNs) {
-      const silentSince = this.lastReadNs
+      // Checked late, this process stood still: what came meanwhile is unread yet, and gets a fresh window.
+      const silentSince = nowNs - this.silenceDueNs > beatNs / 2n ? nowNs : this.lastReadNs
       if (nowNs - silentSince >= silenceNs) {
         this.silenceDueNs = undefined
         this.beatDueNs = undefined
