@@ -51,6 +51,13 @@ const grouped = (n: number): string => Math.round(n).toLocaleString("en-US")
 const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+/** CPU seconds (user + system, every thread) a process has used so far (Linux). */
+const cpuSecondsOf = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")
+  // After the command: state is field 3, utime 14 and stime 15 (1-based), in clock ticks (100 a second here).
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 /** VmRSS of a process, in bytes (Linux). */
 const rssOf = (pid: number): number =>
   Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) * 1024
@@ -216,12 +223,15 @@ export const runDurableBench = async (
       await client.run({ ...warm, mode: "iamat" })
     }
     const results = new Map<StoreKind, Array<LoadResult>>(kinds.map((kind) => [kind, []]))
+    const cpuPerRequest = new Map<StoreKind, Array<number>>(kinds.map((kind) => [kind, []]))
     for (let round = 0; round < options.rounds; round++) {
       // Each round in another order, so that no store is always measured right after the same one.
       for (const kind of [...kinds.slice(round % kinds.length), ...kinds.slice(0, round % kinds.length)]) {
         const target = targets.get(kind)
         if (target === undefined) continue
         progress(`durable store: IAMAT ${options.conns} x 16, ${kind}, round ${round + 1} of ${options.rounds}`)
+        const pid = started.get(kind)?.child.pid ?? 0
+        const cpuBefore = cpuSecondsOf(pid)
         const result = await client.run({
           mode: "iamat",
           target,
@@ -231,6 +241,8 @@ export const runDurableBench = async (
           durationMs: options.durationS * 1000
         })
         results.get(kind)?.push(result)
+        // The server's CPU per request, its writer thread included: what a request costs, however busy the machine.
+        cpuPerRequest.get(kind)?.push(((cpuSecondsOf(pid) - cpuBefore) * 1e6) / Math.max(1, result.completed))
         if (result.errors.total > 0) failures.push(`IAMAT ${kind}: ${result.errors.examples.slice(0, 3).join("; ")}`)
       }
     }
@@ -243,8 +255,11 @@ export const runDurableBench = async (
       const each = (results.get(kind) ?? []).map((result) => grouped(result.rps)).join(", ")
       const p99 = median((results.get(kind) ?? []).map((result) => result.latency.p99Us)) / 1000
       const label = kind === "memory" ? "memory        " : `durable ${kind.padEnd(6)}`
+      const cpuUs = median(cpuPerRequest.get(kind) ?? [])
       lines.push(`  ${label} ${grouped(rps(kind)).padStart(9)} req/s (${each}), p99 ${p99.toFixed(2)} ms` +
-        (kind === "memory" ? "" : `, ${(rps(kind) / memoryRps).toFixed(3)}x memory`))
+        (kind === "memory" ? "" : `, ${(rps(kind) / memoryRps).toFixed(3)}x memory`) +
+        `; server CPU ${cpuUs.toFixed(1)} µs per IAMAT` +
+        (kind === "memory" ? "" : ` (memory's / this: ${(median(cpuPerRequest.get("memory") ?? []) / cpuUs).toFixed(3)})`))
     }
     const batchRatio = rps("batch") / memoryRps
     if (!(batchRatio >= 0.9)) failures.push(`durable batch / memory IAMAT throughput ${batchRatio.toFixed(3)} < 0.9`)
@@ -260,17 +275,22 @@ export const runDurableBench = async (
     const dataDir = join(tmp, "loaded", "data")
     const path = join(dataDir, "Alford.db")
     const filled = await measure(["fill", String(options.clients), path], 600_000)
-    const loads: Array<{ seconds: number; rssPerClient: number }> = []
+    const loads: Array<{ seconds: number; cpuSeconds: number; rssPerClient: number }> = []
     for (let i = 0; i < 3; i++) {
       progress(`durable store: open and load ${grouped(options.clients)} clients, ${i + 1} of 3`)
       const loaded = await measure(["load", path], 120_000)
-      loads.push({ seconds: field(loaded, "load seconds"), rssPerClient: field(loaded, "rss per client") })
+      loads.push({
+        seconds: field(loaded, "load seconds"),
+        cpuSeconds: field(loaded, "load cpu seconds"),
+        rssPerClient: field(loaded, "rss per client")
+      })
       if (field(loaded, "clients") !== options.clients) failures.push(`load: ${field(loaded, "clients")} clients of ${options.clients}`)
     }
     const loadSeconds = median(loads.map((load) => load.seconds))
     lines.push(`durable store of ${grouped(options.clients)} clients (filled through offer + commits of 5,000: ` +
       `${grouped(field(filled, "fill records per second"))} records/s; file ${mib(statSync(path).size)}):`)
-    lines.push(`  startup, open + load in a fresh process: ${loads.map((load) => load.seconds.toFixed(2)).join(", ")} s (median ${loadSeconds.toFixed(2)} s)`)
+    lines.push(`  startup, open + load in a fresh process: ${loads.map((load) => load.seconds.toFixed(2)).join(", ")} s (median ${loadSeconds.toFixed(2)} s); ` +
+      `CPU ${loads.map((load) => load.cpuSeconds.toFixed(2)).join(", ")} s`)
     lines.push(`  memory once loaded: ${grouped(median(loads.map((load) => load.rssPerClient)))} B of RSS per client (the process's RSS growth while loading)`)
     if (!(loadSeconds < 3)) failures.push(`startup at ${options.clients} clients: ${loadSeconds.toFixed(2)} s >= 3 s`)
 

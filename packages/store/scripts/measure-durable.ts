@@ -5,6 +5,7 @@
  *   node --conditions=@herd/source --import tsx packages/store/scripts/measure-durable.ts [clients] [sync]
  *   ... measure-durable.ts fill <clients> <path>   (fill only: the bench's first step)
  *   ... measure-durable.ts load <path>             (open and load only, in this process)
+ *   ... measure-durable.ts window <rate> <clients> [seconds]  (how long records wait for their commit)
  *
  * Prints the fill rate, the file's size, the time to open and load, and the
  * RSS each loaded client costs; lines `name: value` for bench/durable.ts.
@@ -14,7 +15,7 @@ import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { makeDurableUnscheduled } from "../src/index.ts"
+import { makeDurable, makeDurableUnscheduled } from "../src/index.ts"
 
 const [, script, first = "1000000", second = "batch", third = ""] = process.argv
 
@@ -92,9 +93,48 @@ const fill = (clients: number, sync: "batch" | "always") =>
     }
   })
 
+/**
+ * How long a record waits to be committed with `sync: "batch"` under a
+ * steady load: `rate` records a second over `clients` clients for `seconds`,
+ * offered in chunks every millisecond, each chunk's wait taken from
+ * `unsafeOnCommitted`. The longest wait is the most a crash can lose.
+ */
+const window = (rate: number, clients: number, seconds: number) =>
+  Effect.gen(function*() {
+    const dir = mkdtempSync(join(tmpdir(), "herd-measure-durable-"))
+    try {
+      const store = yield* makeDurable({ path: join(dir, "store.db") })
+      const waits: Array<number> = []
+      const started = performance.now()
+      let offered = 0
+      yield* Effect.async<void>((resume) => {
+        const tick = () => {
+          const now = performance.now()
+          const due = Math.min(rate * seconds, Math.floor(((now - started) / 1000) * rate))
+          for (; offered < due; offered++) store.offer(record(offered % clients, Math.floor(offered / clients) + 1))
+          store.unsafeOnCommitted(() => waits.push(performance.now() - now))
+          if (now - started < seconds * 1000) setTimeout(tick, 1)
+          else resume(store.whenCommitted)
+        }
+        tick()
+      })
+      const sorted = waits.sort((a, b) => a - b)
+      const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN
+      console.log(
+        `commit wait at ${rate} records/s over ${clients} clients for ${seconds} s (sync batch): ` +
+          `p50 ${at(0.5).toFixed(1)} ms, p99 ${at(0.99).toFixed(1)} ms, max ${at(1).toFixed(1)} ms (${offered} records)`
+      )
+      console.log(`commit wait max ms: ${at(1).toFixed(1)}`)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }).pipe(Effect.scoped)
+
 Effect.runPromise(
   first === "load"
     ? load(second)
+    : first === "window"
+    ? window(Number(second), Number(third), Number(process.argv[5] ?? "3"))
     : first === "fill"
     ? fillAt(third, Number(second), "batch")
     : fill(Number(first), second === "always" ? "always" : "batch")

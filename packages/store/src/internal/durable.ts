@@ -143,10 +143,13 @@ const noWaiters = (): Waiters => ({ committed: [], failed: [] })
 
 /**
  * With `sync: "batch"`, how many times as long as its last commit took the
- * writer rests before the next batch goes: at most 1 / (1 + restFactor) of
- * a core is SQLite's, whatever the load.
+ * writer rests before the next batch goes: SQLite takes at most
+ * 1 / (1 + restFactor) of a core while commits take under `maxRestMs / restFactor`.
  */
 const restFactor = 3
+
+/** The longest rest: what a crash can lose is at most this and the time of one commit. */
+const maxRestMs = 100
 
 /** How long a thread blocked on a commit (`unsafeCommit`, `open`, close) waits for the writer before giving up. */
 const syncWaitMs = 30_000
@@ -302,9 +305,10 @@ export class DurableDatabase {
    * the records that win meanwhile wait in `pending`, where a client that
    * reports again takes its place once. With `sync: "batch"`, a batch also
    * waits until the writer has rested `restFactor` times as long as the last
-   * commit took, so that the writer's SQLite work stays a bounded share of a
-   * core under any load (the interval widens, and more reports fold into
-   * one row, as the load grows). `force` (a blocking commit, close) sends at once.
+   * commit took (at most `maxRestMs`), so that the writer's SQLite work
+   * stays a bounded share of a core under load (the interval widens, and
+   * more reports fold into one row, as the load grows). `force` (a blocking
+   * commit, close) sends at once.
    */
   unsafeSend(force = false): void {
     if (this.closed || this.pending.size === 0) return
@@ -330,7 +334,7 @@ export class DurableDatabase {
   private onAnswer(answer: CommitWorkerAnswer): void {
     if (answer.type === "committed") {
       if (answer.seq >= this.failedSeq) this.failedSeq = 0
-      this.nextSendAt = performance.now() + restFactor * answer.ms
+      this.nextSendAt = performance.now() + Math.min(maxRestMs, restFactor * answer.ms)
       this.settle(answer.seq, undefined)
       // With sync "always", who waits for the records pending now waits for this.
       if (this.options.sync === "always") this.unsafeSend()
