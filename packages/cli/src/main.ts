@@ -19,6 +19,7 @@ import type { CertsError } from "./Certs.ts"
 import type { ClientError } from "./Client.ts"
 import { resolveClient, runClient } from "./Client.ts"
 import { checkExposure, resolveConfig } from "./Config.ts"
+import type { LoadedConfig } from "./Config.ts"
 import { printLine, UsageError } from "./Report.ts"
 import type { NotInSync } from "./Status.ts"
 import { runStatus } from "./Status.ts"
@@ -48,10 +49,14 @@ const insecure = Options.boolean("insecure").pipe(
   )
 )
 
+/** `--insecure` is `insecure: true` for the servers too, which check it themselves (library users get the same default). */
+const withInsecure = (loaded: LoadedConfig, insecure: boolean): LoadedConfig =>
+  insecure ? { ...loaded, config: { ...loaded.config, insecure: true } } : loaded
+
 const serve = Command.make("serve", { name: serverName, config, insecure }, ({ config, insecure, name }) =>
   Effect.flatMap(
     resolveConfig(config),
-    (loaded) => Effect.zipRight(checkExposure(loaded, [name], insecure), runHerd(loaded, [name]))
+    (loaded) => Effect.zipRight(checkExposure(loaded, [name], insecure), runHerd(withInsecure(loaded, insecure), [name]))
   )
 ).pipe(
   Command.withDescription(
@@ -62,7 +67,7 @@ const serve = Command.make("serve", { name: serverName, config, insecure }, ({ c
 const up = Command.make("up", { config, insecure }, ({ config, insecure }) =>
   Effect.flatMap(resolveConfig(config), (loaded) => {
     const names = Object.keys(loaded.config.servers)
-    return Effect.zipRight(checkExposure(loaded, names, insecure), runHerd(loaded, names))
+    return Effect.zipRight(checkExposure(loaded, names, insecure), runHerd(withInsecure(loaded, insecure), names))
   })
 ).pipe(
   Command.withDescription(

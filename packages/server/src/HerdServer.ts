@@ -14,8 +14,9 @@ import { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
 import type { SocketServer } from "@effect/platform"
 import * as NodePath from "node:path"
-import { Context, Duration, Effect, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
+import { Context, Duration, Effect, Either, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
 import * as EventLog from "./EventLog.ts"
+import * as Exposure from "./Exposure.ts"
 import * as Metrics from "./Metrics.ts"
 import { HerdConfig, neighboursOf } from "./HerdConfig.ts"
 import type { HerdConfigValue } from "./HerdConfig.ts"
@@ -72,6 +73,11 @@ const bind = (options: HerdServerOptions): Effect.Effect<Bound, HerdServerError,
     const configured = config.servers[options.name]
     if (configured === undefined) {
       return yield* new HerdServerError({ server: options.name, message: "is not a server of the config" })
+    }
+    // The safe default, for library users as for the command: no plain TCP past loopback unless asked for.
+    const exposed = Exposure.check(config, [options.name])
+    if (Either.isLeft(exposed)) {
+      return yield* new HerdServerError({ server: options.name, message: exposed.left.message, cause: exposed.left })
     }
     const port = options.port ?? configured.port
     // A scope of its own, so that the listener can be closed before "stopped"

@@ -106,4 +106,18 @@ describe("HerdServer.layer", () => {
       expect(events[0]).toBe("listening")
       expect(events.at(-1)).toBe("stopped")
     }))
+
+  it.scoped("refuses to serve plain TCP beyond loopback unless the config says insecure", () =>
+    Effect.gen(function*() {
+      const places = Layer.succeed(PlacesClient, PlacesClient.of({ provider: "none", nearby: () => Effect.dieMessage("not asked") }))
+      const serveOn = (input: Record<string, unknown>) =>
+        Effect.flatMap(decodeConfig({ servers: { Alford: { host: "0.0.0.0", port: 0 } }, store: { kind: "memory" }, ...input }, "test"), (config) =>
+          Layer.build(HerdServer.layer({ name: "Alford" }).pipe(Layer.provide(Layer.merge(Layer.succeed(HerdConfig, config), places)))))
+      const refused = yield* Effect.flip(serveOn({}))
+      expect(refused.message).toContain("--insecure")
+      const dir = mkdtempSync(join(tmpdir(), "herd-insecure-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      const served = yield* serveOn({ insecure: true, logDir: dir })
+      expect(Context.get(served, HerdServer.HerdServer).address.port).toBeGreaterThan(0)
+    }))
 })
