@@ -476,7 +476,7 @@ interface Gazetteer {
 /** The gazetteer's own script, in a fresh process (the module loads once per process). */
 const measureGazetteer = async (): Promise<Gazetteer> => {
   if (!existsSync(gazetteerScript)) return { fields: new Map(), error: `${gazetteerScript} not found` }
-  const child = new Child("measure-gazetteer", ["--expose-gc", "--import", "tsx", gazetteerScript], childEnv(), true)
+  const child = new Child("measure-gazetteer", ["--expose-gc", "--conditions=@herd/source", "--import", "tsx", gazetteerScript], childEnv(), true)
   const code = await child.finished(60_000)
   const fields = new Map<string, string>()
   for (const line of child.lines) {
@@ -492,7 +492,7 @@ const measureGazetteer = async (): Promise<Gazetteer> => {
  * table as that script prints it.
  */
 const measureLineShapes = async (): Promise<{ lines: ReadonlyArray<string>; error?: string }> => {
-  const child = new Child("line shapes", ["--import", "tsx", hotpathScript, "--shapes", "--passes", "10"], childEnv(), true)
+  const child = new Child("line shapes", ["--conditions=@herd/source", "--import", "tsx", hotpathScript, "--shapes", "--passes", "10"], childEnv(), true)
   const code = await child.finished(120_000)
   return code === 0 ? { lines: child.lines } : { lines: [], error: `exit ${code}: ${child.output()}` }
 }
@@ -617,6 +617,22 @@ const main = async (): Promise<void> => {
     tlsHerd.child.assertRunning()
     await tlsHerd.child.stop()
 
+    // 2c. IAMAT at Alford, which floods every record to Bolden: over a plain link, then over a TLS link
+    // (plain clients both times: with tls, each client connection is sniffed once).
+    const pairThroughput: Array<{ readonly label: string; readonly result: LoadResult }> = []
+    for (const [label, extra] of [["plain link", {}], ["TLS link", { tls: { dir: certsDir } }]] as const) {
+      progress(`IAMAT depth 16 at Alford flooding to Bolden over a ${label}`)
+      const pairPorts = await freePorts(2)
+      const pair = await startHerd(`pair-${label.split(" ")[0]}`, { Alford: pairPorts[0] ?? 0, Bolden: pairPorts[1] ?? 0 }, [["Alford", "Bolden"]], undefined, extra)
+      await pair.child.waitFor(/^\S+ -> \S+ up /, 2, 15_000)
+      const result = await client.run({ mode: "iamat", target: pair.address("Alford"), conns: options.conns, depth: 16, warmupMs, durationMs })
+      failed ||= result.errors.total > 0
+      if (result.errors.total > 0) notes.push(`flood over a ${label}: ${result.errors.examples.slice(0, 3).join("; ")}`)
+      pair.child.assertRunning()
+      await pair.child.stop()
+      pairThroughput.push({ label, result })
+    }
+
     // 3. Memory per stored client: a fresh server, warmed up (IAMAT, WHATSAT, gazetteer), then filled.
     progress(`memory: filling a fresh server with ${grouped(options.clients)} distinct clients`)
     const filled = await startHerd("memory", { Alford: 0 }, [], "Alford")
@@ -704,6 +720,11 @@ const main = async (): Promise<void> => {
         `  ${when}: p50 ${pass.p50Ms.toFixed(2)} ms (${(pass.p50Ms / plain.p50Ms).toFixed(2)}× plain), p99 ${pass.p99Ms.toFixed(2)} ms, ` +
           `max ${pass.maxMs.toFixed(2)} ms (${pass.found}/${pass.samples} samples)`
       )
+    }
+    const plainPair = pairThroughput[0]?.result.rps ?? NaN
+    out.push("IAMAT depth 16 at Alford, each record flooded to Bolden (herd up of two; clients plain):")
+    for (const { label, result } of pairThroughput) {
+      out.push(`  over a ${label}: ${grouped(result.rps)} req/s (${(result.rps / plainPair).toFixed(2)}× the plain link)`)
     }
     const iamat16Baseline = cases.find((c) => c.label === "IAMAT depth 16")?.baseline.rps ?? NaN
     out.push(`memory per stored client (a fresh herd serve, ${grouped(memory.clients)} distinct IAMATs):`)
