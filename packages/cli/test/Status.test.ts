@@ -11,6 +11,22 @@ import * as Net from "node:net"
 import { join } from "node:path"
 import { freePort, runHerd, spawn, tempDir, until } from "./support.ts"
 
+/**
+ * A port free now below the kernel's ephemeral range (32768 and up here):
+ * these servers start seconds after their ports are chosen, and a port from
+ * the ephemeral range can meanwhile become the local end of any outgoing
+ * connection of the other tests running beside this one.
+ */
+const quietPort = Effect.async<number, Error>((resume) => {
+  const attempt = (left: number) => {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    const probe = Net.createServer()
+    probe.once("error", () => (left > 0 ? attempt(left - 1) : resume(Effect.fail(new Error("no free port below 32000")))))
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resume(Effect.succeed(port))))
+  }
+  attempt(50)
+})
+
 /** Sends one line to a server and waits (bounded) for its first reply line. */
 const ask = (port: number, line: string) =>
   Effect.async<string, Error>((resume) => {
@@ -43,7 +59,7 @@ const startChain = Effect.gen(function*() {
   const dir = yield* tempDir
   const names = ["Alpha", "Beta", "Gamma"] as const
   const servers: Record<string, { host: string; port: number; httpPort: number }> = {}
-  for (const name of names) servers[name] = { host: "127.0.0.1", port: yield* freePort, httpPort: yield* freePort }
+  for (const name of names) servers[name] = { host: "127.0.0.1", port: yield* quietPort, httpPort: yield* quietPort }
   const configPath = join(dir, "herd.json")
   writeFileSync(configPath, JSON.stringify({
     servers,
