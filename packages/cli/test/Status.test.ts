@@ -27,7 +27,11 @@ const quietPort = Effect.async<number, Error>((resume) => {
   attempt(50)
 })
 
-/** Sends one line to a server and waits (bounded) for its first reply line. */
+/**
+ * Sends one line to a server and waits (bounded) for its first reply line:
+ * 15 s, as a server just started may still be loading its gazetteer while
+ * the rest of the suite loads the machine.
+ */
 const ask = (port: number, line: string) =>
   Effect.async<string, Error>((resume) => {
     const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.write(`${line}\n`))
@@ -35,7 +39,7 @@ const ask = (port: number, line: string) =>
     const timer = setTimeout(() => {
       socket.destroy()
       resume(Effect.fail(new Error(`no reply to ${line}`)))
-    }, 5000)
+    }, 15_000)
     socket.on("data", (chunk: Buffer) => {
       text += chunk.toString("latin1")
       if (text.includes("\n")) {
