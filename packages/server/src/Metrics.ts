@@ -171,6 +171,11 @@ export class ServerStats {
     return [...this.linksByPeer.values()]
   }
 
+  /** The stats of the link with `peer` if there are any: none for a link that reports to no one. */
+  knownLink(peer: string): LinkStats | undefined {
+    return this.linksByPeer.get(peer)
+  }
+
   /** The stats of the link with `peer`, made on first use (keep it: the lookup is a Map's). */
   link(peer: string, address = ""): LinkStats {
     let link = this.linksByPeer.get(peer)
