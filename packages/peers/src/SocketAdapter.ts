@@ -52,11 +52,11 @@ export interface SocketAdapter {
    * kernel has them. Answers false, writing nothing, once the socket can no
    * longer be written.
    */
-  readonly write: (bytes: Uint8Array, onWritten?: () => void) => boolean
+  write(bytes: Uint8Array, onWritten?: () => void): boolean
   /** Bytes written that the kernel has not taken yet. */
-  readonly unsentBytes: () => number
-  readonly pause: () => void
-  readonly resume: () => void
+  unsentBytes(): number
+  pause(): void
+  resume(): void
   /**
    * Completes when reading ends: the other side ended its input or closed
    * (`"by-peer"`), or the owner called `stopReading` (`"by-owner"`). Fails
@@ -64,13 +64,13 @@ export interface SocketAdapter {
    */
   readonly closed: Effect.Effect<Ended, SocketFailure>
   /** Stops reading and completes `closed`: the owner is done with the input. */
-  readonly stopReading: () => void
+  stopReading(): void
   /** Whether `closed` has completed. */
-  readonly isClosed: () => boolean
+  isClosed(): boolean
   /** Completes once what is written has drained to the kernel, or the socket is closed: a writer's back-pressure. */
   readonly drained: Effect.Effect<void>
   /** Runs `body` under the guard (see the module comment). */
-  readonly guard: (body: () => void) => void
+  guard(body: () => void): void
 }
 
 /**
@@ -81,16 +81,53 @@ export interface SocketAdapter {
 export const make = (socket: Net.Socket, handlers: Handlers): Effect.Effect<SocketAdapter, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => new Adapter(socket, handlers)),
-    (adapter) => Effect.sync(() => adapter.detach())
+    (adapter) => Effect.sync(() => adapter.unsafeDetach())
   )
 
-class Adapter implements SocketAdapter {
+/**
+ * An adapter whose listeners its owner removes itself, with `unsafeDetach`,
+ * whatever happens: for a connection's fiber, which holds nothing else, so
+ * that an idle connection costs no scope and no extra fiber frames.
+ */
+export const unsafeMake = (socket: Net.Socket, handlers: Handlers): OwnedSocketAdapter => new Adapter(socket, handlers)
+
+/** An adapter made by `unsafeMake`: its owner removes the listeners. */
+export interface OwnedSocketAdapter extends SocketAdapter {
+  /** Removes the listeners (see `make`'s release) and completes `closed`. */
+  unsafeDetach(): void
+}
+
+/**
+ * Its methods are on the prototype and only the four listeners are bound:
+ * an adapter per idle connection is most of what that connection costs.
+ */
+class Adapter implements OwnedSocketAdapter {
   readonly remote: string
   private readonly done = Deferred.unsafeMake<Ended, SocketFailure>(FiberId.none)
   private finished = false
+  private readonly onData: (chunk: Buffer) => void
+  private readonly onDrain: () => void
+  private readonly onEnd: () => void
+  private readonly onError: (cause: Error) => void
 
   constructor(readonly socket: Net.Socket, private readonly handlers: Handlers) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`
+    this.onData = (chunk) => {
+      try {
+        handlers.onData(chunk)
+      } catch (defect) {
+        this.defect(defect)
+      }
+    }
+    this.onDrain = () => {
+      try {
+        handlers.onDrain?.()
+      } catch (defect) {
+        this.defect(defect)
+      }
+    }
+    this.onEnd = () => this.finish(Exit.succeed("by-peer"))
+    this.onError = (cause) => this.finish(Exit.fail(new SocketFailure({ cause })))
     socket.on("data", this.onData)
     socket.on("drain", this.onDrain)
     socket.on("end", this.onEnd)
@@ -98,49 +135,57 @@ class Adapter implements SocketAdapter {
     socket.on("error", this.onError)
   }
 
-  readonly closed: Effect.Effect<Ended, SocketFailure> = Deferred.await(this.done)
+  get closed(): Effect.Effect<Ended, SocketFailure> {
+    return Deferred.await(this.done)
+  }
 
-  readonly drained: Effect.Effect<void> = Effect.async<void>((resume) => {
+  get drained(): Effect.Effect<void> {
     const socket = this.socket
-    if (socket.writableLength === 0 || socket.destroyed || !socket.writable) return resume(Effect.void)
-    const wake = () => {
-      socket.off("drain", wake)
-      socket.off("close", wake)
-      resume(Effect.void)
-    }
-    socket.on("drain", wake)
-    socket.on("close", wake)
-    return Effect.sync(() => {
-      socket.off("drain", wake)
-      socket.off("close", wake)
+    return Effect.async<void>((resume) => {
+      if (socket.writableLength === 0 || socket.destroyed || !socket.writable) return resume(Effect.void)
+      const wake = () => {
+        socket.off("drain", wake)
+        socket.off("close", wake)
+        resume(Effect.void)
+      }
+      socket.on("drain", wake)
+      socket.on("close", wake)
+      return Effect.sync(() => {
+        socket.off("drain", wake)
+        socket.off("close", wake)
+      })
     })
-  })
+  }
 
-  write = (bytes: Uint8Array, onWritten?: () => void): boolean => {
+  write(bytes: Uint8Array, onWritten?: () => void): boolean {
     if (!this.socket.writable) return false
     if (onWritten === undefined) this.socket.write(bytes)
     else this.socket.write(bytes, () => this.guard(onWritten))
     return true
   }
 
-  unsentBytes = (): number => this.socket.writableLength
+  unsentBytes(): number {
+    return this.socket.writableLength
+  }
 
-  pause = (): void => {
+  pause(): void {
     this.socket.pause()
   }
 
-  resume = (): void => {
+  resume(): void {
     this.socket.resume()
   }
 
-  stopReading = (): void => {
+  stopReading(): void {
     this.socket.pause()
     this.finish(Exit.succeed("by-owner"))
   }
 
-  isClosed = (): boolean => this.finished
+  isClosed(): boolean {
+    return this.finished
+  }
 
-  guard = (body: () => void): void => {
+  guard(body: () => void): void {
     try {
       body()
     } catch (defect) {
@@ -149,7 +194,7 @@ class Adapter implements SocketAdapter {
   }
 
   /** Removes the listeners; an `error` listener stays, as a socket with none would crash the process on its next error. */
-  detach(): void {
+  unsafeDetach(): void {
     const socket = this.socket
     socket.off("data", this.onData)
     socket.off("drain", this.onDrain)
@@ -175,23 +220,6 @@ class Adapter implements SocketAdapter {
       this.socket.destroy()
     }
   }
-
-  private readonly onData = (chunk: Buffer): void => {
-    try {
-      this.handlers.onData(chunk)
-    } catch (defect) {
-      this.defect(defect)
-    }
-  }
-
-  private readonly onDrain = (): void => {
-    const onDrain = this.handlers.onDrain
-    if (onDrain !== undefined) this.guard(onDrain)
-  }
-
-  private readonly onEnd = (): void => this.finish(Exit.succeed("by-peer"))
-
-  private readonly onError = (cause: Error): void => this.finish(Exit.fail(new SocketFailure({ cause })))
 }
 
 const ignoreError = (): void => {}

@@ -286,4 +286,26 @@ describe("Session", () => {
       ours: "0 0000000000000000"
     })
   })
+
+  it("answers all a client sent before it half-closed, the rest of a read held by back-pressure included", () => {
+    const { connection, replies, socket } = setUp({ pendingReplyBytes: 1000 })
+    socket.send = (bytes: Buffer) => {
+      socket.sent.push(bytes.toString("latin1"))
+      socket.unsentBytes += bytes.length
+      return true
+    }
+    feed(connection, iamats(100))
+    expect(socket.paused).toBe(true)
+    expect(replies().length).toBeLessThan(100)
+    connection.finishInput("closed by client")
+    expect(socket.inputEnded).toBe(false)
+    for (let drains = 0; drains < 100 && !socket.inputEnded; drains++) {
+      socket.unsentBytes = 0
+      connection.drained()
+    }
+    expect(replies()).toHaveLength(100)
+    expect(socket.inputEnded).toBe(true)
+    expect(socket.settled).toBe(true)
+    expect(connection.closeReason).toBe("closed by client")
+  })
 })

@@ -12,6 +12,7 @@
 import type * as Socket from "@effect/platform/Socket"
 import { SocketAdapter } from "@herd/peers"
 import { Cause, Deferred, Effect, Exit, Option } from "effect"
+import type { Clock } from "effect"
 import type * as Net from "node:net"
 import type { Deadline, Deadlines } from "./Deadlines.ts"
 import { netSocketOf } from "./NetSocket.ts"
@@ -38,7 +39,7 @@ let connectionCount = 0
  */
 export const serveConnection = (services: ConnectionServices) => (_socket: Socket.Socket) =>
   Effect.uninterruptibleMask((restore) =>
-    Effect.scoped(Effect.gen(function*() {
+    Effect.gen(function*() {
       const accepted = yield* netSocketOf
       const secured = services.tls === undefined
         ? undefined
@@ -58,49 +59,113 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
       const identity = secured !== undefined && secured.right._tag === "Tls" ? secured.right.peer : undefined
       // Paused until the session exists: no byte may come while there is none to take it.
       conn.pause()
-      const clock = yield* Effect.clock
-      const nowNs = () => clock.unsafeCurrentTimeNanos()
-      const settled = yield* Deferred.make<void>()
-      // The session and the adapter call each other.
-      let session: Session | undefined
-      const adapter = yield* SocketAdapter.make(conn, {
-        onData: (chunk) => session?.feed(chunk, nowNs()),
-        onDrain: () => session?.drained(),
-        onDefect: (defect) => session?.defect(defect)
-      })
-      let deadline: Deadline | undefined
-      const port: SessionPort = {
-        send: adapter.write,
-        unsentBytes: adapter.unsentBytes,
-        pause: adapter.pause,
-        resume: adapter.resume,
-        inputEnded: adapter.stopReading,
-        settled: () => Deferred.unsafeDone(settled, Exit.void),
-        wakeAt: (dueNs) => {
-          services.deadlines.clear(deadline)
-          deadline = dueNs === undefined
-            ? undefined
-            : services.deadlines.setAt(dueNs, () => adapter.guard(() => session?.expire(nowNs())))
-        },
-        guard: adapter.guard,
-        nowNs
-      }
-      const current = new Session(services, port, ++connectionCount, adapter.remote, identity)
-      session = current
-      adapter.resume()
+      const carrier = new Carrier(services, yield* Effect.clock, yield* Deferred.make<void>())
+      // Not in a scope: this fiber holds nothing else, and an idle connection should cost no more.
+      const adapter = SocketAdapter.unsafeMake(conn, carrier)
+      const session = carrier.start(adapter, identity)
       // Until the other side ends its input or the socket fails, or until the
       // session stops reading (line too long, partial line too slow).
       const ended = yield* restore(adapter.closed).pipe(Effect.exit)
       // Also on interruption (the server shutting down): what was read gets
       // its reply before the connection closes. A defect was handed to the
       // session by the adapter already (`onDefect`).
-      current.endInput(closeReasonOf(ended))
-      yield* Deferred.await(settled)
-      services.deadlines.clear(deadline)
-      current.close()
+      if (Exit.isSuccess(ended) && ended.value === "by-peer") session.finishInput("closed by client")
+      else session.endInput(closeReasonOf(ended))
+      yield* Deferred.await(carrier.settledSignal).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          carrier.stop()
+          adapter.unsafeDetach()
+        }))
+      )
+      session.close()
       closeWhenWritten(conn, services.deadlines)
-    }))
+    })
   )
+
+/**
+ * What carries one session over its socket's adapter: the adapter's
+ * handlers and the session's port in one object, its methods on the
+ * prototype (an idle connection costs this object, the adapter and the
+ * session, little more).
+ */
+class Carrier implements SessionPort, SocketAdapter.Handlers {
+  private session: Session | undefined
+  private adapter: SocketAdapter.SocketAdapter | undefined
+  private deadline: Deadline | undefined
+
+  constructor(
+    private readonly services: ConnectionServices,
+    private readonly clock: Clock.Clock,
+    readonly settledSignal: Deferred.Deferred<void>
+  ) {}
+
+  start(adapter: SocketAdapter.SocketAdapter, identity: Tls.PeerIdentity | undefined): Session {
+    this.adapter = adapter
+    const session = new Session(this.services, this, ++connectionCount, adapter.remote, identity)
+    this.session = session
+    adapter.resume()
+    return session
+  }
+
+  stop(): void {
+    this.services.deadlines.clear(this.deadline)
+    this.deadline = undefined
+  }
+
+  // The adapter's handlers.
+  onData(chunk: Buffer): void {
+    this.session?.feed(chunk, this.nowNs())
+  }
+
+  onDrain(): void {
+    this.session?.drained()
+  }
+
+  onDefect(defect: unknown): void {
+    this.session?.defect(defect)
+  }
+
+  // The session's port.
+  send(bytes: Buffer): boolean {
+    return this.adapter?.write(bytes) ?? false
+  }
+
+  unsentBytes(): number {
+    return this.adapter?.unsentBytes() ?? 0
+  }
+
+  pause(): void {
+    this.adapter?.pause()
+  }
+
+  resume(): void {
+    this.adapter?.resume()
+  }
+
+  inputEnded(): void {
+    this.adapter?.stopReading()
+  }
+
+  settled(): void {
+    Deferred.unsafeDone(this.settledSignal, Exit.void)
+  }
+
+  wakeAt(dueNs: bigint | undefined): void {
+    this.services.deadlines.clear(this.deadline)
+    this.deadline = dueNs === undefined ? undefined : this.services.deadlines.setAt(dueNs, this.expire)
+  }
+
+  guard(body: () => void): void {
+    if (this.adapter === undefined) body()
+    else this.adapter.guard(body)
+  }
+
+  nowNs(): bigint {
+    return this.clock.unsafeCurrentTimeNanos()
+  }
+
+  private readonly expire = (): void => this.guard(() => this.session?.expire(this.nowNs()))
+}
 
 const closeReasonOf = (ended: Exit.Exit<SocketAdapter.Ended, SocketAdapter.SocketFailure>): string =>
   Exit.match(ended, {

@@ -132,6 +132,10 @@ export interface SessionPort {
   readonly nowNs: () => bigint
 }
 
+/** What a session holds before its first read (shared: they never change). */
+const beforeAnyRead = receiveTime(0n)
+const noTimeYet = timeLimit(0n)
+
 const beatNs = BigInt(Handshake.beatMs) * 1_000_000n
 /** Silence on an extended link past this: the neighbour is gone, whatever TCP says. */
 const silenceNs = BigInt(Handshake.silentBeats) * beatNs
@@ -155,6 +159,8 @@ export class Session {
   private readingPaused = false
   /** The rest of a read, not yet framed, while reading is paused. */
   private held: Buffer | undefined
+  /** The other side ended its input while a read was held: the input ends once it is read. */
+  private endOnceHeldIsRead: string | undefined
   private waitingForLogRoom = false
   /** When a partial line left unfinished closes the session (slow-loris). */
   private partialLineDueNs: bigint | undefined
@@ -171,9 +177,9 @@ export class Session {
   /** The deadline last reported through `wakeAt`. */
   private reportedDueNs: bigint | undefined
   /** When the current read was received. */
-  private received: ReceiveTime = receiveTime(0n)
+  private received: ReceiveTime = beforeAnyRead
   /** The latest client time accepted from this read: its receive time plus the bound. */
-  private latestTime: TimeLimit = timeLimit(0n)
+  private latestTime: TimeLimit = noTimeYet
   /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
   private peerName: string | undefined
   /** The counts of that neighbour's link, once it said `PEER`. */
@@ -263,7 +269,17 @@ export class Session {
     this.reportDeadline()
   }
 
-  /** Stops reading; once every queued reply is written, `onSettled` fires. */
+  /**
+   * The other side ended its input (it half-closed): everything it sent is
+   * answered first, the rest of a read held by back-pressure included, and
+   * then the input ends.
+   */
+  finishInput(reason: string): void {
+    if (this.held === undefined || this.inputEnded) this.endInput(reason)
+    else this.endOnceHeldIsRead = reason
+  }
+
+  /** Stops reading, dropping what is held; once every queued reply is written, `settled` is called. */
   endInput(reason: string): void {
     if (!this.inputEnded) {
       this.inputEnded = true
@@ -668,6 +684,12 @@ export class Session {
     if (held !== undefined) {
       this.readAt(this.port.nowNs())
       this.consume(held)
+    }
+    const endReason = this.endOnceHeldIsRead
+    if (endReason !== undefined && this.held === undefined) {
+      this.endOnceHeldIsRead = undefined
+      this.endInput(endReason)
+      return
     }
     if (!this.readingPaused && !this.inputEnded) this.port.resume()
   }
