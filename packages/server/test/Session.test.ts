@@ -308,4 +308,21 @@ describe("Session", () => {
     expect(socket.settled).toBe(true)
     expect(connection.closeReason).toBe("closed by client")
   })
+
+  it("with sync always, never acknowledges reports whose commit failed: it closes without their replies, logged", () => {
+    const failures: Array<() => void> = []
+    const { connection, logged, replies, socket } = setUp({
+      pendingReplyBytes: 1 << 20,
+      services: { whenStored: (_stored, failed) => failures.push(failed) }
+    })
+    feed(connection, iamats(3))
+    expect(replies()).toEqual([])
+    expect(failures).toHaveLength(1)
+    failures[0]?.()
+    expect(replies()).toEqual([])
+    expect(socket.inputEnded).toBe(true)
+    expect(socket.settled).toBe(true)
+    expect(connection.closeReason).toBe("store commit failed")
+    expect(logged().some((entry) => entry["event"] === "unacknowledged")).toBe(true)
+  })
 })

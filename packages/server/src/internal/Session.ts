@@ -77,9 +77,10 @@ export interface SessionServices {
   /**
    * With `store.sync: "always"`: calls back once every record offered so far
    * is committed and fsynced. The replies of a read that stored a record
-   * wait for it (group commit: one wait a read, not a line).
+   * wait for it (group commit: one wait a read, not a line). `failed` is
+   * called instead when the commit that held them failed.
    */
-  readonly whenStored: ((stored: () => void) => void) | undefined
+  readonly whenStored: ((stored: () => void, failed: () => void) => void) | undefined
   /** A Places body as the bytes of a WHATSAT answer (latin1 text); a server prints each cached body once (`makeBodyPrinter`). */
   readonly printBody: (body: PlacesBody) => string
   /** Where this server stands with each neighbour's store: what it answers `SINCE` with. */
@@ -591,7 +592,7 @@ export class Session {
     if (whenStored !== undefined && this.storedSinceFlush) {
       this.storedSinceFlush = false
       this.awaitingCommit = true
-      whenStored(this.committed)
+      whenStored(this.committed, this.commitFailed)
       if (this.awaitingCommit) return
     }
     let ready = 0
@@ -632,6 +633,24 @@ export class Session {
     // read: they are written within it, but for those held behind a lookup.
     latency.observeMany(plainReplies, plainReplies * Number(nowNs - this.received.ns) / 1e9)
   }
+
+  /**
+   * The commit that held the records of the replies held failed: they are
+   * not on disk, so they are never acknowledged. The connection closes
+   * without them (the client knows its reports were not taken), logged.
+   */
+  private readonly commitFailed = (): void =>
+    this.port.guard(() => {
+      this.awaitingCommit = false
+      this.services.log.record("unacknowledged", {
+        conn: this.id,
+        remote: this.remote,
+        reason: "the store could not commit: the replies waiting for it are not sent"
+      })
+      this.queued = []
+      this.queuedBytes = 0
+      this.endInput("store commit failed")
+    })
 
   /** The records of the replies held are on disk: write them, and go on. */
   private readonly committed = (): void =>
