@@ -8,6 +8,7 @@
  *
  *   A: PEER A                          (as ever: an old-style receiver sees nothing else)
  *   B: SINCE <epoch> <seq>             B has applied A's records up to <seq> of A's store <epoch> ("-" 0: none)
+ *   A: CATCHUP <records>               about this many records follow (B is not caught up until the MARK)
  *   A: AT ...                          the records accepted after <seq> (or all, if the epoch is not A's), then live
  *   A: MARK <epoch> <seq>              every record of A's store up to <seq> is now on this link
  *   A, B: DIGEST <count> <digest>      each end's store, every beat when idle: the heartbeat
@@ -16,7 +17,7 @@
  * then AT lines only. A receiver answers `SINCE` to every `PEER`; an
  * old-style dialler does not read it.
  */
-import type { StoreDigest } from "@herd/store"
+import type { DurableStoreService, StoreDigest } from "@herd/store"
 
 /** The receiver's checkpoint for the sender's store: `epoch` "-" for none. */
 export interface Checkpoint {
@@ -30,6 +31,7 @@ export type LinkLine =
   | { readonly _tag: "Since"; readonly checkpoint: Checkpoint }
   | { readonly _tag: "Mark"; readonly checkpoint: Checkpoint }
   | { readonly _tag: "Digest"; readonly digest: StoreDigest }
+  | { readonly _tag: "CatchUp"; readonly records: number }
 
 /** An epoch is one printable token; a seq a decimal number that stays exact. */
 const epochPattern = /^[\x21-\x7e]{1,64}$/
@@ -39,6 +41,9 @@ const digestPattern = /^[0-9a-f]{16}$/
 /** Reads a line of the handshake (without its LF); anything else is `undefined`. */
 export const parseLinkLine = (line: string): LinkLine | undefined => {
   const fields = line.split(" ")
+  if (fields.length === 2 && fields[0] === "CATCHUP" && seqPattern.test(fields[1] ?? "")) {
+    return { _tag: "CatchUp", records: Number(fields[1]) }
+  }
   if (fields.length !== 3) return undefined
   const [tag, first = "", second = ""] = fields
   switch (tag) {
@@ -57,6 +62,7 @@ export const parseLinkLine = (line: string): LinkLine | undefined => {
 export const sinceLine = (checkpoint: Checkpoint): string => `SINCE ${checkpoint.epoch} ${checkpoint.seq}\n`
 export const markLine = (checkpoint: Checkpoint): string => `MARK ${checkpoint.epoch} ${checkpoint.seq}\n`
 export const digestLine = (digest: StoreDigest): string => `DIGEST ${digest.count} ${digest.digest}\n`
+export const catchUpLine = (records: number): string => `CATCHUP ${records}\n`
 
 /** How often each end of an extended link says `DIGEST` (its heartbeat). */
 export const beatMs = 1000
@@ -129,5 +135,12 @@ export const makeMemoryCheckpoints = (): Checkpoints => {
     }
   }
 }
+
+/** The checkpoints a durable store keeps, in the commits of the records they cover (they outlive a restart). */
+export const durableCheckpoints = (durable: DurableStoreService): Checkpoints => ({
+  get: (peer) => durable.checkpointOf(peer) ?? noCheckpoint,
+  unsafeNote: (peer, checkpoint) => durable.unsafeNoteCheckpoint(peer, checkpoint),
+  unsafeForget: (peer) => durable.unsafeNoteCheckpoint(peer, undefined)
+})
 
 export const sameDigest = (a: StoreDigest, b: StoreDigest): boolean => a.count === b.count && a.digest === b.digest

@@ -133,6 +133,8 @@ class Link {
   lastHeardMs = 0
   /** The neighbour's bytes not yet ended by an LF. */
   private partial = ""
+  /** How many of the lines in `pending` are the handshake's, not records. */
+  private controlLines = 0
 
   constructor(readonly neighbour: Neighbour, readonly maxPending: number, readonly counters: LinkCounters) {}
 
@@ -146,6 +148,7 @@ class Link {
     this.since = since
     this.lastHeardMs = nowMs
     this.partial = ""
+    this.controlLines = 0
     this.pending = []
     // What the last connection left unsent is gone with it (its write
     // callbacks no longer count, the connection being another): it must not
@@ -196,8 +199,10 @@ class Link {
     }
   }
 
-  /** A line of the handshake (`MARK`, `DIGEST`), in order after the records queued before it. */
+  /** A line of the handshake (`MARK`, `DIGEST`), in order after the records queued before it; not counted as a record. */
   enqueueControl(line: string): void {
+    if (this.pending === undefined) return
+    this.controlLines++
     this.enqueue(line.slice(0, -1))
   }
 
@@ -228,7 +233,8 @@ class Link {
     this.pending = []
     this.unsent += batch.length
     const bytes = linesOf(batch)
-    this.counters.recordsSent += batch.length
+    this.counters.recordsSent += batch.length - this.controlLines
+    this.controlLines = 0
     this.counters.bytesSent += bytes.length
     current.write(bytes, () => {
       if (this.current === current) this.unsent -= batch.length
@@ -344,6 +350,11 @@ export const make = (options: PeerLinksOptions) =>
         const resume = yield* Deferred.await(since).pipe(Effect.timeoutOption(handshakeWait))
         const incremental = Option.isSome(resume) && durable !== undefined &&
           resume.value.epoch === durable.epoch && resume.value.seq <= durable.lastSeq()
+        // An extended neighbour learns how much follows: it is not caught up until the MARK after it.
+        if (Option.isSome(resume)) {
+          const coming = incremental && durable !== undefined ? durable.lastSeq() - resume.value.seq : store.size()
+          connection.write(Buffer.from(Handshake.catchUpLine(Math.max(0, coming)), "latin1"))
+        }
         const { sent, upTo } = incremental
           ? yield* sendAfter(durable, connection, link.counters, resume.value.seq)
           : yield* sendAll(connection, link.counters)

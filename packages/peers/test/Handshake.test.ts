@@ -97,11 +97,12 @@ describe("the extended handshake, dialling", () => {
   it("reads its lines and nothing else", () => {
     expect(Handshake.parseLinkLine("SINCE 3f9a 12")).toEqual({ _tag: "Since", checkpoint: { epoch: "3f9a", seq: 12 } })
     expect(Handshake.parseLinkLine("MARK - 0")).toEqual({ _tag: "Mark", checkpoint: { epoch: "-", seq: 0 } })
+    expect(Handshake.parseLinkLine("CATCHUP 42")).toEqual({ _tag: "CatchUp", records: 42 })
     expect(Handshake.parseLinkLine("DIGEST 2 00000000000000ff")).toEqual({
       _tag: "Digest",
       digest: { count: 2, digest: "00000000000000ff" }
     })
-    for (const line of ["SINCE 3f9a", "SINCE 3f9a -1", "MARK a 1 2", "DIGEST 2 ff", "AT x", "SINCE a 1e5"]) {
+    for (const line of ["SINCE 3f9a", "SINCE 3f9a -1", "MARK a 1 2", "DIGEST 2 ff", "AT x", "SINCE a 1e5", "CATCHUP", "CATCHUP -1"]) {
       expect(Handshake.parseLinkLine(line), line).toBeUndefined()
     }
   })
@@ -143,7 +144,7 @@ describe("the extended handshake, dialling", () => {
       expect(events[0]).toMatchObject({ event: "link-up", handshake: "incremental", catchUp: 3 })
       // Then the beats (DIGEST, MARK) follow.
       expect(neighbour.connections[0]?.text.slice(0, -1).split("\nDIGEST ")[0] + "\n").toBe(
-        "PEER Alford\n" +
+        "PEER Alford\nCATCHUP 3\n" +
           [8, 9, 10].map((i) => formatAtLine(record(`c${i}`, String(i))) + "\n").join("") +
           `MARK ${store.epoch} 10\n`
       )

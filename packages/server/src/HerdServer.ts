@@ -140,7 +140,11 @@ const serve = (
       herdServers: new Set(Object.keys(config.servers)),
       partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
       peersMustProve: tls !== undefined,
-      checkpoints: Peers.Handshake.makeMemoryCheckpoints(),
+      // Kept by the durable store, they outlive a restart; in memory, a link's flap.
+      checkpoints: Option.match(durable, {
+        onNone: () => Peers.Handshake.makeMemoryCheckpoints(),
+        onSome: Peers.Handshake.durableCheckpoints
+      }),
       tls,
       deadlines,
       whenStored: config.store.sync === "always" ? Option.getOrUndefined(durable)?.unsafeOnCommitted : undefined,
@@ -206,7 +210,7 @@ export const layer = (
       }
       // Built here rather than provided, so that it is built after the bind;
       // each server of a process gets a store of its own.
-      const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name), eventLogFile(options.name, stats))
+      const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name, stats), eventLogFile(options.name, stats))
       const services = yield* Layer.build(
         peerLinksFromConfig(options.name, onLinkEvent, tls, stats).pipe(Layer.provideMerge(own))
       )
@@ -218,14 +222,18 @@ export const layer = (
  * The store of `name` the config asks for: durable in `<dataDir>/<name>.db`
  * (loaded whole before the server serves anyone), or in memory.
  */
-export const storeFromConfig = (name: string): Layer.Layer<LocationStore, HerdServerError, HerdConfig> =>
+export const storeFromConfig = (
+  name: string,
+  stats?: Metrics.ServerStats
+): Layer.Layer<LocationStore, HerdServerError, HerdConfig> =>
   Layer.unwrapEffect(Effect.map(HerdConfig, (config) => {
     if (config.store.kind === "memory") return Layer.fresh(Store.layerMemory)
     const path = NodePath.join(config.dataDir, `${name}.db`)
     return Store.layerDurable({
       path,
       sync: config.store.sync,
-      ...(config.store.retainDays === undefined ? {} : { retainDays: config.store.retainDays })
+      ...(config.store.retainDays === undefined ? {} : { retainDays: config.store.retainDays }),
+      ...(stats === undefined ? {} : { onCommitted: (ms: number) => stats.storeCommitLatency.observe(ms / 1000) })
     }).pipe(
       Layer.mapError((error) =>
         new HerdServerError({ server: name, message: `cannot open its store ${path}: ${error.message}`, cause: error })

@@ -17,10 +17,10 @@ import type { LocationRecord } from "@herd/protocol"
 import { Clock, Context, Data, Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { DurableDatabase } from "./internal/durable.ts"
-import type { SequencedRecord } from "./internal/durable.ts"
+import type { Checkpoint, SequencedRecord } from "./internal/durable.ts"
 import { LocationStore } from "./LocationStore.ts"
 
-export type { SequencedRecord } from "./internal/durable.ts"
+export type { Checkpoint, SequencedRecord } from "./internal/durable.ts"
 
 export class DurableStoreError extends Data.TaggedError("DurableStoreError")<{
   readonly reason: "Open" | "Commit" | "Read" | "Expire"
@@ -50,6 +50,8 @@ export interface DurableOptions {
   readonly retainDays?: number
   /** How often retention runs while open (default a minute); it also runs on open. */
   readonly retentionIntervalMs?: number
+  /** Told how long each commit took, in ms (a server's metrics). */
+  readonly onCommitted?: (ms: number) => void
 }
 
 /** What the durable store offers beyond `LocationStore`. */
@@ -86,6 +88,15 @@ export interface DurableStoreService {
   readonly commit: Effect.Effect<void, DurableStoreError>
   /** Runs retention now (the clock's time); answers how many records it forgot. */
   readonly expire: Effect.Effect<number, DurableStoreError>
+  /** This server's checkpoint of a neighbour's store (the extended handshake's `SINCE`), as last noted. */
+  readonly checkpointOf: (peer: string) => Checkpoint | undefined
+  /**
+   * Notes a neighbour's `MARK` (undefined: forgets its checkpoint). It is
+   * kept with the next commit, in the transaction of the records offered
+   * before it or a later one: a checkpoint on disk never claims a record
+   * that is not.
+   */
+  readonly unsafeNoteCheckpoint: (peer: string, checkpoint: Checkpoint | undefined) => void
 }
 
 export class DurableStore extends Context.Tag("@herd/store/DurableStore")<DurableStore, DurableStoreService>() {}
@@ -112,7 +123,8 @@ const openDurable = (
           DurableDatabase.open({
             path: options.path,
             sync: options.sync ?? "batch",
-            retainDays: options.retainDays
+            retainDays: options.retainDays,
+            onCommitted: options.onCommitted
           }, openedAt),
         catch: (cause) => new DurableStoreError({ reason: "Open", path: options.path, cause })
       }),
@@ -151,6 +163,8 @@ const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type
     whenCommitted: Effect.async<void>((resume) => database.unsafeOnCommitted(() => resume(Effect.void))),
     unsafeOnCommitted: (callback, onFailed) => database.unsafeOnCommitted(callback, onFailed),
     commit,
+    checkpointOf: (peer) => database.checkpointOf(peer),
+    unsafeNoteCheckpoint: (peer, checkpoint) => database.unsafeNoteCheckpoint(peer, checkpoint),
     expire: Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.try({
         try: () => database.unsafeExpire(now),

@@ -29,6 +29,35 @@ const withStore = <A, E>(
 ) => Effect.scoped(Effect.flatMap(makeDurableUnscheduled(options), use))
 
 describe("Durable", () => {
+  it.scoped("keeps a neighbour's checkpoint with the next commit, and forgets it when told", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const path = join(dir, "store.db")
+      yield* withStore({ path }, (store) =>
+        Effect.gen(function*() {
+          expect(store.checkpointOf("Bolden")).toBeUndefined()
+          store.offer(record("kiwi", "10"))
+          store.unsafeNoteCheckpoint("Bolden", { epoch: "e1", seq: 7 })
+          store.unsafeNoteCheckpoint("Parker", { epoch: "e2", seq: 3 })
+          expect(store.checkpointOf("Bolden")).toStrictEqual({ epoch: "e1", seq: 7 })
+          yield* store.commit
+        }))
+      yield* withStore({ path }, (store) =>
+        Effect.gen(function*() {
+          expect(store.checkpointOf("Bolden")).toStrictEqual({ epoch: "e1", seq: 7 })
+          expect(store.checkpointOf("Parker")).toStrictEqual({ epoch: "e2", seq: 3 })
+          // A checkpoint alone is committed too, with no record.
+          store.unsafeNoteCheckpoint("Bolden", { epoch: "e1", seq: 9 })
+          store.unsafeNoteCheckpoint("Parker", undefined)
+          yield* store.commit
+        }))
+      yield* withStore({ path }, (store) =>
+        Effect.sync(() => {
+          expect(store.checkpointOf("Bolden")).toStrictEqual({ epoch: "e1", seq: 9 })
+          expect(store.checkpointOf("Parker")).toBeUndefined()
+        }))
+    }))
+
   it.scoped("gives back after a restart the same winners, AT lines, seq numbers and epoch", () =>
     Effect.gen(function*() {
       const dir = yield* tempDir

@@ -503,6 +503,13 @@ export class Session {
         }
         break
       }
+      case "CatchUp":
+        // Until its MARK, the neighbour's catch-up is under way (the server is not ready).
+        if (this.peerLink !== undefined) {
+          this.peerLink.caughtUpIn = false
+          this.peerLink.lagRecords = said.records
+        }
+        break
       case "Since":
         break
     }

@@ -10,10 +10,11 @@
  *
  * Messages, in order, each naming its `store` (an id the opening thread chose):
  * - `{ type: "open", path, sync, shared, retryMs }`: opens the store's connection;
- * - `{ type: "batch", firstSeq, lastSeq, lines }`: `lines` is one buffer of
+ * - `{ type: "batch", firstSeq, lastSeq, lines, checkpoints }`: `lines` is one buffer of
  *   records, each a 32-bit little-endian length and an AT line's bytes; the
- *   records take the seqs `firstSeq` to `lastSeq` in order. Batches that are
- *   queued together are written in one transaction.
+ *   records take the seqs `firstSeq` to `lastSeq` in order. `checkpoints`
+ *   are `[peer, { epoch, seq } | null]` pairs to keep (or forget) in the same
+ *   transaction. Batches that are queued together are written in one transaction.
  * - `{ type: "close" }`: writes what it holds, closes the connection, answers;
  * - `{ type: "drop" }`: forgets what it holds, as a crash would (for tests).
  *
@@ -96,6 +97,8 @@ class Store {
       db.pragma("busy_timeout = 5000")
       const replace = db.prepare("INSERT OR REPLACE INTO records (seq, client, line, time_s) VALUES (?, ?, ?, ?)")
       const setLastSeq = db.prepare("UPDATE meta SET value = ? WHERE key = 'last_seq'")
+      const setCheckpoint = db.prepare("INSERT OR REPLACE INTO checkpoints (peer, epoch, seq) VALUES (?, ?, ?)")
+      const forgetCheckpoint = db.prepare("DELETE FROM checkpoints WHERE peer = ?")
       this.writeBatches = db.transaction((batches) => {
         let last = 0
         for (const batch of batches) {
@@ -113,6 +116,11 @@ class Store {
             at = to
           }
           last = batch.lastSeq
+          // A neighbour's checkpoint goes with the records that came before it: in the same commit or a later one.
+          for (const [peer, checkpoint] of batch.checkpoints ?? []) {
+            if (checkpoint === null) forgetCheckpoint.run(peer)
+            else setCheckpoint.run(peer, checkpoint.epoch, checkpoint.seq)
+          }
         }
         setLastSeq.run(last)
       })

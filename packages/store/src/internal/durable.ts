@@ -87,6 +87,14 @@ export interface OpenOptions {
   /** `"always"` fsyncs every commit (`synchronous = FULL`) and commits once the current turn of the event loop is done. */
   readonly sync: "batch" | "always"
   readonly retainDays: number | undefined
+  /** Told how long each commit took (ms), for a server's metrics. */
+  readonly onCommitted?: ((ms: number) => void) | undefined
+}
+
+/** Where a receiver stands with a neighbour's store: its epoch, and the last of its seqs applied here. */
+export interface Checkpoint {
+  readonly epoch: string
+  readonly seq: number
 }
 
 export interface SequencedRecord {
@@ -131,6 +139,7 @@ const schema = `
     time_s INTEGER NOT NULL
   );
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS checkpoints (peer TEXT PRIMARY KEY, epoch TEXT NOT NULL, seq INTEGER NOT NULL) WITHOUT ROWID;
 `
 
 /** Who waits for a commit: called back once it is committed, or once it failed. */
@@ -168,6 +177,10 @@ export class DurableDatabase {
   readonly epoch: string
   /** Rows the database held when opened that are no AT line, left out of memory (and deleted). */
   readonly unreadable: number
+  /** Where this server stands with each neighbour's store (issue 17): as kept, and as noted since. */
+  private readonly checkpoints = new Map<string, Checkpoint>()
+  /** Checkpoints noted (or forgotten: null) since the last batch, to go with it. */
+  private readonly pendingCheckpoints = new Map<string, Checkpoint | null>()
   /** Ids of the records that won since the last batch was sent to the writer, in the order they first won. */
   private readonly pending = new Set<number>()
   /** Who waits for the records in `pending`. */
@@ -221,6 +234,9 @@ export class DurableDatabase {
       insertMeta.run("last_seq", 0)
     }).immediate()
     this.epoch = String(readMeta.get("epoch"))
+    for (const row of db.prepare<[], { peer: string; epoch: string; seq: number }>("SELECT peer, epoch, seq FROM checkpoints").all()) {
+      this.checkpoints.set(row.peer, { epoch: row.epoch, seq: row.seq })
+    }
     this.sentSeq = Number(readMeta.get("last_seq"))
     this.selectAfter = db.prepare<[number, number], { seq: number; line: Buffer }>(
       "SELECT seq, line FROM records WHERE seq > ? ORDER BY seq LIMIT ?"
@@ -298,6 +314,23 @@ export class DurableDatabase {
     return true
   }
 
+  /** This server's checkpoint of `peer`'s store, as last noted. */
+  checkpointOf(peer: string): Checkpoint | undefined {
+    return this.checkpoints.get(peer)
+  }
+
+  /**
+   * Notes `peer`'s MARK: kept with the next batch, in the transaction of the
+   * records offered before it or a later one, so a checkpoint on disk never
+   * claims a record that is not.
+   */
+  unsafeNoteCheckpoint(peer: string, checkpoint: Checkpoint | undefined): void {
+    if (checkpoint === undefined) this.checkpoints.delete(peer)
+    else this.checkpoints.set(peer, checkpoint)
+    this.pendingCheckpoints.set(peer, checkpoint ?? null)
+    if (this.options.sync === "always" && this.immediate === undefined && !this.closed) this.immediate = setImmediate(this.sendSoon)
+  }
+
   private readonly sendSoon = () => {
     this.immediate = undefined
     this.unsafeSend()
@@ -316,7 +349,7 @@ export class DurableDatabase {
    * commit, close) sends at once.
    */
   unsafeSend(force = false): void {
-    if (this.closed || this.pending.size === 0) return
+    if (this.closed || (this.pending.size === 0 && this.pendingCheckpoints.size === 0)) return
     if (!force && (this.inFlight.length > 0 || (this.options.sync === "batch" && performance.now() < this.nextSendAt))) return
     const lines = this.latest.lines
     let bytes = 0
@@ -330,7 +363,12 @@ export class DurableDatabase {
     const firstSeq = this.sentSeq + 1
     this.sentSeq += this.pending.size
     this.pending.clear()
-    this.writer.worker.postMessage({ type: "batch", store: this.storeId, firstSeq, lastSeq: this.sentSeq, lines: batch }, [batch.buffer])
+    const checkpoints = [...this.pendingCheckpoints]
+    this.pendingCheckpoints.clear()
+    this.writer.worker.postMessage(
+      { type: "batch", store: this.storeId, firstSeq, lastSeq: this.sentSeq, lines: batch, checkpoints },
+      [batch.buffer]
+    )
     if (this.writer.inFlight++ === 0) this.writer.worker.ref()
     this.inFlight.push({ seq: this.sentSeq, waiters: this.waitingForPending })
     this.waitingForPending = noWaiters()
@@ -340,6 +378,7 @@ export class DurableDatabase {
     if (answer.type === "committed") {
       if (answer.seq >= this.failedSeq) this.failedSeq = 0
       this.nextSendAt = performance.now() + Math.min(maxRestMs, restFactor * answer.ms)
+      this.options.onCommitted?.(answer.ms)
       this.settle(answer.seq, undefined)
       // With sync "always", who waits for the records pending now waits for this.
       if (this.options.sync === "always") this.unsafeSend()
