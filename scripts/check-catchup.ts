@@ -1,0 +1,584 @@
+/**
+ * Issue 17's checks 1-3 ("How it will be checked") on loopback processes:
+ * five `herd serve` processes of the default herd (its names and links) on
+ * 127.0.0.1, each with its own durable data directory and log, run from a
+ * pinned copy of the bundle. Then:
+ *
+ *   1. 100,000 clients filled; Hamilton stopped (SIGTERM), 100 new clients
+ *      reported at Alford, Hamilton started with its data: the time from its
+ *      start until a WHATSAT at Hamilton answers for all 100 (target 1 s),
+ *      and what its catch-up from Parker cost (records, handshake, bytes).
+ *   2. Parker restarted with its data directory deleted: Hamilton's link to
+ *      Parker must fall back to a full catch-up; all five end equal. Its
+ *      bytes are the full catch-up the figure of 1 is set against.
+ *   3. Under a steady IAMAT load at Alford and Welsh, Hamilton killed
+ *      (SIGKILL) and started ten times: every catch-up sent to it must be
+ *      incremental, their total records at most 3x the reports sent
+ *      meanwhile (they grow with what changed, not with the store), and all
+ *      five end with the same digest.
+ *
+ * Every figure is printed beside its target; a failure is one FAIL line and
+ * exit 1. Every process and temporary file is removed on success, failure
+ * and Ctrl-C (130).
+ *
+ *   node --conditions=@herd/source --import tsx scripts/check-catchup.ts
+ */
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Status } from "@herd/admin"
+import { Cause, Clock, Console, Data, Duration, Effect, Exit, Option, Schema } from "effect"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import * as Net from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+import { defaultHerd } from "../packages/cli/src/DefaultHerd.ts"
+import { isAlive } from "./netns/Leftovers.ts"
+
+class CheckError extends Data.TaggedError("CheckError")<{
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+const fail = (message: string, cause?: unknown) => Effect.fail(new CheckError({ message, cause }))
+
+const repository = fileURLToPath(new URL("..", import.meta.url))
+const dist = join(repository, "packages/cli/dist")
+const names = Object.keys(defaultHerd.servers)
+const links = defaultHerd.links
+
+const fillClients = 100_000
+const newClients = 100
+const answerTargetMs = 1000
+const catchUpTargetBytes = 1_000_000
+const restarts = 10
+const catchUpFactor = 3
+const convergeBoundMs = 60_000
+
+const say = (line: string) => Console.log(`check-catchup: ${line}`)
+const secs = (ms: number) => (ms / 1000).toFixed(2)
+
+// ---------------------------------------------------------------- ports, files
+
+/**
+ * A port free now below the kernel's ephemeral range (32768 and up here), as
+ * packages/cli/test/Status.test.ts picks them: the servers start seconds
+ * later, and a port of the ephemeral range could meanwhile become the local
+ * end of some other process's outgoing connection.
+ */
+const quietPort = (taken: Set<number>) =>
+  Effect.async<number, CheckError>((resume) => {
+    const attempt = (left: number) => {
+      const port = 20_000 + Math.floor(Math.random() * 12_000)
+      if (taken.has(port)) return attempt(left - 1)
+      const probe = Net.createServer()
+      probe.once("error", () =>
+        left > 0 ? attempt(left - 1) : resume(fail("no free port below 32000")))
+      probe.listen(port, "127.0.0.1", () =>
+        probe.close(() => {
+          taken.add(port)
+          resume(Effect.succeed(port))
+        }))
+    }
+    attempt(50)
+  })
+
+const pinnedName = (pid: number) => `herd-catchup-${pid}.mjs`
+const tempPrefix = (pid: number) => `herd-catchup-${pid}-`
+
+/** What a run killed outright left: its pinned bundle and temporary directory (a live run's are left alone). */
+const removeLeftovers = Effect.sync(() => {
+  const dead = (entry: string, pattern: RegExp) => {
+    const pid = Number(pattern.exec(entry)?.[1])
+    return Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)
+  }
+  const list = (dir: string) => {
+    try {
+      return readdirSync(dir)
+    } catch {
+      return []
+    }
+  }
+  for (const entry of list(dist)) {
+    if (dead(entry, /^herd-catchup-(\d+)\.mjs$/)) rmSync(join(dist, entry), { force: true })
+  }
+  for (const entry of list(tmpdir())) {
+    if (dead(entry, /^herd-catchup-(\d+)-/)) rmSync(join(tmpdir(), entry), { recursive: true, force: true })
+  }
+})
+
+// ---------------------------------------------------------------- the herd
+
+interface Spec {
+  readonly name: string
+  readonly port: number
+  readonly httpPort: number
+  readonly dir: string
+  readonly config: string
+  readonly log: string
+}
+
+const writeHerd = (root: string) =>
+  Effect.gen(function*() {
+    const taken = new Set<number>()
+    const servers: Record<string, { host: string; port: number; httpPort: number }> = {}
+    for (const name of names) servers[name] = { host: "127.0.0.1", port: yield* quietPort(taken), httpPort: yield* quietPort(taken) }
+    const specs = new Map<string, Spec>()
+    for (const name of names) {
+      const dir = join(root, name)
+      mkdirSync(join(dir, "data"), { recursive: true })
+      mkdirSync(join(dir, "logs"), { recursive: true })
+      const config = join(dir, "herd.config.json")
+      writeFileSync(config, JSON.stringify({
+        servers,
+        links,
+        places: { provider: "offline" },
+        dataDir: join(dir, "data"),
+        logDir: join(dir, "logs"),
+        // Five servers and this script share the machine: no wire lines in the log.
+        log: { wire: "off" },
+        reconnect: defaultHerd.reconnect
+      }, null, 2))
+      const address = servers[name] ?? { port: 0, httpPort: 0 }
+      specs.set(name, { name, port: address.port, httpPort: address.httpPort, dir, config, log: join(dir, "logs", `${name}.log`) })
+    }
+    return specs
+  })
+
+interface Running {
+  readonly child: ChildProcess
+  readonly output: { text: string }
+  readonly exited: Promise<void>
+}
+
+const statusOf = (spec: Spec) =>
+  Effect.tryPromise({
+    try: async () => {
+      const response = await fetch(`http://127.0.0.1:${spec.httpPort}/status`, { signal: AbortSignal.timeout(2000) })
+      if (response.status !== 200) throw new Error(`HTTP ${response.status}`)
+      return (await response.json()) as unknown
+    },
+    catch: (cause) => new CheckError({ message: `${spec.name}'s /status`, cause })
+  }).pipe(Effect.flatMap(Schema.decodeUnknown(Status.StatusReport)), Effect.option)
+
+const makeHerd = (specs: Map<string, Spec>, bundle: string) =>
+  Effect.gen(function*() {
+    const running = new Map<string, Running>()
+    const spec = (name: string) => {
+      const found = specs.get(name)
+      return found === undefined ? fail(`no server ${name}`) : Effect.succeed(found)
+    }
+    const outputOf = (name: string) => (running.get(name)?.output.text ?? "").trim().split("\n").slice(-3).join(" | ")
+
+    /** Signals a server and waits (bounded: 10 s, then SIGKILL, 5 s more) for it to exit. */
+    const stop = (name: string, signal: "SIGTERM" | "SIGKILL") =>
+      Effect.gen(function*() {
+        const server = running.get(name)
+        if (server === undefined) return
+        running.delete(name)
+        server.child.kill(signal)
+        const exited = Effect.promise(() => server.exited)
+        yield* exited.pipe(
+          Effect.timeout(Duration.seconds(10)),
+          Effect.catchAll(() => Effect.sync(() => server.child.kill("SIGKILL")).pipe(Effect.zipRight(exited), Effect.timeout(Duration.seconds(5)))),
+          Effect.ignore
+        )
+      })
+    yield* Effect.addFinalizer(() => Effect.forEach([...running.keys()], (name) => stop(name, "SIGKILL"), { concurrency: "unbounded", discard: true }))
+
+    /** Spawns a server; `ready` waits (at most 30 s) until its admin endpoint answers. */
+    const launch = (name: string) =>
+      Effect.gen(function*() {
+        const target = yield* spec(name)
+        const child = spawn(process.execPath, [bundle, "serve", name, "--config", target.config], {
+          cwd: repository,
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+        const output = { text: "" }
+        // Drained so that a full pipe never blocks it; the tail is kept for a failure's line.
+        const keep = (chunk: Buffer) => (output.text = (output.text + chunk.toString("utf8")).slice(-4000))
+        child.stdout?.on("data", keep)
+        child.stderr?.on("data", keep)
+        child.on("error", (error) => keep(Buffer.from(`spawn error: ${error.message}\n`)))
+        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+        running.set(name, { child, output, exited })
+      })
+    const ready = (name: string) =>
+      Effect.gen(function*() {
+        const target = yield* spec(name)
+        const deadline = (yield* Clock.currentTimeMillis) + 30_000
+        while (true) {
+          const answer = yield* statusOf(target)
+          if (Option.isSome(answer)) return answer.value
+          const server = running.get(name)
+          if (server === undefined || server.child.exitCode !== null || server.child.signalCode !== null) {
+            return yield* fail(`${name} exited at start: ${outputOf(name)}`)
+          }
+          if ((yield* Clock.currentTimeMillis) > deadline) {
+            return yield* fail(`${name}'s admin endpoint did not answer within 30 s of its start: ${outputOf(name)}`)
+          }
+          yield* Effect.sleep(Duration.millis(50))
+        }
+      })
+    const start = (name: string) => Effect.zipRight(launch(name), ready(name))
+    return { spec, launch, ready, start, stop, status: (name: string) => Effect.flatMap(spec(name), statusOf) }
+  })
+
+type Herd = Effect.Effect.Success<ReturnType<typeof makeHerd>>
+
+/** Polls until every server of `among` answers the same digest with `count` records; ms from `since`. */
+const waitEqual = (herd: Herd, among: ReadonlyArray<string>, count: number, since: number, what: string, intervalMs = 50) =>
+  Effect.gen(function*() {
+    while (true) {
+      const askedAt = yield* Clock.currentTimeMillis
+      const seen = yield* Effect.forEach(among, (name) => herd.status(name), { concurrency: "unbounded" })
+      const digests = new Set<string>()
+      let equal = true
+      for (const status of seen) {
+        if (Option.isNone(status) || status.value.store.count !== count || status.value.store.digest === null) equal = false
+        else digests.add(status.value.store.digest)
+      }
+      if (equal && digests.size === 1) return askedAt - since
+      if (askedAt - since > convergeBoundMs) {
+        const described = seen.map((status, i) =>
+          `${among[i]} ${Option.match(status, { onNone: () => "no answer", onSome: (s) => `${s.store.count}/${s.store.digest}` })}`
+        )
+        return yield* fail(`${what}: not equal at ${count} records within ${convergeBoundMs / 1000} s (${described.join(", ")})`)
+      }
+      yield* Effect.sleep(Duration.millis(intervalMs))
+    }
+  })
+
+// ---------------------------------------------------------------- clients
+
+/**
+ * Client times: one counter for the whole run, a microsecond apart from a
+ * minute ago, so each report is newer than every earlier one (a repeated
+ * client always changes its record) and never too far ahead.
+ */
+let tick = 0n
+const baseNs = (BigInt(Date.now()) - 60_000n) * 1_000_000n
+const iamat = (client: string, index: number) => {
+  const ns = baseNs + (tick += 1000n)
+  const time = `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, "0")}`
+  const sign = (value: number) => (value < 0 ? value.toFixed(6) : `+${value.toFixed(6)}`)
+  return `IAMAT ${client} ${sign((index % 170) - 85 + 0.5)}${sign((index % 350) - 175 + 0.25)} ${time}`
+}
+
+/** Sends lines over one pipelined connection; succeeds once each is answered with an AT line (at most 60 s). */
+const report = (spec: Spec, lines: ReadonlyArray<string>) =>
+  Effect.async<void, CheckError>((resume) => {
+    let answered = 0
+    let pending = ""
+    let done = false
+    const finish = (result: Effect.Effect<void, CheckError>) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      socket.destroy()
+      resume(result)
+    }
+    const socket = Net.connect({ host: "127.0.0.1", port: spec.port }, () => socket.write(`${lines.join("\n")}\n`))
+    const timer = setTimeout(() => finish(fail(`reporting at ${spec.name}: ${answered} of ${lines.length} answered within 60 s`)), 60_000)
+    socket.setEncoding("latin1")
+    socket.on("data", (chunk: string) => {
+      pending += chunk
+      const replies = pending.split("\n")
+      pending = replies.pop() ?? ""
+      for (const reply of replies) {
+        if (!reply.startsWith("AT ")) return finish(fail(`reporting at ${spec.name}: answered ${JSON.stringify(reply.slice(0, 120))}`))
+        answered++
+      }
+      if (answered === lines.length) finish(Effect.void)
+    })
+    socket.on("error", (error) => finish(fail(`reporting at ${spec.name}: ${error.message}`, error)))
+    socket.on("close", () => finish(fail(`reporting at ${spec.name}: closed after ${answered} of ${lines.length} answers`)))
+    return Effect.sync(() => {
+      done = true
+      clearTimeout(timer)
+      socket.destroy()
+    })
+  })
+
+/**
+ * One WHATSAT per client over one connection: how many were answered with
+ * their AT line (the rest `?`: not known yet). Fails when the server is not
+ * accepting or does not answer all within 5 s.
+ */
+const whatsat = (spec: Spec, clients: ReadonlyArray<string>) =>
+  Effect.async<number, CheckError>((resume) => {
+    let found = 0
+    let unknown = 0
+    let inBody = false
+    let pending = ""
+    let done = false
+    const finish = (result: Effect.Effect<number, CheckError>) => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      socket.destroy()
+      resume(result)
+    }
+    const socket = Net.connect({ host: "127.0.0.1", port: spec.port }, () =>
+      socket.write(clients.map((client) => `WHATSAT ${client} 1 1\n`).join("")))
+    const timer = setTimeout(() => finish(fail(`WHATSAT at ${spec.name}: ${found + unknown} of ${clients.length} answered within 5 s`)), 5000)
+    socket.setEncoding("latin1")
+    socket.on("data", (chunk: string) => {
+      pending += chunk
+      const lines = pending.split("\n")
+      pending = lines.pop() ?? ""
+      for (const line of lines) {
+        // An answer is its AT line, the JSON, then an empty line.
+        if (inBody) inBody = line !== ""
+        else if (line.startsWith("AT ")) {
+          found++
+          inBody = true
+        } else if (line.startsWith("? ")) unknown++
+      }
+      if (found + unknown === clients.length) finish(Effect.succeed(found))
+    })
+    socket.on("error", (error) => finish(fail(`WHATSAT at ${spec.name}: ${error.message}`, error)))
+    socket.on("close", () => finish(fail(`WHATSAT at ${spec.name}: closed`)))
+    return Effect.sync(() => {
+      done = true
+      clearTimeout(timer)
+      socket.destroy()
+    })
+  })
+
+// ---------------------------------------------------------------- the log
+
+interface LinkUp {
+  readonly at: number
+  readonly peer: string
+  readonly catchUp: number
+  readonly catchUpMs: number
+  readonly handshake: string
+}
+
+/** The `link-up` entries of a server's log for one neighbour, from `fromMs` on. */
+const linkUps = (spec: Spec, peer: string, fromMs: number): Array<LinkUp> => {
+  let text = ""
+  try {
+    text = readFileSync(spec.log, "utf8")
+  } catch {
+    return []
+  }
+  const found: Array<LinkUp> = []
+  for (const line of text.split("\n")) {
+    if (!line.includes("\"link-up\"")) continue
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>
+      const at = typeof entry["time"] === "string" ? Date.parse(entry["time"]) : Number.NaN
+      if (entry["event"] !== "link-up" || entry["peer"] !== peer || !(at >= fromMs)) continue
+      found.push({
+        at,
+        peer,
+        catchUp: Number(entry["catchUp"]),
+        catchUpMs: Number(entry["catchUpMs"]),
+        handshake: String(entry["handshake"])
+      })
+    } catch {
+      // A line cut short: not an entry to count.
+    }
+  }
+  return found
+}
+
+/** Waits (at most 10 s: the event log is written in batches) until the log holds at least `atLeast` such entries. */
+const waitLinkUps = (spec: Spec, peer: string, fromMs: number, atLeast: number) =>
+  Effect.gen(function*() {
+    const deadline = (yield* Clock.currentTimeMillis) + 10_000
+    while (true) {
+      const found = linkUps(spec, peer, fromMs)
+      if (found.length >= atLeast) return found
+      if ((yield* Clock.currentTimeMillis) > deadline) {
+        return yield* fail(`${spec.name}'s log: ${found.length} link-up entries for ${peer} since the restart, expected at least ${atLeast}`)
+      }
+      yield* Effect.sleep(Duration.millis(100))
+    }
+  })
+
+const describeUps = (ups: ReadonlyArray<LinkUp>) =>
+  ups.map((up) => `${up.catchUp} records, ${up.handshake}, ${up.catchUpMs} ms`).join("; ")
+
+const bytesFrom = (status: Option.Option<Status.StatusReport>, peer: string) =>
+  Option.match(status, {
+    onNone: () => Number.NaN,
+    onSome: (report) => report.links.filter((link) => link.peer === peer).reduce((sum, link) => sum + link.bytesReceived, 0)
+  })
+
+// ---------------------------------------------------------------- the check
+
+const program = Effect.gen(function*() {
+  const startedAt = yield* Clock.currentTimeMillis
+  yield* removeLeftovers
+  // The bundle, built once and pinned for the run (a copy beside it, where it
+  // finds the packages it loads at run time): a rebuild by anyone meanwhile
+  // cannot change the code of a server restarted mid-run.
+  const built = spawnSync(process.execPath, [join(repository, "packages/cli/build.mjs")], { cwd: repository, timeout: 120_000, encoding: "utf8" })
+  if (built.status !== 0) return yield* fail(`the bundle did not build: ${(built.stderr ?? "").trim().split("\n").slice(-3).join(" | ")}`)
+  const bundle = yield* Effect.acquireRelease(
+    Effect.sync(() => {
+      const pinned = join(dist, pinnedName(process.pid))
+      copyFileSync(join(dist, "herd.mjs"), pinned)
+      return pinned
+    }),
+    (pinned) => Effect.sync(() => rmSync(pinned, { force: true }))
+  )
+  const root = yield* Effect.acquireRelease(
+    Effect.sync(() => mkdtempSync(join(tmpdir(), tempPrefix(process.pid)))),
+    (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+  )
+  const specs = yield* writeHerd(root)
+  const herd = yield* makeHerd(specs, bundle)
+  const spec = herd.spec
+  // Node's own start-up, beside which Hamilton's start is read.
+  const nodeFrom = Date.now()
+  spawnSync(process.execPath, ["-e", "0"], { timeout: 10_000 })
+  const nodeStartMs = Date.now() - nodeFrom
+
+  yield* Effect.forEach(names, herd.start, { concurrency: "unbounded", discard: true })
+  yield* say(`five herd serve processes up on 127.0.0.1 (durable stores, wire log off) ${secs((yield* Clock.currentTimeMillis) - startedAt)} s after the start`)
+
+  // ---- 1. fill, stop Hamilton, 100 new at Alford, start Hamilton
+  let expected = 0
+  const share = fillClients / names.length
+  const fillFrom = yield* Clock.currentTimeMillis
+  yield* Effect.forEach(names, (name) =>
+    Effect.flatMap(spec(name), (target) =>
+      report(target, Array.from({ length: share }, (_, i) => iamat(`fill-${name}-${i}`, i)))), { concurrency: "unbounded", discard: true })
+  expected += fillClients
+  const filledMs = yield* waitEqual(herd, names, expected, fillFrom, "after the fill", 200)
+  yield* say(`1: filled ${expected} clients (${share} at each server over one pipelined connection): all five equal ${secs(filledMs)} s after the first report`)
+
+  yield* herd.stop("Hamilton", "SIGTERM")
+  const fresh = Array.from({ length: newClients }, (_, i) => `new-${i}`)
+  yield* report(yield* spec("Alford"), fresh.map((client, i) => iamat(client, i)))
+  expected += newClients
+  const others = names.filter((name) => name !== "Hamilton")
+  yield* waitEqual(herd, others, expected, yield* Clock.currentTimeMillis, "the 100 new clients while Hamilton is down")
+
+  const hamilton = yield* spec("Hamilton")
+  const parker = yield* spec("Parker")
+  const restartAt = yield* Clock.currentTimeMillis
+  yield* herd.launch("Hamilton")
+  // WHATSAT for all 100 from the moment it is spawned: a refused connection or a `?` is asked again.
+  let answeredMs = -1
+  while (answeredMs < 0) {
+    const found = yield* whatsat(hamilton, fresh).pipe(Effect.orElseSucceed(() => 0))
+    const now = yield* Clock.currentTimeMillis
+    if (found === newClients) answeredMs = now - restartAt
+    else if (now - restartAt > 30_000) return yield* fail(`Hamilton answered ${found} of the ${newClients} new clients 30 s after its start`)
+    else yield* Effect.sleep(Duration.millis(10))
+  }
+  yield* herd.ready("Hamilton")
+  const equalMs = yield* waitEqual(herd, names, expected, restartAt, "after Hamilton's restart")
+  const ups1 = yield* waitLinkUps(parker, "Hamilton", restartAt, 1)
+  const bytes1 = bytesFrom(yield* herd.status("Hamilton"), "Parker")
+  yield* say(
+    `1: Hamilton restarted with its store after ${newClients} new clients at Alford: WHATSAT at Hamilton answered all ${newClients} ` +
+      `${answeredMs} ms after its spawn (target <= ${answerTargetMs} ms: ${answeredMs <= answerTargetMs ? "met" : "NOT MET"}; ` +
+      `node itself starts in ${nodeStartMs} ms here); all five equal after ${secs(equalMs)} s`
+  )
+  yield* say(
+    `1: Parker's catch-up of Hamilton: ${describeUps(ups1)}; Hamilton's /status: ${bytes1} bytes received from Parker ` +
+      `(target < ${catchUpTargetBytes} bytes: ${bytes1 < catchUpTargetBytes ? "met" : "NOT MET"}; a full catch-up: see 2)`
+  )
+  if (answeredMs > answerTargetMs) return yield* fail(`Hamilton answered the ${newClients} new clients ${answeredMs} ms after its start, target ${answerTargetMs} ms`)
+  if (ups1.some((up) => up.handshake !== "incremental")) return yield* fail(`Parker's catch-up of the restarted Hamilton was not incremental: ${describeUps(ups1)}`)
+  if (!(bytes1 < catchUpTargetBytes)) return yield* fail(`Hamilton received ${bytes1} bytes from Parker, target under ${catchUpTargetBytes}`)
+
+  // ---- 2. Parker with its data directory deleted
+  yield* herd.stop("Parker", "SIGTERM")
+  rmSync(join(parker.dir, "data"), { recursive: true, force: true })
+  mkdirSync(join(parker.dir, "data"), { recursive: true })
+  const wipedAt = yield* Clock.currentTimeMillis
+  yield* herd.start("Parker")
+  const wipedEqualMs = yield* waitEqual(herd, names, expected, wipedAt, "after Parker's restart with its data deleted", 100)
+  const ups2 = yield* waitLinkUps(hamilton, "Parker", wipedAt, 1)
+  const fullBytes = bytesFrom(yield* herd.status("Parker"), "Hamilton")
+  yield* say(
+    `2: Parker restarted with its data deleted: Hamilton's catch-up of it: ${describeUps(ups2)} (expected full); ` +
+      `all five equal ${secs(wipedEqualMs)} s after its start; Parker's /status: ${fullBytes} bytes received from Hamilton (a full catch-up of ${expected} records)`
+  )
+  if (!ups2.some((up) => up.handshake === "full")) return yield* fail(`Hamilton's link to the wiped Parker did not fall back to a full catch-up: ${describeUps(ups2)}`)
+  yield* say(`1 against 2: the incremental catch-up cost ${bytes1} bytes, ${((bytes1 / fullBytes) * 100).toFixed(2)}% of the full one's ${fullBytes}`)
+
+  // ---- 3. ten SIGKILL restarts of Hamilton under a steady load at the edges
+  const load = { sent: 0, failures: 0, running: true }
+  const repeated = 300
+  let newIndex = 0
+  const again = new Set<number>()
+  const loadAt = (name: string) =>
+    Effect.gen(function*() {
+      const target = yield* spec(name)
+      // 20 reports every 100 ms at each end: 400 a second in all, half new clients, half a few hundred repeated ones.
+      while (load.running) {
+        const lines = Array.from({ length: 20 }, (_, i) => {
+          if (i % 2 === 0) return iamat(`load-${name}-${newIndex++}`, i)
+          const k = Math.floor(Math.random() * repeated)
+          again.add(k)
+          return iamat(`again-${k}`, i)
+        })
+        yield* report(target, lines).pipe(
+          Effect.tap(() => Effect.sync(() => (load.sent += lines.length))),
+          Effect.catchAll(() => Effect.sync(() => load.failures++))
+        )
+        yield* Effect.sleep(Duration.millis(100))
+      }
+    })
+  const loaders = yield* Effect.forkScoped(Effect.all([loadAt("Alford"), loadAt("Welsh")], { concurrency: "unbounded", discard: true }))
+  yield* Effect.sleep(Duration.seconds(1))
+  const killsFrom = yield* Clock.currentTimeMillis
+  const sentBefore = load.sent
+  for (let i = 0; i < restarts; i++) {
+    yield* herd.stop("Hamilton", "SIGKILL")
+    yield* Effect.sleep(Duration.millis(1000))
+    yield* herd.start("Hamilton")
+    yield* Effect.sleep(Duration.millis(1000))
+  }
+  const sentDuring = load.sent - sentBefore
+  load.running = false
+  yield* Effect.fromFiber(loaders)
+  // The load's clients: fill-, new-, load-<name>-<i> (each new) and again-<k> (at most `repeated`).
+  expected += newIndex + again.size
+  const stoppedAt = yield* Clock.currentTimeMillis
+  if (load.failures > 0) return yield* fail(`${load.failures} batches of the load were not all answered`)
+  const endEqualMs = yield* waitEqual(herd, names, expected, stoppedAt, "after the ten restarts")
+  const ups3 = yield* waitLinkUps(parker, "Hamilton", killsFrom, restarts)
+  const total = ups3.reduce((sum, up) => sum + up.catchUp, 0)
+  const fulls = ups3.filter((up) => up.handshake !== "incremental")
+  yield* say(
+    `3: ${restarts} SIGKILL restarts of Hamilton under ${load.sent} reports at Alford and Welsh (${sentDuring} during the restarts): ` +
+      `${ups3.length} catch-ups of Hamilton by Parker, ${total} records in all (target <= ${catchUpFactor}x ${sentDuring} = ${catchUpFactor * sentDuring}: ` +
+      `${total <= catchUpFactor * sentDuring ? "met" : "NOT MET"}), against a store of ${expected} records; ` +
+      `${fulls.length} not incremental (target 0); all five equal (digest) ${secs(endEqualMs)} s after the load stopped`
+  )
+  yield* say(`3: each catch-up: ${ups3.map((up) => `${up.catchUp}/${up.handshake}`).join(", ")}`)
+  if (fulls.length > 0) return yield* fail(`${fulls.length} of Hamilton's catch-ups were not incremental: ${describeUps(fulls)}`)
+  if (total > catchUpFactor * sentDuring) return yield* fail(`the catch-ups sent Hamilton ${total} records, more than ${catchUpFactor}x the ${sentDuring} reports sent meanwhile`)
+  return startedAt
+})
+
+const main = Effect.scoped(program).pipe(
+  Effect.flatMap((startedAt) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => say(`PASS in ${secs(now - startedAt)} s, cleanup included`))
+  ),
+  Effect.timeoutFail({ duration: Duration.minutes(5), onTimeout: () => new CheckError({ message: "the whole check took more than 5 minutes" }) }),
+  Effect.onExit((exit) =>
+    Exit.isSuccess(exit)
+      ? Effect.void
+      : Cause.isInterruptedOnly(exit.cause)
+      ? Console.error("check-catchup: interrupted; every process and temporary file removed")
+      : Console.error(`check-catchup: FAIL: ${(() => {
+        const error = Cause.squash(exit.cause)
+        return error instanceof CheckError ? error.message : String(error)
+      })()}`)
+  )
+)
+
+NodeRuntime.runMain(main, {
+  disableErrorReporting: true,
+  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+})
