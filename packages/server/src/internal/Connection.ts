@@ -71,6 +71,10 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
       // session by the adapter already (`onDefect`).
       if (Exit.isSuccess(ended) && ended.value === "by-peer") session.finishInput("closed by client")
       else session.endInput(closeReasonOf(ended))
+      // A client that half-closed may still have a read held by back-pressure
+      // (it does not read its replies): a stopping server does not wait for it.
+      const answered = yield* restore(Deferred.await(carrier.settledSignal)).pipe(Effect.exit)
+      if (Exit.isFailure(answered)) session.endInput("server shutting down")
       yield* Deferred.await(carrier.settledSignal).pipe(
         Effect.ensuring(Effect.sync(() => {
           carrier.stop()
