@@ -6,7 +6,8 @@
  *
  * On the link A dialled to B:
  *
- *   A: PEER A                          (as ever: an old-style receiver sees nothing else)
+ *   A: PEER A                          (as ever)
+ *   A: RESUME                          A speaks the extension (an old-style receiver drops the line, PROTOCOL.md section 7)
  *   B: SINCE <epoch> <seq>             B has applied A's records up to <seq> of A's store <epoch> ("-" 0: none)
  *   A: CATCHUP <records>               about this many records follow (B is not caught up until the MARK)
  *   A: AT ...                          the records accepted after <seq> (or all, if the epoch is not A's), then live
@@ -14,8 +15,8 @@
  *   A, B: DIGEST <count> <digest>      each end's store, every beat when idle: the heartbeat
  *
  * A dialler that gets no `SINCE` in time speaks the old style: full catch-up,
- * then AT lines only. A receiver answers `SINCE` to every `PEER`; an
- * old-style dialler does not read it.
+ * then AT lines only. A receiver says nothing unless asked (`RESUME`), so an
+ * old-style dialler never hears a line on its link.
  */
 import type { DurableStoreService, StoreDigest } from "@herd/store"
 
@@ -32,6 +33,7 @@ export type LinkLine =
   | { readonly _tag: "Mark"; readonly checkpoint: Checkpoint }
   | { readonly _tag: "Digest"; readonly digest: StoreDigest }
   | { readonly _tag: "CatchUp"; readonly records: number }
+  | { readonly _tag: "Resume" }
 
 /** An epoch is one printable token; a seq a decimal number that stays exact. */
 const epochPattern = /^[\x21-\x7e]{1,64}$/
@@ -40,6 +42,7 @@ const digestPattern = /^[0-9a-f]{16}$/
 
 /** Reads a line of the handshake (without its LF); anything else is `undefined`. */
 export const parseLinkLine = (line: string): LinkLine | undefined => {
+  if (line === "RESUME") return resume
   const fields = line.split(" ")
   if (fields.length === 2 && fields[0] === "CATCHUP" && seqPattern.test(fields[1] ?? "")) {
     return { _tag: "CatchUp", records: Number(fields[1]) }
@@ -59,6 +62,9 @@ export const parseLinkLine = (line: string): LinkLine | undefined => {
   }
 }
 
+const resume: LinkLine = { _tag: "Resume" }
+
+export const resumeLine = "RESUME\n"
 export const sinceLine = (checkpoint: Checkpoint): string => `SINCE ${checkpoint.epoch} ${checkpoint.seq}\n`
 export const markLine = (checkpoint: Checkpoint): string => `MARK ${checkpoint.epoch} ${checkpoint.seq}\n`
 export const digestLine = (digest: StoreDigest): string => `DIGEST ${digest.count} ${digest.digest}\n`

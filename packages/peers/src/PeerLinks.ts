@@ -345,8 +345,8 @@ export const make = (options: PeerLinksOptions) =>
         link.opened(connection, since, clock.unsafeCurrentTimeMillis())
         yield* Effect.addFinalizer(() => Effect.sync(() => link.closed()))
         const started = yield* Clock.currentTimeMillis
-        connection.write(Buffer.from(`PEER ${options.self}\n`, "latin1"))
-        // An extended neighbour answers where it stands; an old-style one says nothing.
+        connection.write(Buffer.from(`PEER ${options.self}\n${Handshake.resumeLine}`, "latin1"))
+        // An extended neighbour answers where it stands; an old-style one drops RESUME and says nothing.
         const resume = yield* Deferred.await(since).pipe(Effect.timeoutOption(handshakeWait))
         const incremental = Option.isSome(resume) && durable !== undefined &&
           resume.value.epoch === durable.epoch && resume.value.seq <= durable.lastSeq()

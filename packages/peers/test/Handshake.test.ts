@@ -98,6 +98,7 @@ describe("the extended handshake, dialling", () => {
     expect(Handshake.parseLinkLine("SINCE 3f9a 12")).toEqual({ _tag: "Since", checkpoint: { epoch: "3f9a", seq: 12 } })
     expect(Handshake.parseLinkLine("MARK - 0")).toEqual({ _tag: "Mark", checkpoint: { epoch: "-", seq: 0 } })
     expect(Handshake.parseLinkLine("CATCHUP 42")).toEqual({ _tag: "CatchUp", records: 42 })
+    expect(Handshake.parseLinkLine("RESUME")).toEqual({ _tag: "Resume" })
     expect(Handshake.parseLinkLine("DIGEST 2 00000000000000ff")).toEqual({
       _tag: "Digest",
       digest: { count: 2, digest: "00000000000000ff" }
@@ -144,7 +145,7 @@ describe("the extended handshake, dialling", () => {
       expect(events[0]).toMatchObject({ event: "link-up", handshake: "incremental", catchUp: 3 })
       // Then the beats (DIGEST, MARK) follow.
       expect(neighbour.connections[0]?.text.slice(0, -1).split("\nDIGEST ")[0] + "\n").toBe(
-        "PEER Alford\nCATCHUP 3\n" +
+        "PEER Alford\nRESUME\nCATCHUP 3\n" +
           [8, 9, 10].map((i) => formatAtLine(record(`c${i}`, String(i))) + "\n").join("") +
           `MARK ${store.epoch} 10\n`
       )
@@ -168,9 +169,10 @@ describe("the extended handshake, dialling", () => {
       // Past a beat: still nothing but PEER and AT lines.
       yield* Effect.sleep("1500 millis")
       const lines = (oldStyle.connections[0]?.text ?? "").trimEnd().split("\n")
-      expect(lines[0]).toBe("PEER Alford")
-      expect(lines.slice(1).every((line) => line.startsWith("AT "))).toBe(true)
-      expect(lines).toHaveLength(11)
+      // RESUME, which an old-style receiver drops, and nothing else but PEER and AT lines.
+      expect(lines.slice(0, 2)).toEqual(["PEER Alford", "RESUME"])
+      expect(lines.slice(2).every((line) => line.startsWith("AT "))).toBe(true)
+      expect(lines).toHaveLength(12)
     }))
 
   it.scopedLive("beats (DIGEST, MARK) on an extended link, and cuts it once the neighbour has said nothing for three beats", () =>

@@ -144,8 +144,9 @@ describe("PeerLinks", () => {
       links.flood(record("echo", "3"), "Parker") // came from Parker: not sent back
       links.flood(record("last", "4"))
       yield* until(() => neighbour.received().includes(" last "), "the floods")
+      // RESUME asks an extended neighbour where to resume from; this one is old-style.
       expect(neighbour.received()).toBe(
-        "PEER Alford\n" +
+        "PEER Alford\nRESUME\n" +
           "AT Alford +0.000000000 before +1+1 1\n" +
           "AT Alford +0.000000000 after +1+1 2\n" +
           "AT Alford +0.000000000 last +1+1 4\n"

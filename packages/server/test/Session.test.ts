@@ -249,13 +249,13 @@ describe("Session", () => {
     }
   })
 
-  it("answers PEER with its checkpoint, keeps MARKs, beats once the neighbour does, and ends a silent or diverged link", () => {
+  it("answers RESUME with its checkpoint, keeps MARKs, beats once the neighbour does, and ends a silent or diverged link", () => {
     const checkpoints = Handshake.makeMemoryCheckpoints()
     checkpoints.unsafeNote("Bolden", { epoch: "e1", seq: 4 })
     const { connection, replies, socket } = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints } })
     const start = 1_700_000_000_000_000_000n
     const at = (seconds: number) => start + BigInt(seconds * 1000) * 1_000_000n
-    connection.feed(Buffer.from("PEER Bolden\nCATCHUP 1\nAT Bolden +0.000000000 kiwi +1+1 1600000000\nMARK e1 9\n"), start)
+    connection.feed(Buffer.from("PEER Bolden\nRESUME\nCATCHUP 1\nAT Bolden +0.000000000 kiwi +1+1 1600000000\nMARK e1 9\n"), start)
     expect(replies()).toEqual(["SINCE e1 4"])
     expect(checkpoints.get("Bolden")).toEqual({ epoch: "e1", seq: 9 })
     // Its MARK made the link an extended one: this end beats every second, and watches for silence.

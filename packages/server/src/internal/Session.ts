@@ -446,8 +446,6 @@ export class Session {
           this.peerViolation(`line longer than ${this.services.lineLimit} bytes: skipped`, undefined)
         )
         log.record("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
-        // Where this server stands with the neighbour's store: it resumes from there (an old-style one reads nothing).
-        this.reply(Handshake.sinceLine(this.services.checkpoints.get(command.name)))
         break
       }
       case "Whatsat": {
@@ -509,6 +507,10 @@ export class Session {
           this.peerLink.caughtUpIn = false
           this.peerLink.lagRecords = said.records
         }
+        break
+      case "Resume":
+        // Where this server stands with the neighbour's store: it resumes from there.
+        this.reply(Handshake.sinceLine(this.services.checkpoints.get(peer)))
         break
       case "Since":
         break
