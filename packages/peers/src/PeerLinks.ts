@@ -362,7 +362,8 @@ export const make = (options: PeerLinksOptions) =>
           up = true
           link.sentCatchUp()
           if (Option.isSome(resume)) {
-            if (durable !== undefined) link.enqueueControl(Handshake.markLine({ epoch: durable.epoch, seq: upTo }))
+            // The end of catch-up, even from a store with no seqs (memory): "- 0" claims nothing.
+            link.enqueueControl(Handshake.markLine(durable === undefined ? Handshake.noCheckpoint : { epoch: durable.epoch, seq: upTo }))
             link.lastHeardMs = clock.unsafeCurrentTimeMillis()
             yield* Effect.forkScoped(beat(link))
           }
