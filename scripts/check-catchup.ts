@@ -539,7 +539,7 @@ const program = Effect.gen(function*() {
       `all five equal ${secs(wipedEqualMs)} s after its start; Parker's /status: ${fullBytes} bytes received from Hamilton (a full catch-up of ${expected} records)`
   )
   if (!ups2.some((up) => up.handshake === "full")) missed.push(`Hamilton's link to the wiped Parker did not fall back to a full catch-up: ${describeUps(ups2)}`)
-  yield* say(`1 against 2: the incremental catch-up cost ${bytes1} bytes, ${((bytes1 / fullBytes) * 100).toFixed(2)}% of the full one's ${fullBytes}`)
+  yield* say(`1 against 2: Hamilton's catch-up in 1 (${ups1.map((up) => up.handshake).join(", ")}) cost ${bytes1} bytes, ${((bytes1 / fullBytes) * 100).toFixed(2)}% of the full one's ${fullBytes}`)
 
   // ---- 3. ten SIGKILL restarts of Hamilton under a steady load at the edges
   const load = { sent: 0, failures: 0, running: true }
