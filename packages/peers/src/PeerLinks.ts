@@ -20,7 +20,7 @@ import type { LocationRecord } from "@herd/protocol"
 import { formatAtLine } from "@herd/protocol"
 import { DurableStore, LocationStore } from "@herd/store"
 import type { DurableStoreService } from "@herd/store"
-import { Clock, Context, Data, Deferred, Duration, Effect, Exit, Layer, Option, Schedule } from "effect"
+import { Clock, Context, Data, Deferred, Duration, Effect, Exit, FiberHandle, Layer, Option, Schedule } from "effect"
 import * as Net from "node:net"
 import * as Handshake from "./Handshake.ts"
 import * as SocketAdapter from "./SocketAdapter.ts"
@@ -36,6 +36,11 @@ export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
      * its hot path, for every record that wins.
      */
     readonly flood: (record: LocationRecord, from?: string) => void
+    /**
+     * The neighbour `name` just linked to this server, so it is up: if this
+     * server's link to it is down, waiting out a back-off, it dials now.
+     */
+    readonly unsafeNeighbourIsUp?: (name: string) => void
   }
 >() {}
 
@@ -111,6 +116,8 @@ const catchUpHighWater = 1024 * 1024
 const maxLinkLine = 4096
 /** How long a dialler waits for `SINCE` before it takes the neighbour for an old-style one. */
 export const defaultHandshakeWaitMs = 500
+/** How long it waits for a neighbour that answered `SINCE` before (it may be starting: loading its store, its gazetteer). */
+const extendedHandshakeWaitMs = 10_000
 
 class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: string }> {}
 
@@ -133,6 +140,14 @@ class Link {
   lastHeardMs = 0
   /** The neighbour's bytes not yet ended by an LF. */
   private partial = ""
+  /**
+   * Whether the neighbour answered `SINCE` on an earlier connection: then it
+   * is waited for longer (it may be busy starting), where an old-style one
+   * is given a short wait.
+   */
+  spokeExtension = false
+  /** Dials again at once when the link is down (set by the link's fiber runner). */
+  redialNow: (() => void) | undefined = undefined
   /** How many of the lines in `pending` are the handshake's, not records. */
   private controlLines = 0
 
@@ -195,7 +210,10 @@ class Link {
     }
     for (const line of lines) {
       const said = Handshake.parseLinkLine(line.endsWith("\r") ? line.slice(0, -1) : line)
-      if (said?._tag === "Since" && this.since !== undefined) Deferred.unsafeDone(this.since, Exit.succeed(said.checkpoint))
+      if (said?._tag === "Since" && this.since !== undefined) {
+        this.spokeExtension = true
+        Deferred.unsafeDone(this.since, Exit.succeed(said.checkpoint))
+      }
     }
   }
 
@@ -247,6 +265,7 @@ export const make = (options: PeerLinksOptions) =>
     const store = yield* LocationStore
     const durable = Option.getOrUndefined(yield* Effect.serviceOption(DurableStore))
     const handshakeWait = Duration.millis(options.handshakeWaitMs ?? defaultHandshakeWaitMs)
+    const extendedHandshakeWait = Duration.millis(Math.max(options.handshakeWaitMs ?? 0, extendedHandshakeWaitMs))
     const dialTimeout = Duration.millis(options.dialTimeoutMs ?? defaultDialTimeoutMs)
     const onEvent = options.onEvent ?? (() => {})
     const links = options.neighbours.map((neighbour) =>
@@ -322,8 +341,24 @@ export const make = (options: PeerLinksOptions) =>
           return
         }
         link.enqueueControl(Handshake.digestLine(store.digest()))
-        if (durable !== undefined) link.enqueueControl(Handshake.markLine({ epoch: durable.epoch, seq: durable.lastSeq() }))
       }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(Handshake.beatMs))))
+    }
+
+    /**
+     * `MARK` as the store commits (looked at four times a beat): the
+     * neighbour's checkpoint then trails this store's commits by a fraction
+     * of a second, and a restart of it costs little more than what changed.
+     */
+    const markAsCommitted = (link: Link, durable: DurableStoreService, from: number) => {
+      let marked = from
+      return Effect.sync(() => {
+        // Committed, not merely given: a seq lost in a crash is given again to another record,
+        // which a checkpoint past it would skip.
+        const seq = durable.lastSeq()
+        if (seq === marked) return
+        marked = seq
+        link.enqueueControl(Handshake.markLine({ epoch: durable.epoch, seq }))
+      }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(Handshake.beatMs / 4))))
     }
 
     // Suspended, so that every retry starts with `up` false.
@@ -347,7 +382,9 @@ export const make = (options: PeerLinksOptions) =>
         const started = yield* Clock.currentTimeMillis
         connection.write(Buffer.from(`PEER ${options.self}\n${Handshake.resumeLine}`, "latin1"))
         // An extended neighbour answers where it stands; an old-style one drops RESUME and says nothing.
-        const resume = yield* Deferred.await(since).pipe(Effect.timeoutOption(handshakeWait))
+        const resume = yield* Deferred.await(since).pipe(
+          Effect.timeoutOption(link.spokeExtension ? extendedHandshakeWait : handshakeWait)
+        )
         const incremental = Option.isSome(resume) && durable !== undefined &&
           resume.value.epoch === durable.epoch && resume.value.seq <= durable.lastSeq()
         // An extended neighbour learns how much follows: it is not caught up until the MARK after it.
@@ -366,6 +403,7 @@ export const make = (options: PeerLinksOptions) =>
             link.enqueueControl(Handshake.markLine(durable === undefined ? Handshake.noCheckpoint : { epoch: durable.epoch, seq: upTo }))
             link.lastHeardMs = clock.unsafeCurrentTimeMillis()
             yield* Effect.forkScoped(beat(link))
+            if (durable !== undefined) yield* Effect.forkScoped(markAsCommitted(link, durable, upTo))
           }
           const catchUpMs = (yield* Clock.currentTimeMillis) - started
           onEvent({
@@ -401,12 +439,24 @@ export const make = (options: PeerLinksOptions) =>
       )
     })
 
+    // Each link's fiber in a handle of its own: `neighbourIsUp` can restart it,
+    // cutting a back-off short, when the neighbour has just shown it is up.
     for (const link of links) {
-      yield* connectOnce(link).pipe(Effect.retry(retrySchedule), Effect.forkScoped)
+      const run = yield* FiberHandle.makeRuntime<never, never, never>()
+      const start = () => {
+        run(connectOnce(link).pipe(Effect.retry(retrySchedule), Effect.orDie))
+      }
+      link.redialNow = start
+      start()
     }
 
     return PeerLinks.of({
       neighbours: options.neighbours.map((neighbour) => neighbour.name),
+      unsafeNeighbourIsUp: (name) => {
+        for (const link of links) {
+          if (link.neighbour.name === name && !link.isOpen) link.redialNow?.()
+        }
+      },
       flood: (record, from) => {
         let line: string | undefined
         for (const link of links) {

@@ -446,6 +446,8 @@ export class Session {
           this.peerViolation(`line longer than ${this.services.lineLimit} bytes: skipped`, undefined)
         )
         log.record("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
+        // It is up: a link of ours to it that is waiting out a back-off dials now.
+        this.services.peers.unsafeNeighbourIsUp?.(command.name)
         break
       }
       case "Whatsat": {
