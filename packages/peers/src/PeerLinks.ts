@@ -148,6 +148,8 @@ class Link {
   spokeExtension = false
   /** Dials again at once when the link is down (set by the link's fiber runner). */
   redialNow: (() => void) | undefined = undefined
+  /** Set between a failed connection and the next dial: the link is waiting out its back-off. */
+  waitingToDial = false
   /** How many of the lines in `pending` are the handshake's, not records. */
   private controlLines = 0
 
@@ -364,6 +366,7 @@ export const make = (options: PeerLinksOptions) =>
     // Suspended, so that every retry starts with `up` false.
     const connectOnce = (link: Link) => Effect.suspend(() => {
       let up = false
+      link.waitingToDial = false
       return Effect.scoped(Effect.gen(function*() {
         const { host, name, port } = link.neighbour
         const address = `${host}:${port}`
@@ -427,19 +430,20 @@ export const make = (options: PeerLinksOptions) =>
           Effect.fail(new LinkFailure({ reason: `internal error: ${defect instanceof Error ? defect.message : String(defect)}` }))
         ),
         Effect.tapError((failure) =>
-          Effect.sync(() =>
+          Effect.sync(() => {
+            link.waitingToDial = true
             onEvent({
               event: up ? "link-down" : "link-failed",
               peer: link.neighbour.name,
               address: `${link.neighbour.host}:${link.neighbour.port}`,
               reason: failure.reason
             })
-          )
+          })
         )
       )
     })
 
-    // Each link's fiber in a handle of its own: `neighbourIsUp` can restart it,
+    // Each link's fiber in a handle of its own: `unsafeNeighbourIsUp` can restart it,
     // cutting a back-off short, when the neighbour has just shown it is up.
     for (const link of links) {
       const run = yield* FiberHandle.makeRuntime<never, never, never>()
@@ -454,7 +458,8 @@ export const make = (options: PeerLinksOptions) =>
       neighbours: options.neighbours.map((neighbour) => neighbour.name),
       unsafeNeighbourIsUp: (name) => {
         for (const link of links) {
-          if (link.neighbour.name === name && !link.isOpen) link.redialNow?.()
+          // Only a link waiting out its back-off: one that is dialling or open goes on as it is.
+          if (link.neighbour.name === name && link.waitingToDial) link.redialNow?.()
         }
       },
       flood: (record, from) => {
