@@ -33,9 +33,10 @@ export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
     /**
      * Queues `record` for every neighbour except `from`, the server it came
      * from. Synchronous and never waits for the network: a server calls it on
-     * its hot path, for every record that wins.
+     * its hot path, for every record that wins. `atLine`, the record's AT
+     * line when the caller has made it already, saves making it again.
      */
-    readonly flood: (record: LocationRecord, from?: string) => void
+    readonly flood: (record: LocationRecord, from?: string, atLine?: string) => void
     /**
      * The neighbour `name` just linked to this server, so it is up: if this
      * server's link to it is down, waiting out a back-off, it dials now.
@@ -462,11 +463,11 @@ export const make = (options: PeerLinksOptions) =>
           if (link.neighbour.name === name && link.waitingToDial) link.redialNow?.()
         }
       },
-      flood: (record, from) => {
+      flood: (record, from, atLine) => {
         let line: string | undefined
         for (const link of links) {
           if (link.neighbour.name === from || !link.isOpen) continue
-          line ??= formatAtLine(record)
+          line ??= atLine ?? formatAtLine(record)
           link.enqueue(line)
         }
       }

@@ -5,7 +5,6 @@
  * cuts a neighbour that falls silent.
  */
 import { describe, expect, it } from "@effect/vitest"
-import type { LocationRecord } from "@herd/protocol"
 import { formatAtLine } from "@herd/protocol"
 import { DurableStore, LocationStore, makeDurable } from "@herd/store"
 import { Context, Effect, Layer } from "effect"
@@ -16,14 +15,7 @@ import { join } from "node:path"
 import * as Peers from "../src/index.ts"
 import type { LinkEvent } from "../src/index.ts"
 import { Handshake } from "../src/index.ts"
-
-const record = (client: string, time: string): LocationRecord => ({
-  origin: "Alford",
-  skew: "+0.000000000",
-  client,
-  location: "+1+1",
-  time
-})
+import { record } from "./support.ts"
 
 /**
  * A neighbour that answers each `PEER` with `reply` (or nothing), keeps
@@ -74,24 +66,29 @@ const until = (check: () => boolean, what: string) =>
     }
   })
 
-/** A durable store of 10 records (seq 1 to 10), and links from Alford to the neighbour on `port`. */
+/** A durable store of 10 records, seq 1 to 10. */
+const storeOfTen = Effect.gen(function*() {
+  const dir = yield* tempDir
+  const store = yield* makeDurable({ path: join(dir, "Alford.db") })
+  for (let i = 1; i <= 10; i++) store.offer(record(`c${i}`, String(i)))
+  yield* store.commit
+  return store
+})
+
+/** Links from Alford, on `store`, to the neighbour on `port`. */
+const linkTo = (store: Effect.Effect.Success<typeof storeOfTen>, port: number, events: Array<LinkEvent>) =>
+  Layer.build(
+    Peers.layer({
+      self: "Alford",
+      neighbours: [{ name: "Parker", host: "127.0.0.1", port }],
+      reconnect: { initialMs: 5, capMs: 50 },
+      onEvent: (event) => events.push(event)
+    }).pipe(Layer.provide(Layer.succeedContext(Context.make(LocationStore, store).pipe(Context.add(DurableStore, store)))))
+  )
+
+/** A durable store of 10 records, and links from Alford to the neighbour on `port`. */
 const linksTo = (port: number, events: Array<LinkEvent>) =>
-  Effect.gen(function*() {
-    const dir = yield* tempDir
-    const store = yield* makeDurable({ path: join(dir, "Alford.db") })
-    for (let i = 1; i <= 10; i++) store.offer(record(`c${i}`, String(i)))
-    yield* store.commit
-    const context = Context.make(LocationStore, store).pipe(Context.add(DurableStore, store))
-    yield* Layer.build(
-      Peers.layer({
-        self: "Alford",
-        neighbours: [{ name: "Parker", host: "127.0.0.1", port }],
-        reconnect: { initialMs: 5, capMs: 50 },
-        onEvent: (event) => events.push(event)
-      }).pipe(Layer.provide(Layer.succeedContext(context)))
-    )
-    return store
-  })
+  Effect.tap(storeOfTen, (store) => linkTo(store, port, events))
 
 describe("the extended handshake, dialling", () => {
   it("reads its lines and nothing else", () => {
@@ -124,23 +121,10 @@ describe("the extended handshake, dialling", () => {
   it.scopedLive("resumes from the neighbour's checkpoint of its store: only the records after it, then MARK", () =>
     Effect.gen(function*() {
       // The neighbour's answer names this store's epoch, known once it is open.
-      let epoch = ""
-      const neighbour = yield* scriptedNeighbour({ reply: () => `SINCE ${epoch} 7\n`, beats: true })
+      const store = yield* storeOfTen
+      const neighbour = yield* scriptedNeighbour({ reply: () => `SINCE ${store.epoch} 7\n`, beats: true })
       const events: Array<LinkEvent> = []
-      const dir = yield* tempDir
-      const store = yield* makeDurable({ path: join(dir, "Alford.db") })
-      epoch = store.epoch
-      for (let i = 1; i <= 10; i++) store.offer(record(`c${i}`, String(i)))
-      yield* store.commit
-      const context = Context.make(LocationStore, store).pipe(Context.add(DurableStore, store))
-      yield* Layer.build(
-        Peers.layer({
-          self: "Alford",
-          neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
-          reconnect: { initialMs: 5, capMs: 50 },
-          onEvent: (event) => events.push(event)
-        }).pipe(Layer.provide(Layer.succeedContext(context)))
-      )
+      yield* linkTo(store, neighbour.port, events)
       yield* until(() => (neighbour.connections[0]?.text ?? "").includes("MARK"), "the catch-up and its MARK")
       expect(events[0]).toMatchObject({ event: "link-up", handshake: "incremental", catchUp: 3 })
       // Then the beats (DIGEST, MARK) follow.

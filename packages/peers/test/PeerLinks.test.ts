@@ -1,5 +1,4 @@
 import { describe, expect, it } from "@effect/vitest"
-import type { LocationRecord } from "@herd/protocol"
 import { makeMemory } from "@herd/store"
 import { LocationStore } from "@herd/store"
 import { Context, Effect, Exit, Layer, Option, Scope, TestClock, TestServices } from "effect"
@@ -9,14 +8,7 @@ import * as Net from "node:net"
 import { PeerLinks } from "../src/index.ts"
 import * as Peers from "../src/index.ts"
 import type { LinkEvent } from "../src/index.ts"
-
-const record = (client: string, time: string): LocationRecord => ({
-  origin: "Alford",
-  skew: "+0.000000000",
-  client,
-  location: "+1+1",
-  time
-})
+import { record } from "./support.ts"
 
 /** A neighbour stand-in on a free port: it keeps what it receives and counts its connections. */
 const fakeNeighbour = Effect.acquireRelease(

@@ -396,7 +396,7 @@ export class Session {
           this.reply(invalidReply(line.slice(0, contentEnd(line))))
           break
         }
-        if (this.accept(record, undefined)) stats.iamatStored++
+        if (this.accept(record, undefined, atLine)) stats.iamatStored++
         else stats.iamatNotNewer++
         this.reply(atLine + "\n")
         break
@@ -530,10 +530,10 @@ export class Session {
   }
 
   /** Stores a record and, if it won, floods it on (never back to `from`); answers whether it won. */
-  private accept(record: LocationRecord, from: string | undefined): boolean {
+  private accept(record: LocationRecord, from: string | undefined, atLine?: string): boolean {
     if (!this.services.store.offer(record)) return false
     this.storedSinceFlush = true
-    this.services.peers.flood(record, from)
+    this.services.peers.flood(record, from, atLine)
     return true
   }
 
