@@ -13,6 +13,8 @@
  *   A: AT ...                          the records accepted after <seq> (or all, if the epoch is not A's), then live
  *   A: MARK <epoch> <seq>              every record of A's store up to <seq> is now on this link
  *   A, B: DIGEST <count> <digest>      each end's store, every beat when idle: the heartbeat
+ *   B: CHECKPOINT                      B is stopping: where does it stand?
+ *   A: CHECKPOINT <epoch> <seq>        a MARK, once every record A sent before it is committed
  *
  * A dialler that gets no `SINCE` in time speaks the old style: full catch-up,
  * then AT lines only. A receiver says nothing unless asked (`RESUME`), so an
@@ -34,6 +36,8 @@ export type LinkLine =
   | { readonly _tag: "Digest"; readonly digest: StoreDigest }
   | { readonly _tag: "CatchUp"; readonly records: number }
   | { readonly _tag: "Resume" }
+  | { readonly _tag: "AskCheckpoint" }
+  | { readonly _tag: "Checkpoint"; readonly checkpoint: Checkpoint }
 
 /** An epoch is one printable token; a seq a decimal number that stays exact. */
 const epochPattern = /^[\x21-\x7e]{1,64}$/
@@ -43,6 +47,7 @@ const digestPattern = /^[0-9a-f]{16}$/
 /** Reads a line of the handshake (without its LF); anything else is `undefined`. */
 export const parseLinkLine = (line: string): LinkLine | undefined => {
   if (line === "RESUME") return resume
+  if (line === "CHECKPOINT") return askCheckpoint
   const fields = line.split(" ")
   if (fields.length === 2 && fields[0] === "CATCHUP" && seqPattern.test(fields[1] ?? "")) {
     return { _tag: "CatchUp", records: Number(fields[1]) }
@@ -52,8 +57,9 @@ export const parseLinkLine = (line: string): LinkLine | undefined => {
   switch (tag) {
     case "SINCE":
     case "MARK":
+    case "CHECKPOINT":
       if (!epochPattern.test(first) || !seqPattern.test(second)) return undefined
-      return { _tag: tag === "SINCE" ? "Since" : "Mark", checkpoint: { epoch: first, seq: Number(second) } }
+      return { _tag: checkpointTags[tag], checkpoint: { epoch: first, seq: Number(second) } }
     case "DIGEST":
       if (!seqPattern.test(first) || !digestPattern.test(second)) return undefined
       return { _tag: "Digest", digest: { count: Number(first), digest: second } }
@@ -63,12 +69,23 @@ export const parseLinkLine = (line: string): LinkLine | undefined => {
 }
 
 const resume: LinkLine = { _tag: "Resume" }
+const askCheckpoint: LinkLine = { _tag: "AskCheckpoint" }
+const checkpointTags = { SINCE: "Since", MARK: "Mark", CHECKPOINT: "Checkpoint" } as const
 
 export const resumeLine = "RESUME\n"
 export const sinceLine = (checkpoint: Checkpoint): string => `SINCE ${checkpoint.epoch} ${checkpoint.seq}\n`
 export const markLine = (checkpoint: Checkpoint): string => `MARK ${checkpoint.epoch} ${checkpoint.seq}\n`
 export const digestLine = (digest: StoreDigest): string => `DIGEST ${digest.count} ${digest.digest}\n`
 export const catchUpLine = (records: number): string => `CATCHUP ${records}\n`
+export const askCheckpointLine = "CHECKPOINT\n"
+export const checkpointLine = (checkpoint: Checkpoint): string => `CHECKPOINT ${checkpoint.epoch} ${checkpoint.seq}\n`
+
+/**
+ * How long a stopping server waits for its neighbours' answers to
+ * `CHECKPOINT`: a commit's time under load, with room to spare. A neighbour
+ * that does not answer in time leaves the checkpoint its last `MARK` gave.
+ */
+export const checkpointWaitMs = 2000
 
 /** How often each end of an extended link says `DIGEST` (its heartbeat). */
 export const beatMs = 1000

@@ -149,6 +149,8 @@ class Link {
   spokeExtension = false
   /** Dials again at once when the link is down (set by the link's fiber runner). */
   redialNow: (() => void) | undefined = undefined
+  /** Answers the neighbour's `CHECKPOINT` on `connection` (set by `make`, which knows the store). */
+  answerCheckpoint: ((connection: SocketAdapter.SocketAdapter) => void) | undefined = undefined
   /** Set between a failed connection and the next dial: the link is waiting out its back-off. */
   waitingToDial = false
   /** How many of the lines in `pending` are the handshake's, not records. */
@@ -198,9 +200,14 @@ class Link {
     this.current?.stopReading()
   }
 
+  /** Whether `connection` is still this link's open connection. */
+  isCurrent(connection: SocketAdapter.SocketAdapter): boolean {
+    return this.current === connection && this.pending !== undefined
+  }
+
   /**
    * What the neighbour sends on the link: the lines of the extended
-   * handshake (`SINCE`, `DIGEST`); any byte is a sign of life.
+   * handshake (`SINCE`, `DIGEST`, `CHECKPOINT`); any byte is a sign of life.
    */
   heard(chunk: Buffer, nowMs: number): void {
     this.lastHeardMs = nowMs
@@ -216,6 +223,8 @@ class Link {
       if (said?._tag === "Since" && this.since !== undefined) {
         this.spokeExtension = true
         Deferred.unsafeDone(this.since, Exit.succeed(said.checkpoint))
+      } else if (said?._tag === "AskCheckpoint" && this.current !== undefined) {
+        this.answerCheckpoint?.(this.current)
       }
     }
   }
@@ -364,6 +373,22 @@ export const make = (options: PeerLinksOptions) =>
       }).pipe(Effect.repeat(Schedule.spaced(Duration.millis(Handshake.beatMs / 4))))
     }
 
+    /**
+     * The neighbour is stopping and asks where it stands (`CHECKPOINT`): the
+     * answer, once every record queued on the link so far is committed here,
+     * claims what this store has committed by then. Queued behind those
+     * records (during catch-up, behind the catch-up too), it claims nothing
+     * the neighbour has not been sent. From a store with no seqs, "- 0".
+     */
+    const answerCheckpoint = (link: Link) => (connection: SocketAdapter.SocketAdapter) => {
+      if (durable === undefined) return link.enqueueControl(Handshake.checkpointLine(Handshake.noCheckpoint))
+      durable.unsafeOnCommitted(() =>
+        connection.guard(() => {
+          if (link.isCurrent(connection)) link.enqueueControl(Handshake.checkpointLine({ epoch: durable.epoch, seq: durable.lastSeq() }))
+        })
+      )
+    }
+
     // Suspended, so that every retry starts with `up` false.
     const connectOnce = (link: Link) => Effect.suspend(() => {
       let up = false
@@ -452,6 +477,7 @@ export const make = (options: PeerLinksOptions) =>
         run(connectOnce(link).pipe(Effect.retry(retrySchedule), Effect.orDie))
       }
       link.redialNow = start
+      link.answerCheckpoint = answerCheckpoint(link)
       start()
     }
 

@@ -23,11 +23,11 @@ import { record } from "./support.ts"
  */
 const scriptedNeighbour = (options: { readonly reply: () => string | undefined; readonly beats: boolean }) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly port: number; readonly connections: Array<{ text: string }>; readonly server: Net.Server; readonly timers: Array<NodeJS.Timeout> }>((resume) => {
-      const connections: Array<{ text: string }> = []
+    Effect.async<{ readonly port: number; readonly connections: Array<{ text: string; readonly socket: Net.Socket }>; readonly server: Net.Server; readonly timers: Array<NodeJS.Timeout> }>((resume) => {
+      const connections: Array<{ text: string; readonly socket: Net.Socket }> = []
       const timers: Array<NodeJS.Timeout> = []
       const server = Net.createServer((socket) => {
-        const connection = { text: "" }
+        const connection = { text: "", socket }
         connections.push(connection)
         socket.on("error", () => {})
         socket.on("data", (chunk: Buffer) => {
@@ -96,11 +96,13 @@ describe("the extended handshake, dialling", () => {
     expect(Handshake.parseLinkLine("MARK - 0")).toEqual({ _tag: "Mark", checkpoint: { epoch: "-", seq: 0 } })
     expect(Handshake.parseLinkLine("CATCHUP 42")).toEqual({ _tag: "CatchUp", records: 42 })
     expect(Handshake.parseLinkLine("RESUME")).toEqual({ _tag: "Resume" })
+    expect(Handshake.parseLinkLine("CHECKPOINT")).toEqual({ _tag: "AskCheckpoint" })
+    expect(Handshake.parseLinkLine("CHECKPOINT 3f9a 12")).toEqual({ _tag: "Checkpoint", checkpoint: { epoch: "3f9a", seq: 12 } })
     expect(Handshake.parseLinkLine("DIGEST 2 00000000000000ff")).toEqual({
       _tag: "Digest",
       digest: { count: 2, digest: "00000000000000ff" }
     })
-    for (const line of ["SINCE 3f9a", "SINCE 3f9a -1", "MARK a 1 2", "DIGEST 2 ff", "AT x", "SINCE a 1e5", "CATCHUP", "CATCHUP -1"]) {
+    for (const line of ["SINCE 3f9a", "SINCE 3f9a -1", "MARK a 1 2", "DIGEST 2 ff", "AT x", "SINCE a 1e5", "CATCHUP", "CATCHUP -1", "CHECKPOINT 3f9a"]) {
       expect(Handshake.parseLinkLine(line), line).toBeUndefined()
     }
   })
@@ -133,6 +135,25 @@ describe("the extended handshake, dialling", () => {
           [8, 9, 10].map((i) => formatAtLine(record(`c${i}`, String(i))) + "\n").join("") +
           `MARK ${store.epoch} 10\n`
       )
+    }))
+
+  it.scopedLive("answers a stopping neighbour's CHECKPOINT once what it sent is committed, behind the records it claims", () =>
+    Effect.gen(function*() {
+      const store = yield* storeOfTen
+      const neighbour = yield* scriptedNeighbour({ reply: () => `SINCE ${store.epoch} 10\n`, beats: true })
+      const links = Context.get(yield* linkTo(store, neighbour.port, []), Peers.PeerLinks)
+      const connection = () => neighbour.connections[0]
+      yield* until(() => (connection()?.text ?? "").includes(`MARK ${store.epoch} 10\n`), "the catch-up's MARK")
+      // A record won and flooded, not committed yet: the answer waits for its commit, and claims it.
+      const eleventh = record("c11", "11")
+      store.offer(eleventh)
+      links.flood(eleventh, "Bolden")
+      connection()?.socket.write("CHECKPOINT\n")
+      yield* until(() => (connection()?.text ?? "").includes("CHECKPOINT "), "the answer")
+      const text = connection()?.text ?? ""
+      expect(text).toContain(`CHECKPOINT ${store.epoch} 11\n`)
+      expect(text.indexOf(formatAtLine(eleventh))).toBeLessThan(text.indexOf("CHECKPOINT "))
+      expect(text.indexOf(formatAtLine(eleventh))).toBeGreaterThan(0)
     }))
 
   it.scopedLive("sends everything to a neighbour whose checkpoint is of another store, and to an old-style one, which gets no MARK", () =>

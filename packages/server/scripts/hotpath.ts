@@ -134,6 +134,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     partialLineTimeoutMs: 30_000,
     peersMustProve: false,
     checkpoints: Handshake.makeMemoryCheckpoints(),
+    extendedLinksIn: new Set(),
     stats: new ServerStats("Alford", 0),
     whenStored: undefined,
     printBody: printedPlacesBody,

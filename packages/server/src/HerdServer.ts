@@ -14,7 +14,7 @@ import { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
 import type { SocketServer } from "@effect/platform"
 import * as NodePath from "node:path"
-import { Context, Duration, Effect, Either, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
+import { Clock, Context, Duration, Effect, Either, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
 import * as EventLog from "./EventLog.ts"
 import * as Exposure from "./Exposure.ts"
 import * as Metrics from "./Metrics.ts"
@@ -23,6 +23,7 @@ import type { HerdConfigValue } from "./HerdConfig.ts"
 import { Admission, peerAllowanceOf } from "./internal/Admission.ts"
 import { serveConnection } from "./internal/Connection.ts"
 import { makeDeadlines } from "./internal/Deadlines.ts"
+import type { Session } from "./internal/Session.ts"
 import * as Tls from "./internal/Tls.ts"
 
 export class HerdServerError extends Schema.TaggedError<HerdServerError>()("HerdServerError", {
@@ -140,6 +141,7 @@ const serve = (
       herdServers: new Set(Object.keys(config.servers)),
       partialLineTimeoutMs: config.limits.partialLineTimeoutMs,
       peersMustProve: tls !== undefined,
+      extendedLinksIn: new Set<Session>(),
       // Kept by the durable store, they outlive a restart; in memory, a link's flap.
       checkpoints: Option.match(durable, {
         onNone: () => Peers.Handshake.makeMemoryCheckpoints(),
@@ -154,9 +156,34 @@ const serve = (
     }
     yield* Effect.addFinalizer(() => close)
     yield* server.run(serveConnection(services)).pipe(Effect.forkScoped)
+    // Added last, so it runs first, while every connection is still served.
+    yield* Effect.addFinalizer(() => askCheckpoints(services.extendedLinksIn, log))
 
     log.record("listening", { host: address.host, port: address.port })
     return HerdServer.of({ name: options.name, address, stats, store, durable: Option.getOrUndefined(durable) })
+  })
+
+/**
+ * A stopping server asks each neighbour linked to it where it stands with
+ * that neighbour's store (`CHECKPOINT`), and waits for the answers (at most
+ * `Handshake.checkpointWaitMs`): its checkpoints are then where the links
+ * are, and its restart costs what changed while it was down, not what the
+ * neighbours had not committed yet when it stopped.
+ */
+const askCheckpoints = (linksIn: ReadonlySet<Session>, log: EventLog.EventLog["Type"]) =>
+  Effect.gen(function*() {
+    const asked = [...linksIn]
+    if (asked.length === 0) return
+    let answered = 0
+    const started = yield* Clock.currentTimeMillis
+    yield* Effect.async<void>((resume) => {
+      for (const session of asked) {
+        session.askCheckpoint(() => {
+          if (++answered === asked.length) resume(Effect.void)
+        })
+      }
+    }).pipe(Effect.timeoutOption(Duration.millis(Peers.Handshake.checkpointWaitMs)), Effect.interruptible)
+    log.record("checkpoints", { asked: asked.length, answered, ms: (yield* Clock.currentTimeMillis) - started })
   })
 
 /**

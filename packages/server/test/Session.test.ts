@@ -76,6 +76,7 @@ const setUp = (options: {
     partialLineTimeoutMs: 30_000,
     peersMustProve: false,
     checkpoints: Handshake.makeMemoryCheckpoints(),
+    extendedLinksIn: new Set(),
     stats: new ServerStats("Alford", 0),
     whenStored: undefined,
     printBody: printedPlacesBody,
@@ -281,6 +282,35 @@ describe("Session", () => {
       theirs: "5 00000000000000aa",
       ours: "0 0000000000000000"
     })
+  })
+
+  it("when its server stops, asks an extended link's neighbour where it stands (CHECKPOINT) and keeps the answer", () => {
+    const checkpoints = Handshake.makeMemoryCheckpoints()
+    const extendedLinksIn = new Set<Session>()
+    const { connection, replies } = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints, extendedLinksIn } })
+    connection.feed(Buffer.from("PEER Bolden\nRESUME\nCATCHUP 0\nMARK e1 9\n"), 1_700_000_000_000_000_000n)
+    // Its MARK made it an extended link in: one the stopping server asks.
+    expect([...extendedLinksIn]).toEqual([connection])
+    let answered = 0
+    connection.askCheckpoint(() => answered++)
+    expect(replies()).toEqual(["SINCE - 0", "CHECKPOINT"])
+    // A MARK of the beat is no answer; the answer moves the checkpoint past what the last MARK said.
+    feed(connection, Buffer.from("AT Bolden +0.000000000 kiwi +1+1 1600000000\nMARK e1 10\n"))
+    expect(answered).toBe(0)
+    feed(connection, Buffer.from("CHECKPOINT e1 11\n"))
+    expect(answered).toBe(1)
+    expect(checkpoints.get("Bolden")).toEqual({ epoch: "e1", seq: 11 })
+
+    // A link that ends while asked answers the wait too (no stop waits on a link gone), and leaves the set.
+    connection.askCheckpoint(() => answered++)
+    connection.endInput("closed by client")
+    expect(answered).toBe(2)
+    connection.close()
+    expect(extendedLinksIn.size).toBe(0)
+    // Asked once its input ended, it answers at once, saying nothing.
+    connection.askCheckpoint(() => answered++)
+    expect(answered).toBe(3)
+    expect(replies().filter((line) => line === "CHECKPOINT")).toHaveLength(2)
   })
 
   it("answers all a client sent before it half-closed, the rest of a read held by back-pressure included", () => {

@@ -85,6 +85,8 @@ export interface SessionServices {
   readonly printBody: (body: PlacesBody) => string
   /** Where this server stands with each neighbour's store: what it answers `SINCE` with. */
   readonly checkpoints: Handshake.Checkpoints
+  /** The sessions of neighbours' extended links into this server: asked where they stand when it stops (`askCheckpoint`). */
+  readonly extendedLinksIn: Set<Session>
   /** What the server counts (`Metrics.ts`): the session bumps plain numbers, nothing more. */
   readonly stats: ServerStats
   /** Runs a Places lookup in a fiber of the server (it outlives no connection: each waits for its own). */
@@ -192,6 +194,8 @@ export class Session {
   private storedSinceFlush = false
   /** Replies are held until `whenStored` calls back. */
   private awaitingCommit = false
+  /** Waits for the neighbour's answer to `CHECKPOINT` (this server is stopping). */
+  private checkpointAnswered: (() => void) | undefined
   closeReason: string | undefined
 
   /** Which of the server's connection slots this one holds. */
@@ -292,6 +296,7 @@ export class Session {
       this.silenceDueNs = undefined
       this.reportDeadline()
       this.port.inputEnded()
+      this.stopWaitingForCheckpoint()
     }
     this.settleIfDone()
   }
@@ -309,6 +314,8 @@ export class Session {
 
   close(): void {
     this.probationDueNs = undefined
+    this.services.extendedLinksIn.delete(this)
+    this.stopWaitingForCheckpoint()
     this.services.stats.connectionsOpen--
     this.services.admission.release(this.slot, this.asCandidate)
     this.services.log.record("close", {
@@ -319,6 +326,28 @@ export class Session {
       ...(this.suppressedViolations === 0 ? {} : { violationsNotLogged: this.suppressedViolations }),
       ...(this.floodLinesNotLogged === 0 ? {} : { floodLines: this.floodLinesNotLogged })
     })
+  }
+
+  /**
+   * This server is stopping: asks the neighbour where this server stands
+   * with its store (`CHECKPOINT`), so that the checkpoint kept on disk is
+   * where the link really is, and this server's restart resumes from there
+   * rather than from the last `MARK`, which trails the neighbour's commits.
+   * `answered` is called once the answer is noted, or the link is gone.
+   */
+  askCheckpoint(answered: () => void): void {
+    this.port.guard(() => {
+      if (this.inputEnded) return answered()
+      this.checkpointAnswered = answered
+      this.reply(Handshake.askCheckpointLine)
+      this.flush()
+    })
+  }
+
+  private stopWaitingForCheckpoint(): void {
+    const answered = this.checkpointAnswered
+    this.checkpointAnswered = undefined
+    answered?.()
   }
 
   /** Every line of a read shares its receive time, and so the bound on client times. */
@@ -475,6 +504,7 @@ export class Session {
     if (peer === undefined) return
     if (!this.extended) {
       this.extended = true
+      this.services.extendedLinksIn.add(this)
       this.divergence = new Handshake.DivergenceWatch()
       this.beatDueNs = this.received.ns + beatNs
       this.silenceDueNs = this.received.ns + silenceNs
@@ -482,12 +512,14 @@ export class Session {
     }
     switch (said._tag) {
       case "Mark":
+      case "Checkpoint":
         this.services.checkpoints.unsafeNote(peer, said.checkpoint)
         // Everything the neighbour's store held a moment ago is here: its catch-up is done.
         if (this.peerLink !== undefined) {
           this.peerLink.caughtUpIn = true
           this.peerLink.lagRecords = 0
         }
+        if (said._tag === "Checkpoint") this.stopWaitingForCheckpoint()
         break
       case "Digest": {
         const ours = this.services.store.digest()
@@ -515,6 +547,7 @@ export class Session {
         this.reply(Handshake.sinceLine(this.services.checkpoints.get(peer)))
         break
       case "Since":
+      case "AskCheckpoint":
         break
     }
   }
