@@ -14,7 +14,7 @@ import { LocationStore } from "@herd/store"
 import * as Store from "@herd/store"
 import type { SocketServer } from "@effect/platform"
 import * as NodePath from "node:path"
-import { Clock, Context, Duration, Effect, Either, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Either, Exit, Fiber, FiberSet, Layer, Option, Schema, Scope } from "effect"
 import * as EventLog from "./EventLog.ts"
 import * as Exposure from "./Exposure.ts"
 import * as Metrics from "./Metrics.ts"
@@ -174,15 +174,21 @@ const askCheckpoints = (linksIn: ReadonlySet<Session>, log: EventLog.EventLog["T
   Effect.gen(function*() {
     const asked = [...linksIn]
     if (asked.length === 0) return
-    let answered = 0
     const started = yield* Clock.currentTimeMillis
-    yield* Effect.async<void>((resume) => {
-      for (const session of asked) {
-        session.askCheckpoint(() => {
-          if (++answered === asked.length) resume(Effect.void)
-        })
-      }
-    }).pipe(Effect.timeoutOption(Duration.millis(Peers.Handshake.checkpointWaitMs)), Effect.interruptible)
+    // A finalizer runs uninterruptibly, so the wait is bounded by a timer of
+    // its own (interruptible, in a fiber of its own), not by a timeout.
+    const done = yield* Deferred.make<void>()
+    const timer = yield* Effect.forkDaemon(Effect.interruptible(
+      Effect.sleep(Duration.millis(Peers.Handshake.checkpointWaitMs)).pipe(Effect.zipRight(Deferred.succeed(done, undefined)))
+    ))
+    let answered = 0
+    for (const session of asked) {
+      session.askCheckpoint(() => {
+        if (++answered === asked.length) Deferred.unsafeDone(done, Exit.void)
+      })
+    }
+    yield* Deferred.await(done)
+    yield* Fiber.interruptFork(timer)
     log.record("checkpoints", { asked: asked.length, answered, ms: (yield* Clock.currentTimeMillis) - started })
   })
 

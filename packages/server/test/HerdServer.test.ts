@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { PlacesClient } from "@herd/places"
-import { Context, Deferred, Effect, Exit, Layer } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
@@ -49,6 +49,42 @@ const noPlaces = Layer.succeed(PlacesClient, {
   provider: "none",
   nearby: () => Effect.die("not asked in this test")
 })
+
+/**
+ * A neighbour's extended link into the server on `port`: says `PEER <name>`
+ * and `RESUME`, then reads the server's lines one at a time (5 s each at most).
+ */
+const linkIn = (port: number, name: string) =>
+  Effect.acquireRelease(
+    Effect.async<Net.Socket>((resume) => {
+      const socket = Net.connect({ host: "127.0.0.1", port }, () => resume(Effect.succeed(socket)))
+      socket.on("error", () => {})
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  ).pipe(Effect.map((socket) => {
+    const lines: Array<string> = []
+    let partial = ""
+    let waiting: (() => void) | undefined
+    socket.on("data", (chunk: Buffer) => {
+      const text = partial + chunk.toString("latin1")
+      const complete = text.split("\n")
+      partial = complete.pop() ?? ""
+      lines.push(...complete.filter((line) => !line.startsWith("DIGEST ")))
+      waiting?.()
+    })
+    socket.write(`PEER ${name}\nRESUME\n`)
+    const nextLine: Effect.Effect<string> = Effect.async<string>((resume) => {
+      const take = () => {
+        const line = lines.shift()
+        if (line === undefined) return false
+        waiting = undefined
+        resume(Effect.succeed(line))
+        return true
+      }
+      if (!take()) waiting = take
+    }).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`no line from the server to ${name}`) }), Effect.orDie)
+    return { nextLine, say: (text: string) => socket.write(text) }
+  }))
 
 describe("HerdServer.layer", () => {
   it.scopedLive("fails on a taken port before it opens its log or dials its neighbour", () =>
@@ -106,6 +142,52 @@ describe("HerdServer.layer", () => {
       expect(events[0]).toBe("listening")
       expect(events.at(-1)).toBe("stopped")
     }))
+
+  it.scopedLive("when stopped, asks each neighbour linked to it where it stands (CHECKPOINT) and keeps the answer on disk", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const parker = yield* listener
+      const welsh = yield* listener
+      const config = yield* decodeConfig({
+        servers: { Alford: { port: 0 }, Parker: { port: parker.port }, Welsh: { port: welsh.port } },
+        links: [["Alford", "Parker"], ["Alford", "Welsh"]],
+        reconnect: { initialMs: 60_000, capMs: 60_000 },
+        logDir: join(dir, "logs"),
+        dataDir: join(dir, "data")
+      }, "test")
+      const context = Layer.merge(Layer.succeed(HerdConfig, config), noPlaces)
+      const alfordAt = (server: Context.Context<HerdServer.HerdServer>) => Context.get(server, HerdServer.HerdServer).address.port
+
+      // Parker's link in: it resumes, and once asked, answers past its last MARK.
+      // Run until interrupted, as `herd serve` runs until a signal.
+      const listening = yield* Deferred.make<number>()
+      const running = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        yield* Deferred.succeed(listening, alfordAt(yield* Layer.build(HerdServer.layer({ name: "Alford" }))))
+        return yield* Effect.never
+      })).pipe(Effect.provide(context)))
+      const port = yield* Deferred.await(listening)
+      const fromParker = yield* linkIn(port, "Parker")
+      expect(yield* fromParker.nextLine).toBe("SINCE - 0")
+      fromParker.say("CATCHUP 0\nMARK p-epoch 4\n")
+      // Welsh's link in never answers: the stop waits for it a bounded time only.
+      const fromWelsh = yield* linkIn(port, "Welsh")
+      expect(yield* fromWelsh.nextLine).toBe("SINCE - 0")
+      fromWelsh.say("CATCHUP 0\nMARK w-epoch 2\n")
+      yield* Effect.sleep("100 millis")
+      const stopping = yield* Effect.fork(Fiber.interrupt(running))
+      expect(yield* fromParker.nextLine).toBe("CHECKPOINT")
+      expect(yield* fromWelsh.nextLine).toBe("CHECKPOINT")
+      fromParker.say("CHECKPOINT p-epoch 9\n")
+      yield* Fiber.join(stopping)
+      const logged = readFileSync(join(dir, "logs", "Alford.log"), "utf8").trimEnd().split("\n")
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+      expect(logged.find((entry) => entry["event"] === "checkpoints")).toMatchObject({ asked: 2, answered: 1 })
+
+      // Started again on the same data: Parker resumes from the answer, Welsh from its last MARK.
+      const again = alfordAt(yield* Layer.build(HerdServer.layer({ name: "Alford" })).pipe(Effect.provide(context)))
+      expect(yield* (yield* linkIn(again, "Parker")).nextLine).toBe("SINCE p-epoch 9")
+      expect(yield* (yield* linkIn(again, "Welsh")).nextLine).toBe("SINCE w-epoch 2")
+    }), 20_000)
 
   it.scoped("refuses to serve plain TCP beyond loopback unless the config says insecure", () =>
     Effect.gen(function*() {
