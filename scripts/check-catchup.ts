@@ -19,9 +19,11 @@
  *
  * Every figure is printed beside its target; a failure is one FAIL line and
  * exit 1. Every process and temporary file is removed on success, failure
- * and Ctrl-C (130).
+ * and Ctrl-C (130). With --times-printed-only (as `.ci/run` runs it), the
+ * one time target (1's 1 s) is printed and not asserted: a time measured on
+ * a shared machine, which CI must not flake on; every other target holds.
  *
- *   node --conditions=@herd/source --import tsx scripts/check-catchup.ts [--keep-logs DIR] [--settle-ms MS]
+ *   node --conditions=@herd/source --import tsx scripts/check-catchup.ts [--keep-logs DIR] [--settle-ms MS] [--times-printed-only]
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Status } from "@herd/admin"
@@ -61,6 +63,7 @@ const argument = (flag: string): string | undefined => {
 }
 const settleMs = Number(argument("--settle-ms") ?? 0)
 const keepLogs = argument("--keep-logs")
+const assertTimes = !process.argv.includes("--times-printed-only")
 
 const say = (line: string) => Console.log(`check-catchup: ${line}`)
 const secs = (ms: number) => (ms / 1000).toFixed(2)
@@ -516,10 +519,11 @@ const program = Effect.gen(function*() {
   // end, after the other figures are measured.
   const afterAcceptingMs = answeredMs - acceptingMs
   yield* say(
-    `1: from its first answer to all ${newClients} answered: ${afterAcceptingMs} ms (asserted: <= ${answerTargetMs} ms: ` +
-      `${afterAcceptingMs <= answerTargetMs ? "met" : "NOT MET"}); from its spawn: ${answeredMs} ms (target <= ${answerTargetMs} ms, printed only)`
+    `1: from its first answer to all ${newClients} answered: ${afterAcceptingMs} ms (target: <= ${answerTargetMs} ms: ` +
+      `${afterAcceptingMs <= answerTargetMs ? "met" : "NOT MET"}${assertTimes ? "" : ", printed only (--times-printed-only)"}); ` +
+      `from its spawn: ${answeredMs} ms (target <= ${answerTargetMs} ms, printed only)`
   )
-  if (afterAcceptingMs > answerTargetMs) {
+  if (assertTimes && afterAcceptingMs > answerTargetMs) {
     missed.push(`Hamilton answered the ${newClients} new clients ${afterAcceptingMs} ms after it first answered, target ${answerTargetMs} ms`)
   }
   if (ups1.some((up) => up.handshake !== "incremental")) missed.push(`Parker's catch-up of the restarted Hamilton was not incremental: ${describeUps(ups1)}`)

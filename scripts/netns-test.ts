@@ -12,10 +12,11 @@
  *      against a full catch-up measured the same way (Hamilton restarted
  *      with its data deleted).
  *
- * It asserts that every server ends equal within generous bounds; the
- * issue's targets (<= 2 s after a heal, < 5% of a full catch-up) are printed
- * beside the measures and asserted only with --assert-targets (or
- * assertIssueTargets below), for when the extended handshake lands.
+ * It asserts that every server ends equal within generous bounds and that
+ * Hamilton's catch-up costs under 5% of a full one (issue 17's target). The
+ * seconds from the heal to equal digests are printed beside their target
+ * (<= 2 s) and asserted only with --assert-targets: a time measured on a
+ * shared machine, which CI (`.ci/run`) must not flake on.
  *
  * Namespaces need root (CI runs as root); where they cannot be made it says
  * why and runs the loopback variant (netns/Loopback.ts; also --loopback).
@@ -42,13 +43,6 @@ import { loopbackNetwork } from "./netns/Loopback.ts"
 import * as Servers from "./netns/Servers.ts"
 import { describe, must, NetnsTestError, run } from "./netns/Shell.ts"
 
-/**
- * Turn on (or pass --assert-targets) once incremental catch-up and links
- * that notice silence land: the test then fails when the heal takes more
- * than 2 s or Hamilton's catch-up costs 5% or more of a full one.
- */
-const assertIssueTargets = false
-
 const healTargetSeconds = 2
 const catchUpTargetRatio = 0.05
 /** The generous bounds asserted today. */
@@ -61,7 +55,8 @@ const argument = (flag: string): string | undefined => {
 }
 const clientsToFill = Number(argument("--clients") ?? 20_000)
 const partitionSeconds = Number(argument("--partition-seconds") ?? 10)
-const assertTargets = assertIssueTargets || process.argv.includes("--assert-targets")
+/** Whether the heal's time target is asserted, not only printed. */
+const assertHealTarget = process.argv.includes("--assert-targets")
 
 const repository = fileURLToPath(new URL("..", import.meta.url))
 const names = Object.keys(defaultHerd.servers)
@@ -203,7 +198,7 @@ const program = Effect.gen(function*() {
     `A: partition of ${seconds(healedAt - partitionedAt)} s healed: all five equal (${expected} records) ` +
       `${seconds(healMs)} s after the heal; issue 17 target <= ${healTargetSeconds} s: ` +
       (healMs <= healTargetSeconds * 1000 ? "met" : "NOT MET") +
-      (assertTargets ? "" : " (not asserted yet)")
+      (assertHealTarget ? "" : " (printed; asserted with --assert-targets)")
   )
   yield* say(
     `A: link events logged from the partition to convergence: ${downs.length === 0 ? "none (no link was ever seen down)" : downs.join(", ")}`
@@ -258,23 +253,20 @@ const program = Effect.gen(function*() {
   yield* say(`B: Hamilton restarted with its store after 100 new records at Alford: ${describeRestart(resumed)}`)
   yield* say(
     `B: that catch-up cost ${(ratio * 100).toFixed(1)}% of a full one; issue 17 target < ${catchUpTargetRatio * 100}%: ` +
-      (ratio < catchUpTargetRatio ? "met" : "NOT MET") +
-      (assertTargets ? "" : " (not asserted yet: --assert-targets once incremental catch-up lands)")
+      (ratio < catchUpTargetRatio ? "met" : "NOT MET")
   )
 
-  if (assertTargets) {
-    if (healMs > healTargetSeconds * 1000) {
-      return yield* new NetnsTestError({
-        reason: "Target",
-        message: `all five equal ${seconds(healMs)} s after the heal, target <= ${healTargetSeconds} s`
-      })
-    }
-    if (ratio >= catchUpTargetRatio) {
-      return yield* new NetnsTestError({
-        reason: "Target",
-        message: `Hamilton's catch-up cost ${(ratio * 100).toFixed(1)}% of a full one, target < ${catchUpTargetRatio * 100}%`
-      })
-    }
+  if (assertHealTarget && healMs > healTargetSeconds * 1000) {
+    return yield* new NetnsTestError({
+      reason: "Target",
+      message: `all five equal ${seconds(healMs)} s after the heal, target <= ${healTargetSeconds} s`
+    })
+  }
+  if (ratio >= catchUpTargetRatio) {
+    return yield* new NetnsTestError({
+      reason: "Target",
+      message: `Hamilton's catch-up cost ${(ratio * 100).toFixed(1)}% of a full one, target < ${catchUpTargetRatio * 100}%`
+    })
   }
   return startedAt
 })

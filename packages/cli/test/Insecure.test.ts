@@ -7,7 +7,7 @@
  * users call too.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { decodeConfig, Exposure } from "@herd/server"
+import { Exposure, HerdConfig } from "@herd/server"
 import { Effect, Either } from "effect"
 import { writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -81,7 +81,7 @@ describe("the safe default", () => {
 describe("Exposure.check", () => {
   const check = (servers: Record<string, { host?: string; port: number }>, extra: object = {}, insecure = false) =>
     Effect.map(
-      decodeConfig({ servers, ...extra }, "test"),
+      HerdConfig.decodeConfig({ servers, ...extra }, "test"),
       (config) => Either.mapLeft(Exposure.check(config, Object.keys(config.servers), insecure), (error) => `${error.server} ${error.host}`)
     )
 
@@ -100,9 +100,30 @@ describe("Exposure.check", () => {
       expect(yield* check({ B: { host: "10.0.0.1", port: 2 } }, { tls: { dir: "certs" } })).toEqual(Either.void)
     }))
 
+  it.effect("an admin endpoint beyond loopback needs insecure, with tls or without; on loopback it needs nothing", () =>
+    Effect.gen(function*() {
+      const withAdmin = (host: string, tls: boolean, insecure: boolean) =>
+        HerdConfig.decodeConfig({
+          servers: { A: { host, port: 9000, httpPort: 9100 } },
+          ...(tls ? { tls: { dir: "certs" } } : {}),
+          insecure
+        }, "test")
+      const refused = Exposure.check(yield* withAdmin("10.0.0.5", true, false), ["A"])
+      expect(Either.isLeft(refused)).toBe(true)
+      if (Either.isLeft(refused)) {
+        expect(refused.left.message).toBe(
+          "A's admin endpoint (httpPort 9100) would listen on 10.0.0.5, beyond loopback: it is plain HTTP with no authentication and shows every client's location; drop httpPort, or pass --insecure (insecure: true) to serve it anyway"
+        )
+      }
+      expect(Either.isLeft(Exposure.check(yield* withAdmin("10.0.0.5", false, false), ["A"]))).toBe(true)
+      expect(Exposure.check(yield* withAdmin("10.0.0.5", true, true), ["A"])).toEqual(Either.void)
+      expect(Exposure.check(yield* withAdmin("10.0.0.5", true, false), ["A"], true)).toEqual(Either.void)
+      expect(Exposure.check(yield* withAdmin("127.0.0.1", false, false), ["A"])).toEqual(Either.void)
+    }))
+
   it.effect("only the servers asked about count", () =>
     Effect.gen(function*() {
-      const config = yield* decodeConfig({ servers: { A: { port: 1 }, B: { host: "0.0.0.0", port: 2 } } }, "test")
+      const config = yield* HerdConfig.decodeConfig({ servers: { A: { port: 1 }, B: { host: "0.0.0.0", port: 2 } } }, "test")
       expect(Exposure.check(config, ["A"])).toEqual(Either.void)
       expect(Either.isLeft(Exposure.check(config, ["A", "B"]))).toBe(true)
       expect(Exposure.check(config, ["Nobody"])).toEqual(Either.void)

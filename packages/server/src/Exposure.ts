@@ -5,6 +5,11 @@
  * anyone who can reach the port can flood records into the whole herd, and
  * every location crosses the network in clear.
  *
+ * The admin endpoint (`httpPort`) is plain HTTP with no authentication, and
+ * its status and map show every client's location: beyond loopback it too
+ * needs `--insecure`, with `tls` or without (put it behind a proxy that
+ * authenticates, or reach it over an SSH tunnel, otherwise).
+ *
  * A pure check, for the command line and for library users alike.
  */
 import { Data, Either } from "effect"
@@ -43,17 +48,29 @@ export const isLoopback = (host: string): boolean => {
 /**
  * Fails, naming the server, its host and `--insecure`, when one of `names`
  * would listen on an address other than loopback while the config has no
- * `tls` and neither `config.insecure` nor `insecure` allows it.
+ * `tls`, or would serve its admin endpoint there, and neither
+ * `config.insecure` nor `insecure` allows it.
  */
 export const check = (
   config: Pick<HerdConfigValue, "servers" | "tls" | "insecure">,
   names: ReadonlyArray<string>,
   insecure = false
 ): Either.Either<void, ExposureError> => {
-  if (config.tls !== undefined || config.insecure || insecure) return Either.void
+  if (config.insecure || insecure) return Either.void
   for (const name of names) {
     const address = Object.hasOwn(config.servers, name) ? config.servers[name] : undefined
     if (address === undefined || isLoopback(address.host)) continue
+    if (address.httpPort !== undefined) {
+      return Either.left(
+        new ExposureError({
+          server: name,
+          host: address.host,
+          message:
+            `${name}'s admin endpoint (httpPort ${address.httpPort}) would listen on ${address.host}, beyond loopback: it is plain HTTP with no authentication and shows every client's location; drop httpPort, or pass --insecure (insecure: true) to serve it anyway`
+        })
+      )
+    }
+    if (config.tls !== undefined) continue
     return Either.left(
       new ExposureError({
         server: name,
