@@ -10,9 +10,9 @@
  *
  * `measureCatchUp` is what `npm run bench` calls.
  */
-import * as Peers from "@herd/peers"
+import { PeerLinks } from "@herd/peers"
 import type { LocationRecord } from "@herd/protocol"
-import { DurableStore, LocationStore, makeDurable } from "@herd/store"
+import { DurableStore, LocationStore } from "@herd/store"
 import { Context, Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as Net from "node:net"
@@ -31,7 +31,7 @@ export interface CatchUpResult {
   readonly incremental: CatchUpFigures
 }
 
-const record = (client: string, time: string): LocationRecord => ({
+const record = (client: string, time: string): LocationRecord.LocationRecord => ({
   origin: "Alford",
   skew: "+0.000000000",
   client,
@@ -116,14 +116,14 @@ const figuresOf = (connection: Seen | undefined): CatchUpFigures => ({
 
 export const catchUpCost = (options: { readonly clients: number; readonly changed: number; readonly dir: string }) =>
   Effect.scoped(Effect.gen(function*() {
-    const store = yield* makeDurable({ path: join(options.dir, "Alford.db") })
-    for (let i = 0; i < options.clients; i++) store.offer(record(`client-${i}`, "1600000000.5"))
+    const store = yield* DurableStore.make({ path: join(options.dir, "Alford.db") })
+    for (let i = 0; i < options.clients; i++) store.unsafeOffer(record(`client-${i}`, "1600000000.5"))
     yield* store.commit
     let checkpoint = "SINCE - 0\n"
     const { port, seen } = yield* neighbour((index) => index === 0 ? "SINCE - 0\n" : checkpoint)
-    const context = Context.make(LocationStore, store).pipe(Context.add(DurableStore, store))
+    const context = Context.make(LocationStore.LocationStore, store).pipe(Context.add(DurableStore.DurableStore, store))
     yield* Layer.build(
-      Peers.layer({
+      PeerLinks.layer({
         self: "Alford",
         neighbours: [{ name: "Parker", host: "127.0.0.1", port }],
         reconnect: { initialMs: 10, capMs: 100 }
@@ -133,7 +133,7 @@ export const catchUpCost = (options: { readonly clients: number; readonly change
     // What the neighbour would have kept: its checkpoint is the MARK it got.
     const [, epoch, seq] = (seen[0]?.mark ?? "").split(" ")
     checkpoint = `SINCE ${epoch} ${seq}\n`
-    for (let i = 0; i < options.changed; i++) store.offer(record(`client-${i}`, "1700000000.5"))
+    for (let i = 0; i < options.changed; i++) store.unsafeOffer(record(`client-${i}`, "1700000000.5"))
     yield* store.commit
     seen[0]?.socket.destroy()
     yield* waitFor(() => (seen[1]?.markedMs ?? 0) > 0, "the incremental catch-up")

@@ -4,13 +4,13 @@
  * `node --conditions=@herd/source --import tsx examples/embed.ts`; `npm run typecheck` compiles it.
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { layerOffline } from "@herd/places"
-import { decodeConfig, HerdConfig, HerdServer } from "@herd/server"
+import { Offline } from "@herd/places"
+import { HerdConfig, HerdServer } from "@herd/server"
 import { Context, Effect, Layer } from "effect"
 
 const config = Layer.effect(
-  HerdConfig,
-  decodeConfig({
+  HerdConfig.HerdConfig,
+  HerdConfig.decodeConfig({
     servers: { North: { port: 12800 }, South: { port: 12801 } },
     links: [["North", "South"]],
     logDir: "logs"
@@ -26,7 +26,7 @@ const server = (name: string) =>
   )
 
 const app = Layer.mergeAll(server("North"), server("South")).pipe(
-  Layer.provide(layerOffline),
+  Layer.provide(Offline.layer),
   Layer.provide(config)
 )
 

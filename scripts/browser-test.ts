@@ -13,8 +13,8 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { AdminServer } from "@herd/admin"
-import { decodeConfig, HerdConfig, HerdServer } from "@herd/server"
-import { fixedPlaces } from "@herd/testkit"
+import { HerdConfig, HerdServer } from "@herd/server"
+import { SingleServer } from "@herd/testkit"
 import { Context, Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as Net from "node:net"
@@ -76,14 +76,14 @@ const program = Effect.gen(function*() {
   const names = Object.keys(defaultHerd.servers)
   const servers: Record<string, { host: string; port: number; httpPort: number }> = {}
   for (const name of names) servers[name] = { host: "127.0.0.1", port: yield* freePort, httpPort: yield* freePort }
-  const config = yield* decodeConfig({
+  const config = yield* HerdConfig.decodeConfig({
     servers,
     links: defaultHerd.links,
     logDir: join(dir, "logs"),
     store: { kind: "memory" },
     reconnect: { initialMs: 20, capMs: 200 }
   }, "browser test herd")
-  const shared = Layer.merge(Layer.succeed(HerdConfig, config), fixedPlaces([]))
+  const shared = Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), SingleServer.fixedPlaces([]))
   const stores = new Map<string, HerdServer.HerdServer["Type"]>()
   for (const name of names) {
     const context = yield* Layer.build(AdminServer.layer().pipe(Layer.provideMerge(HerdServer.layer({ name })), Layer.provide(shared)))

@@ -16,7 +16,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { HerdConfig, HerdServer, Metrics, neighboursOf } from "@herd/server"
+import { HerdConfig, HerdServer, Metrics } from "@herd/server"
 import { Clock, Context, Deferred, Effect, Layer, Option, Schedule, Schema, Stream } from "effect"
 import * as Http from "node:http"
 import { bundledMapScript, mapScriptPath } from "./MapScript.ts"
@@ -57,12 +57,12 @@ const noStore = { "cache-control": "no-store" }
  */
 export const layer = (
   options: AdminOptions = {}
-): Layer.Layer<AdminServer, AdminError, HerdServer.HerdServer | HerdConfig> =>
+): Layer.Layer<AdminServer, AdminError, HerdServer.HerdServer | HerdConfig.HerdConfig> =>
   Layer.scoped(
     AdminServer,
     Effect.gen(function*() {
       const server = yield* HerdServer.HerdServer
-      const config = yield* HerdConfig
+      const config = yield* HerdConfig.HerdConfig
       const configured = config.servers[server.name]
       const port = options.port ?? configured?.httpPort
       if (port === undefined) {
@@ -90,7 +90,7 @@ export const layer = (
         ? { host: http.address.hostname, port: http.address.port }
         : { host, port }
       const clientsLimit = options.mapClients ?? defaultMapClients
-      const neighbours = neighboursOf(config, server.name)
+      const neighbours = HerdConfig.neighboursOf(config, server.name)
       const publisher = new Metrics.Publisher(server.stats)
       const publish = Effect.flatMap(Clock.currentTimeMillis, (now) =>
         Effect.sync(() => publisher.unsafePublish({ records: server.store.size() }, now)))

@@ -4,10 +4,9 @@
  * every link and the client locations this server knows.
  */
 import type * as HttpClient from "@effect/platform/HttpClient"
-import type { LocationRecord } from "@herd/protocol"
-import { coordinatesOf, formatAtLine } from "@herd/protocol"
-import type { HerdConfigValue, HerdServer } from "@herd/server"
-import { neighboursOf } from "@herd/server"
+import { LocationRecord } from "@herd/protocol"
+import { HerdConfig } from "@herd/server"
+import type { HerdServer } from "@herd/server"
 import { Clock, Effect, Schedule, Schema, Stream } from "effect"
 import { positionOf } from "./Positions.ts"
 import type { StatusReport } from "./Status.ts"
@@ -76,7 +75,7 @@ export interface MapLayout {
   readonly clientsLimit: number
 }
 
-export const layoutOf = (config: HerdConfigValue, self: string, clientsLimit: number): MapLayout => ({
+export const layoutOf = (config: HerdConfig.HerdConfigValue, self: string, clientsLimit: number): MapLayout => ({
   self,
   servers: Object.entries(config.servers).map(([name, address]) => ({
     name,
@@ -97,9 +96,9 @@ export interface MapClient {
 
 const display = (latin1: string): string => Buffer.from(latin1, "latin1").toString("utf8")
 
-export const mapClientOf = (record: LocationRecord): MapClient => {
-  const { latitude, longitude } = coordinatesOf(record.location)
-  return { client: display(record.client), latitude, longitude, at: display(formatAtLine(record)) }
+export const mapClientOf = (record: LocationRecord.LocationRecord): MapClient => {
+  const { latitude, longitude } = LocationRecord.coordinatesOf(record.location)
+  return { client: display(record.client), latitude, longitude, at: display(LocationRecord.formatAtLine(record)) }
 }
 
 /** At most `limit` records, evenly spaced over `records`. */
@@ -146,12 +145,12 @@ const StatusLinks = Schema.Struct({
  */
 export const events = (options: {
   readonly server: HerdServer.HerdServer["Type"]
-  readonly config: HerdConfigValue
+  readonly config: HerdConfig.HerdConfigValue
   readonly clientsLimit: number
   readonly client: HttpClient.HttpClient
 }): Stream.Stream<Uint8Array> => {
   const { client, clientsLimit, config, server } = options
-  const neighbours = neighboursOf(config, server.name)
+  const neighbours = HerdConfig.neighboursOf(config, server.name)
   const others = Object.entries(config.servers).filter(([name]) => name !== server.name)
   let lastHerd = ""
   let sentSeq = -1

@@ -2,7 +2,7 @@
  * A server's state as `/status` answers it, and its readiness (`/healthz`).
  * The schema is the contract `herd status` decodes, so both sides share it.
  */
-import type { HerdConfigValue, HerdServer, Metrics } from "@herd/server"
+import type { HerdConfig, HerdServer, Metrics } from "@herd/server"
 import type { LocationStore } from "@herd/store"
 import { Schema } from "effect"
 
@@ -57,10 +57,10 @@ export const StatusReport = Schema.Struct({
 export type StatusReport = typeof StatusReport.Type
 
 /** A store's digest, where the store keeps one. */
-export const digestOf = (store: LocationStore["Type"]): { readonly count: number; readonly digest: string } | undefined => {
+export const digestOf = (store: LocationStore.LocationStore["Type"]): { readonly count: number; readonly digest: string } | undefined => {
   // Not every store has `digest` (older ones, and until it lands in
   // LocationStore): asked only where it is there.
-  const withDigest = store as LocationStore["Type"] & {
+  const withDigest = store as LocationStore.LocationStore["Type"] & {
     readonly digest?: () => { readonly count: number; readonly digest: string }
   }
   return typeof withDigest.digest === "function" ? withDigest.digest() : undefined
@@ -88,7 +88,7 @@ export const waitingFor = (stats: Metrics.ServerStats, neighbours: ReadonlyArray
 
 export const statusOf = (
   server: HerdServer.HerdServer["Type"],
-  config: HerdConfigValue,
+  config: HerdConfig.HerdConfigValue,
   neighbours: ReadonlyArray<string>,
   nowMs: number
 ): StatusReport => {
@@ -135,7 +135,7 @@ export const statusOf = (
   }
 }
 
-const addressOf = (config: HerdConfigValue, peer: string): string => {
+const addressOf = (config: HerdConfig.HerdConfigValue, peer: string): string => {
   const address = config.servers[peer]
   return address === undefined ? "" : `${address.host}:${address.port}`
 }

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Status } from "@herd/admin"
-import { connect, eventually } from "@herd/testkit"
+import { Eventually, LineClient } from "@herd/testkit"
 import { Deferred, Effect, Exit, Schema, Scope } from "effect"
 import * as Http from "node:http"
 import parsePrometheus from "parse-prometheus-text-format"
@@ -56,10 +56,10 @@ describe("the admin endpoint", () => {
   it.scopedLive("/metrics: Prometheus text with every series of the issue, this server's only", () =>
     Effect.gen(function*() {
       const herd = yield* startAdminHerd(["North", "South"], [["North", "South"]])
-      yield* eventually(Effect.sync(() => herd.server("North").stats.link("South").state === "up" || undefined), {
+      yield* Eventually.eventually(Effect.sync(() => herd.server("North").stats.link("South").state === "up" || undefined), {
         describe: () => "North's link to South to come up"
       })
-      const north = yield* connect(herd.server("North").address)
+      const north = yield* LineClient.connect(herd.server("North").address)
       yield* north.write("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
       expect(yield* north.nextReply()).toMatch(/^AT North [+-]\d+\.\d{9} kiwi /)
       yield* north.write("WHATSAT kiwi 10 1\n")
@@ -105,16 +105,16 @@ describe("the admin endpoint", () => {
   it.scopedLive("/status is a StatusReport; /healthz follows readiness", () =>
     Effect.gen(function*() {
       const herd = yield* startAdminHerd(["North", "South"], [["North", "South"]])
-      const ready = yield* eventually(
+      const ready = yield* Eventually.eventually(
         Effect.map(get(`${herd.http("South")}/healthz`).pipe(Effect.orDie), (answer) => answer.status === 200 ? answer : undefined),
         { describe: () => "South to be ready" }
       )
       expect(JSON.parse(ready.text)).toEqual({ ready: true, waitingFor: [] })
 
-      const north = yield* connect(herd.server("North").address)
+      const north = yield* LineClient.connect(herd.server("North").address)
       yield* north.write("IAMAT kiwi +34.068930-118.445127 1621464827.959498503\n")
       yield* north.nextReply()
-      yield* eventually(Effect.sync(() => herd.server("South").store.get("kiwi")))
+      yield* Eventually.eventually(Effect.sync(() => herd.server("South").store.get("kiwi")))
       const answer = yield* get(`${herd.http("South")}/status`)
       const report = yield* Schema.decodeUnknown(Status.StatusReport)(JSON.parse(answer.text))
       expect(report).toMatchObject({
@@ -178,7 +178,7 @@ describe("the admin endpoint", () => {
       expect(layout.servers[0]).toMatchObject({ latitude: 53.26, longitude: 0.18 })
       expect(layout.links).toEqual([["Alford", "Parker"], ["Parker", "Zed"]])
 
-      const alford = yield* connect(herd.server("Alford").address)
+      const alford = yield* LineClient.connect(herd.server("Alford").address)
       yield* alford.write("IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503\n")
       const atLine = yield* alford.nextReply()
       const text = yield* readEvents(`${herd.http("Alford")}/map/events`, (received) =>

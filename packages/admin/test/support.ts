@@ -4,9 +4,8 @@
  * with a deadline.
  */
 import { AdminServer } from "@herd/admin"
-import { decodeConfig, HerdConfig, HerdServer } from "@herd/server"
-import type { HerdConfigValue } from "@herd/server"
-import { fixedPlaces } from "@herd/testkit"
+import { HerdConfig, HerdServer } from "@herd/server"
+import { SingleServer } from "@herd/testkit"
 import { Context, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -30,7 +29,7 @@ export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquire
 )
 
 export interface AdminHerd {
-  readonly config: HerdConfigValue
+  readonly config: HerdConfig.HerdConfigValue
   readonly server: (name: string) => HerdServer.HerdServer["Type"]
   /** `http://127.0.0.1:<httpPort>` of a server. */
   readonly http: (name: string) => string
@@ -45,7 +44,7 @@ export const startAdminHerd = (
     const dir = yield* tempDir
     const servers: Record<string, { host: string; port: number; httpPort: number }> = {}
     for (const name of names) servers[name] = { host: "127.0.0.1", port: yield* freePort, httpPort: yield* freePort }
-    const config = yield* decodeConfig({
+    const config = yield* HerdConfig.decodeConfig({
       servers,
       links,
       logDir: join(dir, "logs"),
@@ -53,7 +52,7 @@ export const startAdminHerd = (
       store: { kind: options.store ?? "memory" },
       reconnect: { initialMs: 10, capMs: 100 }
     }, "admin test herd")
-    const shared = Layer.merge(Layer.succeed(HerdConfig, config), fixedPlaces([{ name: "Royce Hall" }]))
+    const shared = Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), SingleServer.fixedPlaces([{ name: "Royce Hall" }]))
     const built = new Map<string, HerdServer.HerdServer["Type"]>()
     for (const name of names) {
       const context = yield* Layer.build(

@@ -137,8 +137,8 @@ const existingCa = (fs: FileSystem.FileSystem, dir: string): Effect.Effect<Autho
     const keyFile = NodePath.join(dir, Tls.caKeyFile)
     const read = (file: string) =>
       fs.readFileString(file).pipe(
-        Effect.mapError(() =>
-          new UsageError({ message: `${file} cannot be read: --add needs the herd CA that herd certs --out ${dir} made` })
+        Effect.mapError((cause) =>
+          new UsageError({ message: `${file} cannot be read: --add needs the herd CA that herd certs --out ${dir} made`, cause })
         )
       )
     const certPem = yield* read(certFile)

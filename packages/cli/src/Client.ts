@@ -17,8 +17,8 @@
 import * as NodeSocket from "@effect/platform-node/NodeSocket"
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { FileSystem, Socket } from "@effect/platform"
-import type { HerdConfigError } from "@herd/server"
 import { Tls } from "@herd/server"
+import type { HerdConfig } from "@herd/server"
 import { Data, Deferred, Effect, Either, Exit, Fiber, Option, Stream } from "effect"
 import * as NodePath from "node:path"
 import type * as NodeTls from "node:tls"
@@ -85,7 +85,7 @@ export const resolveClient = (options: {
   readonly ca: Option.Option<string>
 }): Effect.Effect<
   { readonly target: Target; readonly tls: ClientTls | undefined },
-  UsageError | HerdConfigError,
+  UsageError | HerdConfig.HerdConfigError,
   FileSystem.FileSystem
 > =>
   Effect.gen(function*() {
@@ -106,11 +106,11 @@ export const resolveClient = (options: {
     }
     const fs = yield* FileSystem.FileSystem
     const caPem = yield* fs.readFileString(caFile).pipe(
-      Effect.mapError((error) => new UsageError({ message: `${caFile} cannot be read: ${error.message}` }))
+      Effect.mapError((error) => new UsageError({ message: `${caFile} cannot be read: ${error.message}`, cause: error }))
     )
     const context = yield* Either.mapLeft(
       Tls.clientContext(caPem),
-      () => new UsageError({ message: `${caFile} is not a PEM CA certificate` })
+      (error) => new UsageError({ message: `${caFile} is not a PEM CA certificate`, cause: error })
     )
     return { target, tls: address === undefined ? { context, server: options.server } : { context } }
   })

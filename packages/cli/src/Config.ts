@@ -4,8 +4,7 @@
  * into the command.
  */
 import { FileSystem } from "@effect/platform"
-import { decodeConfig, Exposure, loadConfigFile } from "@herd/server"
-import type { HerdConfigError, HerdConfigValue } from "@herd/server"
+import { ConfigFile, Exposure, HerdConfig } from "@herd/server"
 import { Effect, Either, Option } from "effect"
 import * as NodePath from "node:path"
 import { defaultHerd } from "./DefaultHerd.ts"
@@ -13,13 +12,13 @@ import { UsageError } from "./Report.ts"
 
 /** A config and the file it came from, as messages name it. */
 export interface LoadedConfig {
-  readonly config: HerdConfigValue
+  readonly config: HerdConfig.HerdConfigValue
   readonly source: string
 }
 
 export const resolveConfig = (
   configPath: Option.Option<string>
-): Effect.Effect<LoadedConfig, HerdConfigError, FileSystem.FileSystem> =>
+): Effect.Effect<LoadedConfig, HerdConfig.HerdConfigError, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const source = Option.isSome(configPath)
@@ -29,9 +28,9 @@ export const resolveConfig = (
       : undefined
     if (source === undefined) {
       const builtIn = "the default herd"
-      return { config: yield* decodeConfig(defaultHerd, builtIn), source: builtIn }
+      return { config: yield* HerdConfig.decodeConfig(defaultHerd, builtIn), source: builtIn }
     }
-    const config = yield* loadConfigFile(source)
+    const config = yield* ConfigFile.loadConfigFile(source)
     return { config, source }
   })
 
@@ -58,6 +57,6 @@ export const checkExposure = (
   insecure: boolean
 ): Effect.Effect<void, UsageError> =>
   Either.match(Exposure.check(config, names, insecure), {
-    onLeft: (error) => Effect.fail(new UsageError({ message: error.message })),
+    onLeft: (error) => Effect.fail(new UsageError({ message: error.message, cause: error })),
     onRight: () => Effect.void
   })

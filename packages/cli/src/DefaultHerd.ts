@@ -5,7 +5,7 @@
  * `herd.config.ts` in the working folder, so an installed command needs no
  * file of ours; this repository's `herd.config.ts` default-exports it.
  */
-import type { HerdConfigInput } from "@herd/server"
+import type { HerdConfig } from "@herd/server"
 
 export const defaultHerd = {
   servers: {
@@ -27,4 +27,4 @@ export const defaultHerd = {
   logDir: "logs",
   lineLimit: 8192,
   reconnect: { initialMs: 50, capMs: 5000 }
-} satisfies HerdConfigInput
+} satisfies HerdConfig.HerdConfigInput

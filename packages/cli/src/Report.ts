@@ -10,6 +10,8 @@ import { Data, Effect } from "effect"
 /** A command line, config or environment the user must fix: exit status 2. */
 export class UsageError extends Data.TaggedError("UsageError")<{
   readonly message: string
+  /** The error it was made from (a file that cannot be read, a config that does not decode), when there is one. */
+  readonly cause?: unknown
 }> {}
 
 /**

@@ -4,8 +4,8 @@
  * Places provider, so the offline gazetteer is loaded once.
  */
 import { AdminServer } from "@herd/admin"
-import type { LinkEvent } from "@herd/peers"
-import { layerFromConfig, PlacesClient } from "@herd/places"
+import type { PeerLinks } from "@herd/peers"
+import { PlacesClient, PlacesConfig } from "@herd/places"
 import { HerdConfig, HerdServer } from "@herd/server"
 import { Console, Context, Effect, Layer, Schedule } from "effect"
 import type { LoadedConfig } from "./Config.ts"
@@ -18,9 +18,9 @@ export const runHerd = (loaded: LoadedConfig, names: ReadonlyArray<string>) =>
       Effect.scoped(Effect.gen(function*() {
         const { config } = loaded
         const shared = yield* Layer.build(
-          Layer.succeed(HerdConfig, config).pipe(Layer.merge(layerFromConfig(config.places, process.env)))
+          Layer.succeed(HerdConfig.HerdConfig, config).pipe(Layer.merge(PlacesConfig.layerFromConfig(config.places, process.env)))
         )
-        const places = Context.get(shared, PlacesClient)
+        const places = Context.get(shared, PlacesClient.PlacesClient)
         yield* Console.log(`Places provider: ${places.provider}`)
         for (const name of names) {
           const server = yield* Layer.build(HerdServer.layer({ name, onLinkEvent: printLink(name) })).pipe(
@@ -70,7 +70,7 @@ const whenAbandonedByNpm: Effect.Effect<void> = process.env["npm_lifecycle_event
 const hostForUrl = (host: string): string => host.includes(":") ? `[${host}]` : host
 
 /** One line per link that comes up or goes down; failed dials stay in the log. */
-const printLink = (name: string) => (event: LinkEvent) => {
+const printLink = (name: string) => (event: PeerLinks.LinkEvent) => {
   if (event.event === "link-up") console.log(`${name} -> ${event.peer} up (${event.address}, sent ${event.catchUp} records)`)
   if (event.event === "link-down") console.log(`${name} -> ${event.peer} down: ${event.reason}`)
 }

@@ -11,8 +11,8 @@ import { Args, Command, HelpDoc, Options, ValidationError } from "@effect/cli"
 import { FetchHttpClient } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import type { PlacesConfigError } from "@herd/places"
-import type { HerdConfigError, HerdServer } from "@herd/server"
+import type { PlacesConfig } from "@herd/places"
+import type { HerdConfig, HerdServer } from "@herd/server"
 import { Cause, Console, Effect, Exit, Layer } from "effect"
 import { stripVTControlCharacters } from "node:util"
 import type { CertsError } from "./Certs.ts"
@@ -156,9 +156,9 @@ const cli = Command.run(herd, { name: "herd", version: "0.1.0" })
 type Failure =
   | ValidationError.ValidationError
   | UsageError
-  | HerdConfigError
+  | HerdConfig.HerdConfigError
   | HerdServer.HerdServerError
-  | PlacesConfigError
+  | PlacesConfig.PlacesConfigError
   | ClientError
   | CertsError
   | NotInSync

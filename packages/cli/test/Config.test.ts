@@ -17,9 +17,9 @@ describe("the config of herd", () => {
       const dir = yield* tempDir
       writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "elsewhere", version: "1.0.0", main: "index.js", type: "commonjs" }))
       writeFileSync(join(dir, "herd.config.ts"), [
-        `import type { HerdConfigInput } from "@herd/server"`,
+        `import type { HerdConfig } from "@herd/server"`,
         `const port: number = 0`,
-        `export default { servers: { Typed: { port } }, logDir: "logs" } satisfies HerdConfigInput`
+        `export default { servers: { Typed: { port } }, logDir: "logs" } satisfies HerdConfig.HerdConfigInput`
       ].join("\n"))
       const herd = yield* spawn(["serve", "Typed"], { cwd: dir })
       yield* until(() => /Typed listening on 127\.0\.0\.1:\d+/.test(herd.stdout()), `the server to listen: ${herd.stderr()}`)

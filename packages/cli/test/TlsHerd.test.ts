@@ -5,9 +5,9 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { describe, expect, it } from "@effect/vitest"
-import type { LinkEvent } from "@herd/peers"
+import type { PeerLinks } from "@herd/peers"
 import { PlacesClient } from "@herd/places"
-import { decodeConfig, HerdConfig, HerdServer, Tls } from "@herd/server"
+import { HerdConfig, HerdServer, Tls } from "@herd/server"
 import { Context, Effect, Layer, Option } from "effect"
 import { readFileSync } from "node:fs"
 import * as Net from "node:net"
@@ -16,7 +16,7 @@ import * as NodeTls from "node:tls"
 import { runCerts } from "../src/Certs.ts"
 import { freePort, tempDir, until } from "./support.ts"
 
-const noPlaces = Layer.succeed(PlacesClient, PlacesClient.of({ provider: "none", nearby: () => Effect.dieMessage("not asked") }))
+const noPlaces = Layer.succeed(PlacesClient.PlacesClient, PlacesClient.PlacesClient.of({ provider: "none", nearby: () => Effect.dieMessage("not asked") }))
 
 /** Sends `text` on a fresh connection made by `open`, and gives back what came back once `replies` lines did. */
 const exchange = (open: () => Net.Socket, text: string, replies: number) =>
@@ -52,7 +52,7 @@ describe("a herd with tls", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const [alford, bolden, hamilton] = [yield* freePort, yield* freePort, yield* freePort]
-      const config = yield* decodeConfig({
+      const config = yield* HerdConfig.decodeConfig({
         servers: {
           Alford: { port: alford },
           Bolden: { port: bolden },
@@ -67,16 +67,16 @@ describe("a herd with tls", () => {
         Effect.provide(NodeContext.layer)
       )
       // Another herd's CA, with a certificate that says Alford.
-      const foreign = yield* decodeConfig({ servers: { Alford: { port: alford } } }, "foreign")
+      const foreign = yield* HerdConfig.decodeConfig({ servers: { Alford: { port: alford } } }, "foreign")
       yield* runCerts({ config: foreign, source: "foreign" }, { out: join(dir, "foreign"), add: Option.none(), force: false })
         .pipe(Effect.provide(NodeContext.layer))
 
-      const events: Array<LinkEvent & { readonly from: string }> = []
+      const events: Array<PeerLinks.LinkEvent & { readonly from: string }> = []
       const servers = new Map<string, HerdServer.HerdServer["Type"]>()
       for (const name of ["Alford", "Bolden", "Hamilton"]) {
         const context = yield* Layer.build(
           HerdServer.layer({ name, onLinkEvent: (event) => events.push({ ...event, from: name }) }).pipe(
-            Layer.provide(Layer.merge(Layer.succeed(HerdConfig, config), noPlaces))
+            Layer.provide(Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), noPlaces))
           )
         )
         servers.set(name, Context.get(context, HerdServer.HerdServer))

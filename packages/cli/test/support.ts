@@ -4,7 +4,7 @@
  * whatever is left when the test's scope ends. Plus plain loopback listeners
  * and temporary folders, released the same way.
  */
-import { eventually } from "@herd/testkit"
+import { Eventually } from "@herd/testkit"
 import { Deferred, Duration, Effect, Exit } from "effect"
 import type { Scope } from "effect"
 import * as ChildProcess from "node:child_process"
@@ -19,7 +19,7 @@ export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url))
 
 /** Real-time polling (the server is another process), for up to `timeoutMs`. */
 export const until = (check: () => boolean, what: string, timeoutMs = 10_000) =>
-  eventually(Effect.sync(() => check() || undefined), { timeoutMs, describe: () => what })
+  Eventually.eventually(Effect.sync(() => check() || undefined), { timeoutMs, describe: () => what })
 
 export const tempDir: Effect.Effect<string, never, Scope.Scope> = Effect.acquireRelease(
   Effect.sync(() => mkdtempSync(join(tmpdir(), "herd-cli-"))),

@@ -20,7 +20,7 @@
  * then AT lines only. A receiver says nothing unless asked (`RESUME`), so an
  * old-style dialler never hears a line on its link.
  */
-import type { DurableStoreService, StoreDigest } from "@herd/store"
+import type { DurableStore, LocationStore } from "@herd/store"
 
 /** The receiver's checkpoint for the sender's store: `epoch` "-" for none. */
 export interface Checkpoint {
@@ -33,7 +33,7 @@ export const noCheckpoint: Checkpoint = { epoch: "-", seq: 0 }
 export type LinkLine =
   | { readonly _tag: "Since"; readonly checkpoint: Checkpoint }
   | { readonly _tag: "Mark"; readonly checkpoint: Checkpoint }
-  | { readonly _tag: "Digest"; readonly digest: StoreDigest }
+  | { readonly _tag: "Digest"; readonly digest: LocationStore.StoreDigest }
   | { readonly _tag: "CatchUp"; readonly records: number }
   | { readonly _tag: "Resume" }
   | { readonly _tag: "AskCheckpoint" }
@@ -75,7 +75,7 @@ const checkpointTags = { SINCE: "Since", MARK: "Mark", CHECKPOINT: "Checkpoint" 
 export const resumeLine = "RESUME\n"
 export const sinceLine = (checkpoint: Checkpoint): string => `SINCE ${checkpoint.epoch} ${checkpoint.seq}\n`
 export const markLine = (checkpoint: Checkpoint): string => `MARK ${checkpoint.epoch} ${checkpoint.seq}\n`
-export const digestLine = (digest: StoreDigest): string => `DIGEST ${digest.count} ${digest.digest}\n`
+export const digestLine = (digest: LocationStore.StoreDigest): string => `DIGEST ${digest.count} ${digest.digest}\n`
 export const catchUpLine = (records: number): string => `CATCHUP ${records}\n`
 export const askCheckpointLine = "CHECKPOINT\n"
 export const checkpointLine = (checkpoint: Checkpoint): string => `CHECKPOINT ${checkpoint.epoch} ${checkpoint.seq}\n`
@@ -106,14 +106,14 @@ export const isLate = (sinceLastMs: number): boolean => sinceLastMs > beatMs * 1
  * a steady load both change every beat, and are never compared).
  */
 export class DivergenceWatch {
-  private lastTheirs: StoreDigest | undefined
-  private lastOurs: StoreDigest | undefined
+  private lastTheirs: LocationStore.StoreDigest | undefined
+  private lastOurs: LocationStore.StoreDigest | undefined
   private stable = 0
 
   constructor(readonly stableBeats = 5) {}
 
   /** One beat's digests: answers whether they now count as diverged. */
-  observe(theirs: StoreDigest, ours: StoreDigest): boolean {
+  observe(theirs: LocationStore.StoreDigest, ours: LocationStore.StoreDigest): boolean {
     const unchanged = this.lastTheirs !== undefined && this.lastOurs !== undefined &&
       sameDigest(theirs, this.lastTheirs) && sameDigest(ours, this.lastOurs)
     this.lastTheirs = theirs
@@ -160,10 +160,10 @@ export const makeMemoryCheckpoints = (): Checkpoints => {
 }
 
 /** The checkpoints a durable store keeps, in the commits of the records they cover (they outlive a restart). */
-export const durableCheckpoints = (durable: DurableStoreService): Checkpoints => ({
+export const durableCheckpoints = (durable: DurableStore.DurableStoreService): Checkpoints => ({
   get: (peer) => durable.checkpointOf(peer) ?? noCheckpoint,
   unsafeNote: (peer, checkpoint) => durable.unsafeNoteCheckpoint(peer, checkpoint),
   unsafeForget: (peer) => durable.unsafeNoteCheckpoint(peer, undefined)
 })
 
-export const sameDigest = (a: StoreDigest, b: StoreDigest): boolean => a.count === b.count && a.digest === b.digest
+export const sameDigest = (a: LocationStore.StoreDigest, b: LocationStore.StoreDigest): boolean => a.count === b.count && a.digest === b.digest

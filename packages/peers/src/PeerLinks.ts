@@ -3,7 +3,7 @@
  *
  * For each neighbour, one fiber owned by the layer's scope dials it, says
  * `PEER <self>` and sends every stored record (catch-up). From then on
- * `flood` writes the records flooded to it itself, all that one read made
+ * `unsafeFlood` writes the records flooded to it itself, all that one read made
  * win in one write, with no fiber in between. Any failure ends the
  * connection and the fiber dials again on a capped, jittered exponential
  * schedule. Closing the layer's scope stops every link.
@@ -16,10 +16,8 @@
  *   the link is cut, the records dropped, and the next connection's
  *   catch-up brings the neighbour up to date.
  */
-import type { LocationRecord } from "@herd/protocol"
-import { formatAtLine } from "@herd/protocol"
+import { LocationRecord } from "@herd/protocol"
 import { DurableStore, LocationStore } from "@herd/store"
-import type { DurableStoreService } from "@herd/store"
 import { Clock, Context, Data, Deferred, Duration, Effect, Exit, FiberHandle, Layer, Option, Schedule } from "effect"
 import * as Net from "node:net"
 import * as Handshake from "./Handshake.ts"
@@ -34,9 +32,10 @@ export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
      * Queues `record` for every neighbour except `from`, the server it came
      * from. Synchronous and never waits for the network: a server calls it on
      * its hot path, for every record that wins. `atLine`, the record's AT
-     * line when the caller has made it already, saves making it again.
+     * line when the caller has made it already, saves making it again. A
+     * synchronous side effect, hence `unsafe`.
      */
-    readonly flood: (record: LocationRecord, from?: string, atLine?: string) => void
+    readonly unsafeFlood: (record: LocationRecord.LocationRecord, from?: string, atLine?: string) => void
     /**
      * The neighbour `name` just linked to this server, so it is up: if this
      * server's link to it is down, waiting out a back-off, it dials now.
@@ -48,7 +47,7 @@ export class PeerLinks extends Context.Tag("@herd/peers/PeerLinks")<
 /** A server with no neighbours: a herd of one. */
 export const layerAlone: Layer.Layer<PeerLinks> = Layer.succeed(
   PeerLinks,
-  PeerLinks.of({ neighbours: [], flood: () => {} })
+  PeerLinks.of({ neighbours: [], unsafeFlood: () => {} })
 )
 
 export interface Neighbour {
@@ -122,7 +121,7 @@ const extendedHandshakeWaitMs = 10_000
 
 class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: string }> {}
 
-/** One neighbour's link state, shared by `flood` and the link's fiber. */
+/** One neighbour's link state, shared by `unsafeFlood` and the link's fiber. */
 class Link {
   /** AT lines waiting to be written; `undefined` while the link is down. */
   private pending: Array<string> | undefined = undefined
@@ -274,8 +273,8 @@ class Link {
 
 export const make = (options: PeerLinksOptions) =>
   Effect.gen(function*() {
-    const store = yield* LocationStore
-    const durable = Option.getOrUndefined(yield* Effect.serviceOption(DurableStore))
+    const store = yield* LocationStore.LocationStore
+    const durable = Option.getOrUndefined(yield* Effect.serviceOption(DurableStore.DurableStore))
     const handshakeWait = Duration.millis(options.handshakeWaitMs ?? defaultHandshakeWaitMs)
     const extendedHandshakeWait = Duration.millis(Math.max(options.handshakeWaitMs ?? 0, extendedHandshakeWaitMs))
     const dialTimeout = Duration.millis(options.dialTimeoutMs ?? defaultDialTimeoutMs)
@@ -296,9 +295,9 @@ export const make = (options: PeerLinksOptions) =>
     )
 
     /** Writes one slice of catch-up, then waits for it to drain past `catchUpHighWater`, or yields to the clients. */
-    const sendSlice = (connection: SocketAdapter.SocketAdapter, counters: LinkCounters, records: ReadonlyArray<LocationRecord>) =>
+    const sendSlice = (connection: SocketAdapter.SocketAdapter, counters: LinkCounters, records: ReadonlyArray<LocationRecord.LocationRecord>) =>
       Effect.suspend(() => {
-        const slice = linesOf(records.map(formatAtLine))
+        const slice = linesOf(records.map(LocationRecord.formatAtLine))
         counters.bytesSent += slice.length
         connection.write(slice)
         return connection.unsentBytes() > catchUpHighWater ? connection.drained : Effect.yieldNow()
@@ -319,7 +318,7 @@ export const make = (options: PeerLinksOptions) =>
       })
 
     /** The records accepted after `seq`, in seq order, in slices: what a neighbour that resumes lacks. */
-    const sendAfter = (durable: DurableStoreService, connection: SocketAdapter.SocketAdapter, counters: LinkCounters, seq: number) =>
+    const sendAfter = (durable: DurableStore.DurableStoreService, connection: SocketAdapter.SocketAdapter, counters: LinkCounters, seq: number) =>
       Effect.gen(function*() {
         let cursor = seq
         let sent = 0
@@ -361,7 +360,7 @@ export const make = (options: PeerLinksOptions) =>
      * neighbour's checkpoint then trails this store's commits by a fraction
      * of a second, and a restart of it costs little more than what changed.
      */
-    const markAsCommitted = (link: Link, durable: DurableStoreService, from: number) => {
+    const markAsCommitted = (link: Link, durable: DurableStore.DurableStoreService, from: number) => {
       let marked = from
       return Effect.sync(() => {
         // Committed, not merely given: a seq lost in a crash is given again to another record,
@@ -444,7 +443,7 @@ export const make = (options: PeerLinksOptions) =>
             handshake: Option.isNone(resume) ? "old-style" : incremental ? "incremental" : "full"
           })
         }
-        // Flooded records are written by `flood` itself from now on.
+        // Flooded records are written by `unsafeFlood` itself from now on.
         const ended = yield* Effect.either(connection.closed)
         return yield* new LinkFailure({
           reason: link.cutReason ??
@@ -489,18 +488,18 @@ export const make = (options: PeerLinksOptions) =>
           if (link.neighbour.name === name && link.waitingToDial) link.redialNow?.()
         }
       },
-      flood: (record, from, atLine) => {
+      unsafeFlood: (record, from, atLine) => {
         let line: string | undefined
         for (const link of links) {
           if (link.neighbour.name === from || !link.isOpen) continue
-          line ??= atLine ?? formatAtLine(record)
+          line ??= atLine ?? LocationRecord.formatAtLine(record)
           link.enqueue(line)
         }
       }
     })
   })
 
-export const layer = (options: PeerLinksOptions): Layer.Layer<PeerLinks, never, LocationStore> =>
+export const layer = (options: PeerLinksOptions): Layer.Layer<PeerLinks, never, LocationStore.LocationStore> =>
   Layer.scoped(PeerLinks, make(options))
 
 const linesOf = (lines: ReadonlyArray<string>): Uint8Array => Buffer.from(lines.join("\n") + "\n", "latin1")

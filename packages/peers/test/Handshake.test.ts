@@ -5,16 +5,14 @@
  * cuts a neighbour that falls silent.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { formatAtLine } from "@herd/protocol"
-import { DurableStore, LocationStore, makeDurable } from "@herd/store"
+import { Handshake, PeerLinks } from "../src/index.ts"
+import { LocationRecord } from "@herd/protocol"
+import { DurableStore, LocationStore } from "@herd/store"
 import { Context, Effect, Layer } from "effect"
 import { mkdtempSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as Peers from "../src/index.ts"
-import type { LinkEvent } from "../src/index.ts"
-import { Handshake } from "../src/index.ts"
 import { record } from "./support.ts"
 
 /**
@@ -69,25 +67,25 @@ const until = (check: () => boolean, what: string) =>
 /** A durable store of 10 records, seq 1 to 10. */
 const storeOfTen = Effect.gen(function*() {
   const dir = yield* tempDir
-  const store = yield* makeDurable({ path: join(dir, "Alford.db") })
-  for (let i = 1; i <= 10; i++) store.offer(record(`c${i}`, String(i)))
+  const store = yield* DurableStore.make({ path: join(dir, "Alford.db") })
+  for (let i = 1; i <= 10; i++) store.unsafeOffer(record(`c${i}`, String(i)))
   yield* store.commit
   return store
 })
 
 /** Links from Alford, on `store`, to the neighbour on `port`. */
-const linkTo = (store: Effect.Effect.Success<typeof storeOfTen>, port: number, events: Array<LinkEvent>) =>
+const linkTo = (store: Effect.Effect.Success<typeof storeOfTen>, port: number, events: Array<PeerLinks.LinkEvent>) =>
   Layer.build(
-    Peers.layer({
+    PeerLinks.layer({
       self: "Alford",
       neighbours: [{ name: "Parker", host: "127.0.0.1", port }],
       reconnect: { initialMs: 5, capMs: 50 },
       onEvent: (event) => events.push(event)
-    }).pipe(Layer.provide(Layer.succeedContext(Context.make(LocationStore, store).pipe(Context.add(DurableStore, store)))))
+    }).pipe(Layer.provide(Layer.succeedContext(Context.make(LocationStore.LocationStore, store).pipe(Context.add(DurableStore.DurableStore, store)))))
   )
 
 /** A durable store of 10 records, and links from Alford to the neighbour on `port`. */
-const linksTo = (port: number, events: Array<LinkEvent>) =>
+const linksTo = (port: number, events: Array<PeerLinks.LinkEvent>) =>
   Effect.tap(storeOfTen, (store) => linkTo(store, port, events))
 
 describe("the extended handshake, dialling", () => {
@@ -125,14 +123,14 @@ describe("the extended handshake, dialling", () => {
       // The neighbour's answer names this store's epoch, known once it is open.
       const store = yield* storeOfTen
       const neighbour = yield* scriptedNeighbour({ reply: () => `SINCE ${store.epoch} 7\n`, beats: true })
-      const events: Array<LinkEvent> = []
+      const events: Array<PeerLinks.LinkEvent> = []
       yield* linkTo(store, neighbour.port, events)
       yield* until(() => (neighbour.connections[0]?.text ?? "").includes("MARK"), "the catch-up and its MARK")
       expect(events[0]).toMatchObject({ event: "link-up", handshake: "incremental", catchUp: 3 })
       // Then the beats (DIGEST, MARK) follow.
       expect(neighbour.connections[0]?.text.slice(0, -1).split("\nDIGEST ")[0] + "\n").toBe(
         "PEER Alford\nRESUME\nCATCHUP 3\n" +
-          [8, 9, 10].map((i) => formatAtLine(record(`c${i}`, String(i))) + "\n").join("") +
+          [8, 9, 10].map((i) => LocationRecord.formatAtLine(record(`c${i}`, String(i))) + "\n").join("") +
           `MARK ${store.epoch} 10\n`
       )
     }))
@@ -141,33 +139,33 @@ describe("the extended handshake, dialling", () => {
     Effect.gen(function*() {
       const store = yield* storeOfTen
       const neighbour = yield* scriptedNeighbour({ reply: () => `SINCE ${store.epoch} 10\n`, beats: true })
-      const links = Context.get(yield* linkTo(store, neighbour.port, []), Peers.PeerLinks)
+      const links = Context.get(yield* linkTo(store, neighbour.port, []), PeerLinks.PeerLinks)
       const connection = () => neighbour.connections[0]
       yield* until(() => (connection()?.text ?? "").includes(`MARK ${store.epoch} 10\n`), "the catch-up's MARK")
       // A record won and flooded, not committed yet: the answer waits for its commit, and claims it.
       const eleventh = record("c11", "11")
-      store.offer(eleventh)
-      links.flood(eleventh, "Bolden")
+      store.unsafeOffer(eleventh)
+      links.unsafeFlood(eleventh, "Bolden")
       connection()?.socket.write("CHECKPOINT\n")
       yield* until(() => (connection()?.text ?? "").includes("CHECKPOINT "), "the answer")
       const text = connection()?.text ?? ""
       expect(text).toContain(`CHECKPOINT ${store.epoch} 11\n`)
-      expect(text.indexOf(formatAtLine(eleventh))).toBeLessThan(text.indexOf("CHECKPOINT "))
-      expect(text.indexOf(formatAtLine(eleventh))).toBeGreaterThan(0)
+      expect(text.indexOf(LocationRecord.formatAtLine(eleventh))).toBeLessThan(text.indexOf("CHECKPOINT "))
+      expect(text.indexOf(LocationRecord.formatAtLine(eleventh))).toBeGreaterThan(0)
     }))
 
   it.scopedLive("sends everything to a neighbour whose checkpoint is of another store, and to an old-style one, which gets no MARK", () =>
     Effect.gen(function*() {
       const stranger = yield* scriptedNeighbour({ reply: () => "SINCE another-epoch 7\n", beats: true })
-      const events: Array<LinkEvent> = []
+      const events: Array<PeerLinks.LinkEvent> = []
       const store = yield* linksTo(stranger.port, events)
       yield* until(() => (stranger.connections[0]?.text ?? "").includes("MARK"), "the full catch-up and its MARK")
       expect(events[0]).toMatchObject({ event: "link-up", handshake: "full", catchUp: 10 })
-      expect(stranger.connections[0]?.text).toContain(`${formatAtLine(record("c1", "1"))}\n`)
+      expect(stranger.connections[0]?.text).toContain(`${LocationRecord.formatAtLine(record("c1", "1"))}\n`)
       expect(stranger.connections[0]?.text).toContain(`MARK ${store.epoch} 10\n`)
 
       const oldStyle = yield* scriptedNeighbour({ reply: () => undefined, beats: false })
-      const oldEvents: Array<LinkEvent> = []
+      const oldEvents: Array<PeerLinks.LinkEvent> = []
       yield* linksTo(oldStyle.port, oldEvents)
       yield* until(() => oldEvents.some((e) => e.event === "link-up"), "the old-style link")
       expect(oldEvents[0]).toMatchObject({ event: "link-up", handshake: "old-style", catchUp: 10 })
@@ -183,7 +181,7 @@ describe("the extended handshake, dialling", () => {
   it.scopedLive("beats (DIGEST, MARK) on an extended link, and cuts it once the neighbour has said nothing for three beats", () =>
     Effect.gen(function*() {
       const silent = yield* scriptedNeighbour({ reply: () => "SINCE - 0\n", beats: false })
-      const events: Array<LinkEvent> = []
+      const events: Array<PeerLinks.LinkEvent> = []
       const store = yield* linksTo(silent.port, events)
       yield* until(() => events.some((e) => e.event === "link-down"), "the silent neighbour to be cut")
       expect(events.find((e) => e.event === "link-down")).toMatchObject({ reason: "the neighbour said nothing for 3 s" })

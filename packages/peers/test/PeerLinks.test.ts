@@ -1,13 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { makeMemory } from "@herd/store"
+import { PeerLinks } from "../src/index.ts"
 import { LocationStore } from "@herd/store"
 import { Context, Effect, Exit, Layer, Option, Scope, TestClock, TestServices } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
-import { PeerLinks } from "../src/index.ts"
-import * as Peers from "../src/index.ts"
-import type { LinkEvent } from "../src/index.ts"
 import { record } from "./support.ts"
 
 /** A neighbour stand-in on a free port: it keeps what it receives and counts its connections. */
@@ -116,25 +113,25 @@ describe("PeerLinks", () => {
   it.scopedLive("says PEER, sends catch-up, floods, and leaves no socket or retrying fiber when its scope closes", () =>
     Effect.gen(function*() {
       const neighbour = yield* fakeNeighbour
-      const store = yield* makeMemory
-      store.offer(record("before", "1"))
-      const events: Array<LinkEvent> = []
+      const store = yield* LocationStore.makeMemory
+      store.unsafeOffer(record("before", "1"))
+      const events: Array<PeerLinks.LinkEvent> = []
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
-        Peers.layer({
+        PeerLinks.layer({
           self: "Alford",
           neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
           reconnect: { initialMs: 5, capMs: 20 },
           onEvent: (event) => events.push(event)
-        }).pipe(Layer.provide(Layer.succeed(LocationStore, store))),
+        }).pipe(Layer.provide(Layer.succeed(LocationStore.LocationStore, store))),
         scope
       )
-      const links = Context.get(context, PeerLinks)
+      const links = Context.get(context, PeerLinks.PeerLinks)
       yield* until(() => events.some((e) => e.event === "link-up"), "the link")
       expect(events[0]).toMatchObject({ event: "link-up", peer: "Parker", address: `127.0.0.1:${neighbour.port}`, catchUp: 1 })
-      links.flood(record("after", "2"))
-      links.flood(record("echo", "3"), "Parker") // came from Parker: not sent back
-      links.flood(record("last", "4"))
+      links.unsafeFlood(record("after", "2"))
+      links.unsafeFlood(record("echo", "3"), "Parker") // came from Parker: not sent back
+      links.unsafeFlood(record("last", "4"))
       yield* until(() => neighbour.received().includes(" last "), "the floods")
       // RESUME asks an extended neighbour where to resume from; this one is old-style.
       expect(neighbour.received()).toBe(
@@ -154,23 +151,23 @@ describe("PeerLinks", () => {
   it.scopedLive("ends a connection on a bug met while catching up, reports it as an internal error, and dials again", () =>
     Effect.gen(function*() {
       const neighbour = yield* fakeNeighbour
-      const store = yield* makeMemory
-      store.offer(record("before", "1"))
+      const store = yield* LocationStore.makeMemory
+      store.unsafeOffer(record("before", "1"))
       let snapshots = 0
-      const faulty: LocationStore["Type"] = {
+      const faulty: LocationStore.LocationStore["Type"] = {
         ...store,
         snapshot: () => {
           if (snapshots++ === 0) throw new Error("a bug met while catching up")
           return store.snapshot()
         }
       }
-      const events: Array<LinkEvent> = []
-      yield* Peers.make({
+      const events: Array<PeerLinks.LinkEvent> = []
+      yield* PeerLinks.make({
         self: "Alford",
         neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
         reconnect: { initialMs: 5, capMs: 20 },
         onEvent: (event) => events.push(event)
-      }).pipe(Effect.provideService(LocationStore, faulty))
+      }).pipe(Effect.provideService(LocationStore.LocationStore, faulty))
       yield* until(() => events.some((e) => e.event === "link-up"), "the link, dialled again")
       expect(events[0]).toMatchObject({ event: "link-failed", peer: "Parker", reason: "internal error: a bug met while catching up" })
       yield* until(() => neighbour.received().endsWith("AT Alford +0.000000000 before +1+1 1\n"), "the catch-up")
@@ -178,25 +175,25 @@ describe("PeerLinks", () => {
 
   it.scopedLive("re-dials an unreachable neighbour with back-off, queueing nothing meanwhile", () =>
     Effect.gen(function*() {
-      const store = yield* makeMemory
-      const events: Array<LinkEvent> = []
+      const store = yield* LocationStore.makeMemory
+      const events: Array<PeerLinks.LinkEvent> = []
       // A port with nothing listening: take a free one and close it.
       const port = yield* Effect.scoped(Effect.map(fakeNeighbour, (n) => n.port))
-      const links = yield* Peers.make({
+      const links = yield* PeerLinks.make({
         self: "Alford",
         neighbours: [{ name: "Parker", host: "127.0.0.1", port }],
         reconnect: { initialMs: 5, capMs: 40 },
         onEvent: (event) => events.push(event)
-      }).pipe(Effect.provideService(LocationStore, store))
-      for (let i = 0; i < 10_000; i++) links.flood(record(`c${i}`, "1"))
+      }).pipe(Effect.provideService(LocationStore.LocationStore, store))
+      for (let i = 0; i < 10_000; i++) links.unsafeFlood(record(`c${i}`, "1"))
       yield* until(() => events.length >= 4, "several dial attempts")
       expect(events.every((e) => e.event === "link-failed" && e.reason === "connect failed: ECONNREFUSED")).toBe(true)
     }))
 
   it.scopedLive("cuts a neighbour that stops reading once its queue is full, and dials again", () =>
     Effect.gen(function*() {
-      const store = yield* makeMemory
-      const events: Array<LinkEvent> = []
+      const store = yield* LocationStore.makeMemory
+      const events: Array<PeerLinks.LinkEvent> = []
       // A neighbour that accepts and does not read, until it is told to.
       const sockets: Array<Net.Socket> = []
       let reading = false
@@ -216,7 +213,7 @@ describe("PeerLinks", () => {
       )
       const address = server.address()
       const port = typeof address === "object" && address !== null ? address.port : 0
-      const links = yield* Peers.make({
+      const links = yield* PeerLinks.make({
         self: "Alford",
         neighbours: [{ name: "Parker", host: "127.0.0.1", port }],
         reconnect: { initialMs: 5, capMs: 40 },
@@ -224,14 +221,14 @@ describe("PeerLinks", () => {
         // An old-style neighbour: no wait for a SINCE it will not send, while the floods queue.
         handshakeWaitMs: 0,
         onEvent: (event) => events.push(event)
-      }).pipe(Effect.provideService(LocationStore, store))
+      }).pipe(Effect.provideService(LocationStore.LocationStore, store))
       yield* until(() => events.some((e) => e.event === "link-up"), "the link")
       const padding = "x".repeat(200)
       // Far more than the socket buffers hold, in bursts well below the
       // bound (a burst is what one read can make win), until the link is cut.
       let sent = 0
       const burst = () => {
-        for (let i = 0; i < 200; i++) links.flood(record(`${padding}${sent++}`, "1"))
+        for (let i = 0; i < 200; i++) links.unsafeFlood(record(`${padding}${sent++}`, "1"))
       }
       while (!events.some((e) => e.event === "link-down") && sent < 2_000_000) {
         burst()
@@ -259,17 +256,17 @@ describe("PeerLinks", () => {
     Effect.gen(function*() {
       const neighbour = yield* unresponsiveNeighbour
       const ours = () => connectionsTo(neighbour.port, neighbour.fillers)
-      const store = yield* makeMemory
-      const failures: Array<{ readonly event: LinkEvent; readonly at: number; readonly openThen: number }> = []
+      const store = yield* LocationStore.makeMemory
+      const failures: Array<{ readonly event: PeerLinks.LinkEvent; readonly at: number; readonly openThen: number }> = []
       const scope = yield* Scope.make()
       const started = Date.now()
-      yield* Peers.make({
+      yield* PeerLinks.make({
         self: "Alford",
         neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
         reconnect: { initialMs: 5, capMs: 20 },
         dialTimeoutMs: 300,
         onEvent: (event) => failures.push({ event, at: Date.now(), openThen: ours().length })
-      }).pipe(Effect.provideService(LocationStore, store), Scope.extend(scope))
+      }).pipe(Effect.provideService(LocationStore.LocationStore, store), Scope.extend(scope))
       // What the kernel holds towards the neighbour, all along.
       let most = 0
       let sawSynSent = false
@@ -312,14 +309,14 @@ describe("PeerLinks", () => {
     Effect.gen(function*() {
       const neighbour = yield* TestServices.provideLive(unresponsiveNeighbour)
       const ours = () => connectionsTo(neighbour.port, neighbour.fillers)
-      const store = yield* makeMemory
-      const failures: Array<{ readonly event: LinkEvent; readonly openThen: number }> = []
-      yield* Peers.make({
+      const store = yield* LocationStore.makeMemory
+      const failures: Array<{ readonly event: PeerLinks.LinkEvent; readonly openThen: number }> = []
+      yield* PeerLinks.make({
         self: "Alford",
         neighbours: [{ name: "Parker", host: "127.0.0.1", port: neighbour.port }],
         reconnect: { initialMs: 1000, capMs: 5000 },
         onEvent: (event) => failures.push({ event, openThen: ours().length })
-      }).pipe(Effect.provideService(LocationStore, store))
+      }).pipe(Effect.provideService(LocationStore.LocationStore, store))
       yield* until(() => ours().length === 1, "the dial")
       const deadline = Date.now() + 3000
       while ((yield* TestClock.sleeps()).length === 0) {

@@ -19,7 +19,7 @@ export type FixtureAnswers =
  * Answers with `answers`, results cut to the query's limit as every provider
  * does. It has no cache: a test sees every query reach its fixture.
  */
-export const layerFixtures = (
+export const layer = (
   answers: FixtureAnswers,
   options: { readonly provider?: string } = {}
 ): Layer.Layer<PlacesClient> =>

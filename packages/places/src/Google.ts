@@ -49,7 +49,7 @@ export const googleFieldMask: string = [
 /** Places API (New) answers with at most 20 places. */
 const maxResultCount = 20
 
-export const makeGoogle = (
+export const make = (
   options: GoogleOptions
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, HttpClient.HttpClient | Scope.Scope> =>
   makeHttpProvider(
@@ -59,8 +59,8 @@ export const makeGoogle = (
     interpret
   )
 
-export const layerGoogle = (options: GoogleOptions): Layer.Layer<PlacesClient, never, HttpClient.HttpClient> =>
-  Layer.scoped(PlacesClient, makeGoogle(options))
+export const layer = (options: GoogleOptions): Layer.Layer<PlacesClient, never, HttpClient.HttpClient> =>
+  Layer.scoped(PlacesClient, make(options))
 
 const nearbyRequest = (upstream: Upstream, query: NearbyQuery): HttpClientRequest.HttpClientRequest =>
   HttpClientRequest.post(`${upstream.baseUrl}/v1/places:searchNearby`).pipe(

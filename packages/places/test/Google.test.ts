@@ -1,13 +1,12 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Redacted, Schema } from "effect"
-import { failureBody, googleFieldMask, makeGoogle, PlacesError } from "../src/index.ts"
-import type { GoogleOptions, NearbyQuery, PlacesBody } from "../src/index.ts"
+import { Google, PlacesClient } from "../src/index.ts"
 import { fakeHttpServer, json } from "./support/FakeHttpServer.ts"
 import type { FakeReply, SeenRequest } from "./support/FakeHttpServer.ts"
 
 const key = "TEST-KEY-9f8e7d"
-const query: NearbyQuery = { latitude: 34.06893, longitude: -118.445127, radiusMetres: 1500, limit: 3 }
+const query: PlacesClient.NearbyQuery = { latitude: 34.06893, longitude: -118.445127, radiusMetres: 1500, limit: 3 }
 
 /** A place as Places API (New) sends it, every masked field present. */
 const fullPlace = {
@@ -71,18 +70,18 @@ const sentRadius = (request: SeenRequest): string =>
     )(request.body).locationRestriction.circle.radius
   )
 
-const googleAgainst = (reply: (request: SeenRequest) => Effect.Effect<FakeReply>, options: Partial<GoogleOptions> = {}) =>
+const googleAgainst = (reply: (request: SeenRequest) => Effect.Effect<FakeReply>, options: Partial<Google.GoogleOptions> = {}) =>
   Effect.gen(function*() {
     const server = yield* fakeHttpServer(reply)
-    const client = yield* makeGoogle({ apiKey: Redacted.make(key), baseUrl: `${server.baseUrl}/`, ...options })
+    const client = yield* Google.make({ apiKey: Redacted.make(key), baseUrl: `${server.baseUrl}/`, ...options })
     return { server, client }
   }).pipe(Effect.provide(FetchHttpClient.layer))
 
-const failureOf = (nearby: Effect.Effect<PlacesBody, PlacesError>) =>
+const failureOf = (nearby: Effect.Effect<PlacesClient.PlacesBody, PlacesClient.PlacesError>) =>
   Effect.gen(function*() {
     const error = yield* Effect.flip(nearby)
-    expect(error).toBeInstanceOf(PlacesError)
-    for (const printed of [error.message, String(error), JSON.stringify(error), JSON.stringify(failureBody(error))]) {
+    expect(error).toBeInstanceOf(PlacesClient.PlacesError)
+    for (const printed of [error.message, String(error), JSON.stringify(error), JSON.stringify(PlacesClient.failureBody(error))]) {
       expect(printed).not.toContain(key)
     }
     return error
@@ -109,7 +108,7 @@ describe("google provider (Places API New)", () => {
       expect(request?.path).toBe("/v1/places:searchNearby")
       expect([...(request?.query ?? [])]).toEqual([])
       expect(request?.headers["x-goog-api-key"]).toBe(key)
-      expect(request?.headers["x-goog-fieldmask"]).toBe(googleFieldMask)
+      expect(request?.headers["x-goog-fieldmask"]).toBe(Google.googleFieldMask)
       expect(request?.headers["content-type"]).toBe("application/json")
       expect(JSON.parse(request?.body ?? "")).toEqual({
         locationRestriction: {
@@ -117,7 +116,7 @@ describe("google provider (Places API New)", () => {
         },
         maxResultCount: 3
       })
-      expect(googleFieldMask).toBe(
+      expect(Google.googleFieldMask).toBe(
         "places.id,places.displayName,places.formattedAddress,places.shortFormattedAddress,places.location," +
           "places.types,places.rating,places.userRatingCount,places.businessStatus,places.priceLevel," +
           "places.iconMaskBaseUri,places.iconBackgroundColor,places.plusCode,places.photos"
@@ -190,7 +189,7 @@ describe("google provider (Places API New)", () => {
       expect(yield* errorFor(4)).toMatchObject({ reason: "Http", status: "INVALID_REQUEST" })
       const http = yield* errorFor(5)
       expect(http).toMatchObject({ reason: "Http", message: "Google Places (New) answered HTTP 500: <html>oops</html>" })
-      expect(failureBody(http).status).toBe("UNKNOWN_ERROR")
+      expect(PlacesClient.failureBody(http).status).toBe("UNKNOWN_ERROR")
       expect(yield* errorFor(6)).toMatchObject({ reason: "Quota", status: "OVER_QUERY_LIMIT" })
     }))
 

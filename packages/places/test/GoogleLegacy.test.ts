@@ -1,13 +1,12 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Redacted } from "effect"
-import { failureBody, makeGoogleLegacy, PlacesError } from "../src/index.ts"
-import type { GoogleLegacyOptions, NearbyQuery, PlacesBody } from "../src/index.ts"
+import { GoogleLegacy, PlacesClient } from "../src/index.ts"
 import { fakeHttpServer, json } from "./support/FakeHttpServer.ts"
 import type { FakeReply, SeenRequest } from "./support/FakeHttpServer.ts"
 
 const key = "TEST-KEY-9f8e7d"
-const query: NearbyQuery = { latitude: 34.06893, longitude: -118.445127, radiusMetres: 1500, limit: 3 }
+const query: PlacesClient.NearbyQuery = { latitude: 34.06893, longitude: -118.445127, radiusMetres: 1500, limit: 3 }
 
 const result = (n: number) => ({
   name: `Place ${n}`,
@@ -27,20 +26,20 @@ const okBody = {
 /** A google-legacy client against a fake server that answers with `reply`. */
 const legacyAgainst = (
   reply: (request: SeenRequest) => Effect.Effect<FakeReply>,
-  options: Partial<GoogleLegacyOptions> = {}
+  options: Partial<GoogleLegacy.GoogleLegacyOptions> = {}
 ) =>
   Effect.gen(function*() {
     const server = yield* fakeHttpServer(reply)
-    const client = yield* makeGoogleLegacy({ apiKey: Redacted.make(key), baseUrl: server.baseUrl, ...options })
+    const client = yield* GoogleLegacy.make({ apiKey: Redacted.make(key), baseUrl: server.baseUrl, ...options })
     return { server, client }
   }).pipe(Effect.provide(FetchHttpClient.layer))
 
 /** The error of one query, checked to be a PlacesError free of the key in every printed form. */
-const failureOf = (nearby: Effect.Effect<PlacesBody, PlacesError>) =>
+const failureOf = (nearby: Effect.Effect<PlacesClient.PlacesBody, PlacesClient.PlacesError>) =>
   Effect.gen(function*() {
     const error = yield* Effect.flip(nearby)
-    expect(error).toBeInstanceOf(PlacesError)
-    for (const printed of [error.message, String(error), JSON.stringify(error), JSON.stringify(failureBody(error))]) {
+    expect(error).toBeInstanceOf(PlacesClient.PlacesError)
+    for (const printed of [error.message, String(error), JSON.stringify(error), JSON.stringify(PlacesClient.failureBody(error))]) {
       expect(printed).not.toContain(key)
     }
     return error
@@ -128,7 +127,7 @@ describe("google-legacy provider", () => {
       expect(http.reason).toBe("Http")
       expect(http.status).toBeUndefined()
       expect(http.message).toBe("Google Places (legacy) answered HTTP 500: <html>Internal error</html>")
-      expect(failureBody(http).status).toBe("UNKNOWN_ERROR")
+      expect(PlacesClient.failureBody(http).status).toBe("UNKNOWN_ERROR")
     }))
 
   it.scopedLive("turns garbage and wrongly shaped bodies into BadBody", () =>
@@ -161,7 +160,7 @@ describe("google-legacy provider", () => {
     Effect.gen(function*() {
       // A port that was just listened on and is closed again.
       const closed = yield* Effect.scoped(fakeHttpServer(() => Effect.never))
-      const client = yield* makeGoogleLegacy({ apiKey: Redacted.make(key), baseUrl: closed.baseUrl }).pipe(
+      const client = yield* GoogleLegacy.make({ apiKey: Redacted.make(key), baseUrl: closed.baseUrl }).pipe(
         Effect.provide(FetchHttpClient.layer)
       )
       const error = yield* failureOf(client.nearby(query))
@@ -171,7 +170,7 @@ describe("google-legacy provider", () => {
 
   it.scopedLive("reports a base URL that is no URL as a Transport error, not a defect", () =>
     Effect.gen(function*() {
-      const client = yield* makeGoogleLegacy({ apiKey: Redacted.make(key), baseUrl: "not a url" }).pipe(
+      const client = yield* GoogleLegacy.make({ apiKey: Redacted.make(key), baseUrl: "not a url" }).pipe(
         Effect.provide(FetchHttpClient.layer)
       )
       expect(yield* failureOf(client.nearby(query))).toMatchObject({

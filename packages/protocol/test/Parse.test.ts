@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
+import { LocationRecord, Parse } from "../src/index.ts"
 import type { Command } from "../src/index.ts"
-import { formatAtLine, parseLine } from "../src/index.ts"
 import {
   asWire,
   digitString,
@@ -14,9 +14,9 @@ import {
 } from "./arbitraries.ts"
 
 /** The parser reads latin1 text: bytes as a socket gives them, one char per byte. */
-const parseBytes = (bytes: Uint8Array): Command => parseLine(Buffer.from(bytes).toString("latin1"))
+const parseBytes = (bytes: Uint8Array): Command.Command => Parse.parseLine(Buffer.from(bytes).toString("latin1"))
 
-const parse = (text: string): Command => parseBytes(latin1(text))
+const parse = (text: string): Command.Command => parseBytes(latin1(text))
 
 /** Asserts that `bytes` is refused, echoed minus a final CR, for a reason naming `field`. */
 const expectRefused = (bytes: Uint8Array, field: string): void => {
@@ -95,11 +95,11 @@ describe("parseLine", () => {
     })
 
     it("reads a command from a slice of a longer text", () => {
-      expect(parseLine("xxPEER Welsh\ryy".slice(2, 13))).toEqual({ _tag: "Peer", name: "Welsh" })
+      expect(Parse.parseLine("xxPEER Welsh\ryy".slice(2, 13))).toEqual({ _tag: "Peer", name: "Welsh" })
     })
 
     it("echoes a refused line from a slice without its CR", () => {
-      const command = parseLine("xxPEER\ryy".slice(2, 7))
+      const command = Parse.parseLine("xxPEER\ryy".slice(2, 7))
       expect(command._tag === "Invalid" && command.line).toBe("PEER")
     })
   })
@@ -279,7 +279,7 @@ describe("parseLine", () => {
       "reads back every AT line it formats",
       { origin: wireName, skew: validSkew, client: wireName, location: validLocation, time: validTime },
       (record) => {
-        expect(parseBytes(latin1(formatAtLine(record)))).toEqual({ _tag: "At", record })
+        expect(parseBytes(latin1(LocationRecord.formatAtLine(record)))).toEqual({ _tag: "At", record })
       },
       { fastCheck: { numRuns: 500 } }
     )
@@ -329,7 +329,7 @@ describe("parseLine", () => {
 // Written with regular expressions, BigInt and TextDecoder, nothing the parser
 // uses, so that the two can only agree by both being right.
 
-const oracle = (bytes: Uint8Array): Command["_tag"] => {
+const oracle = (bytes: Uint8Array): Command.Command["_tag"] => {
   const text = Buffer.from(bytes).toString("latin1").replace(/\r$/, "")
   const fields = text.split(/[ \t]+/).filter((field) => field.length > 0)
   const [word, ...rest] = fields

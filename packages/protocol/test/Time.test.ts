@@ -1,43 +1,43 @@
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { compareTimes, isLaterThan, skewOf } from "../src/index.ts"
+import { Time } from "../src/index.ts"
 import { digitString, nanosOfTime, validTime } from "./arbitraries.ts"
 
 describe("skewOf", () => {
   it("prints the examples of PROTOCOL.md section 3", () => {
-    expect(skewOf(1_621_464_828_223_371_889n, "1621464827.959498503")).toBe("+0.263873386")
-    expect(skewOf(1_621_464_827_000_000_000n, "1621464827.0000015")).toBe("-0.000001500")
-    expect(skewOf(1_621_464_827_000_000_000n, "1621464827")).toBe("+0.000000000")
+    expect(Time.skewOf(1_621_464_828_223_371_889n, "1621464827.959498503")).toBe("+0.263873386")
+    expect(Time.skewOf(1_621_464_827_000_000_000n, "1621464827.0000015")).toBe("-0.000001500")
+    expect(Time.skewOf(1_621_464_827_000_000_000n, "1621464827")).toBe("+0.000000000")
   })
 
   it("borrows across the point in both directions", () => {
-    expect(skewOf(5_000_000_001n, "3.000000002")).toBe("+1.999999999")
-    expect(skewOf(3_000_000_002n, "5.000000001")).toBe("-1.999999999")
-    expect(skewOf(0n, "1")).toBe("-1.000000000")
-    expect(skewOf(0n, "0.000000001")).toBe("-0.000000001")
-    expect(skewOf(999_999_999n, "0")).toBe("+0.999999999")
-    expect(skewOf(0n, "0000.0")).toBe("+0.000000000")
+    expect(Time.skewOf(5_000_000_001n, "3.000000002")).toBe("+1.999999999")
+    expect(Time.skewOf(3_000_000_002n, "5.000000001")).toBe("-1.999999999")
+    expect(Time.skewOf(0n, "1")).toBe("-1.000000000")
+    expect(Time.skewOf(0n, "0.000000001")).toBe("-0.000000001")
+    expect(Time.skewOf(999_999_999n, "0")).toBe("+0.999999999")
+    expect(Time.skewOf(0n, "0000.0")).toBe("+0.000000000")
   })
 
   it("reads fractions of 1 to 9 digits as the nanoseconds they stand for", () => {
-    expect(skewOf(2_000_000_000n, "1.5")).toBe("+0.500000000")
-    expect(skewOf(2_000_000_000n, "1.05")).toBe("+0.950000000")
-    expect(skewOf(2_000_000_000n, "1.000000007")).toBe("+0.999999993")
+    expect(Time.skewOf(2_000_000_000n, "1.5")).toBe("+0.500000000")
+    expect(Time.skewOf(2_000_000_000n, "1.05")).toBe("+0.950000000")
+    expect(Time.skewOf(2_000_000_000n, "1.000000007")).toBe("+0.999999993")
   })
 
   it("ignores leading zeros, however many", () => {
-    expect(skewOf(1_621_464_828_000_000_000n, "0".repeat(1000) + "1621464827.5")).toBe("+0.500000000")
+    expect(Time.skewOf(1_621_464_828_000_000_000n, "0".repeat(1000) + "1621464827.5")).toBe("+0.500000000")
   })
 
   it("stays exact on both sides of the 15-digit fast path", () => {
-    expect(skewOf(0n, "999999999999999.999999999")).toBe("-999999999999999.999999999")
-    expect(skewOf(0n, "1000000000000000.000000001")).toBe("-1000000000000000.000000001")
-    expect(skewOf(9_007_199_254_740_993_000_000_001n, "1.000000002")).toBe("+9007199254740991.999999999")
+    expect(Time.skewOf(0n, "999999999999999.999999999")).toBe("-999999999999999.999999999")
+    expect(Time.skewOf(0n, "1000000000000000.000000001")).toBe("-1000000000000000.000000001")
+    expect(Time.skewOf(9_007_199_254_740_993_000_000_001n, "1.000000002")).toBe("+9007199254740991.999999999")
   })
 
   it("gives a 500-digit negative skew for a 500-digit client time", () => {
     const time = "9".repeat(500)
-    const skew = skewOf(1_621_464_828_000_000_000n, time)
+    const skew = Time.skewOf(1_621_464_828_000_000_000n, time)
     // 10^500 - 1 - 1621464828 seconds before the receive time.
     const expected = "-" + "9".repeat(490) + (9_999_999_999n - 1_621_464_828n).toString() + ".000000000"
     expect(skew).toBe(expected)
@@ -45,8 +45,8 @@ describe("skewOf", () => {
   })
 
   it("handles a receive time before the epoch", () => {
-    expect(skewOf(-1n, "0")).toBe("-0.000000001")
-    expect(skewOf(-1_500_000_000n, "1.5")).toBe("-3.000000000")
+    expect(Time.skewOf(-1n, "0")).toBe("-0.000000001")
+    expect(Time.skewOf(-1_500_000_000n, "1.5")).toBe("-3.000000000")
   })
 
   it.prop(
@@ -62,7 +62,7 @@ describe("skewOf", () => {
     ({ closeBy, received, time }) => {
       // Half the cases sit near the client time, where borrows and signs flip.
       const receivedNs = closeBy === null ? received : nanosOfTime(time) + closeBy
-      expect(skewOf(receivedNs, time)).toBe(decimalSkew(receivedNs.toString(), time))
+      expect(Time.skewOf(receivedNs, time)).toBe(decimalSkew(receivedNs.toString(), time))
     },
     { fastCheck: { numRuns: 2000 } }
   )
@@ -72,21 +72,21 @@ describe("isLaterThan", () => {
   const limit = 1_764_633_600_500_000_000n // 1764633600.5
 
   it("compares by value, to the nanosecond, leading zeros and all", () => {
-    expect(isLaterThan("1764633600.5", limit)).toBe(false)
-    expect(isLaterThan("1764633600.500000001", limit)).toBe(true)
-    expect(isLaterThan("1764633600.499999999", limit)).toBe(false)
-    expect(isLaterThan("0001764633600.50", limit)).toBe(false)
-    expect(isLaterThan("1764633601", limit)).toBe(true)
-    expect(isLaterThan("999999999", limit)).toBe(false)
-    expect(isLaterThan("0", 0n)).toBe(false)
-    expect(isLaterThan("0.000000001", 0n)).toBe(true)
-    expect(isLaterThan("0", -1n)).toBe(true)
+    expect(Time.isLaterThan("1764633600.5", limit)).toBe(false)
+    expect(Time.isLaterThan("1764633600.500000001", limit)).toBe(true)
+    expect(Time.isLaterThan("1764633600.499999999", limit)).toBe(false)
+    expect(Time.isLaterThan("0001764633600.50", limit)).toBe(false)
+    expect(Time.isLaterThan("1764633601", limit)).toBe(true)
+    expect(Time.isLaterThan("999999999", limit)).toBe(false)
+    expect(Time.isLaterThan("0", 0n)).toBe(false)
+    expect(Time.isLaterThan("0.000000001", 0n)).toBe(true)
+    expect(Time.isLaterThan("0", -1n)).toBe(true)
   })
 
   it("refuses a time of thousands of digits, and takes one of thousands of leading zeros", () => {
-    expect(isLaterThan("9".repeat(8000), limit)).toBe(true)
-    expect(isLaterThan("1" + "0".repeat(30), limit)).toBe(true)
-    expect(isLaterThan("0".repeat(8000) + "1621464827.959498503", limit)).toBe(false)
+    expect(Time.isLaterThan("9".repeat(8000), limit)).toBe(true)
+    expect(Time.isLaterThan("1" + "0".repeat(30), limit)).toBe(true)
+    expect(Time.isLaterThan("0".repeat(8000) + "1621464827.959498503", limit)).toBe(false)
   })
 
   it.prop(
@@ -95,7 +95,7 @@ describe("isLaterThan", () => {
     ({ limitTime, near, same, time, zeros }) => {
       const text = "0".repeat(zeros) + time
       const limitNs = (same ? nanosOfTime(time) : nanosOfTime(limitTime)) + BigInt(near)
-      expect(isLaterThan(text, limitNs)).toBe(nanosOfTime(text) > limitNs)
+      expect(Time.isLaterThan(text, limitNs)).toBe(nanosOfTime(text) > limitNs)
     },
     { fastCheck: { numRuns: 1000 } }
   )
@@ -103,13 +103,13 @@ describe("isLaterThan", () => {
 
 describe("compareTimes", () => {
   it("orders by value, not by text", () => {
-    expect(compareTimes("2", "10")).toBe(-1)
-    expect(compareTimes("10", "2")).toBe(1)
-    expect(compareTimes("1.5", "01.500")).toBe(0)
-    expect(compareTimes("1.05", "1.5")).toBe(-1)
-    expect(compareTimes("1", "1.000000001")).toBe(-1)
-    expect(compareTimes("0", "000.0")).toBe(0)
-    expect(compareTimes("9".repeat(400), "1" + "0".repeat(400))).toBe(-1)
+    expect(Time.compareTimes("2", "10")).toBe(-1)
+    expect(Time.compareTimes("10", "2")).toBe(1)
+    expect(Time.compareTimes("1.5", "01.500")).toBe(0)
+    expect(Time.compareTimes("1.05", "1.5")).toBe(-1)
+    expect(Time.compareTimes("1", "1.000000001")).toBe(-1)
+    expect(Time.compareTimes("0", "000.0")).toBe(0)
+    expect(Time.compareTimes("9".repeat(400), "1" + "0".repeat(400))).toBe(-1)
   })
 
   it.prop(
@@ -125,7 +125,7 @@ describe("compareTimes", () => {
       const left = "0".repeat(zerosA) + a
       const right = "0".repeat(zerosB) + (same ? a : b)
       const difference = nanosOfTime(left) - nanosOfTime(right)
-      expect(compareTimes(left, right)).toBe(difference < 0n ? -1 : difference > 0n ? 1 : 0)
+      expect(Time.compareTimes(left, right)).toBe(difference < 0n ? -1 : difference > 0n ? 1 : 0)
     },
     { fastCheck: { numRuns: 1000 } }
   )
@@ -142,7 +142,7 @@ describe("compareTimes", () => {
     },
     ({ shape: [left, right] }) => {
       const difference = nanosOfTime(left) - nanosOfTime(right)
-      expect(compareTimes(left, right)).toBe(difference < 0n ? -1 : difference > 0n ? 1 : 0)
+      expect(Time.compareTimes(left, right)).toBe(difference < 0n ? -1 : difference > 0n ? 1 : 0)
     },
     { fastCheck: { numRuns: 1000 } }
   )

@@ -16,20 +16,16 @@
  * times `passes` passes of 80,000 lines and reports the fastest and the
  * quartile. The fastest is the steadiest figure on a shared machine.
  */
-import { Protocol } from "@herd/protocol"
-import * as ProtocolLayer from "@herd/protocol"
-import type { LocationRecord } from "@herd/protocol"
-import { isNewer, printedPlacesBody } from "@herd/protocol"
-import type { LocationStore } from "@herd/store"
-import * as Store from "@herd/store"
-import { Effect } from "effect"
+import { Handshake } from "@herd/peers"
+import { LocationRecord, Protocol, Reply } from "@herd/protocol"
+import { LocationStore } from "@herd/store"
+import { Effect, Either } from "effect"
 import { execFileSync } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { EntryWriter } from "../src/EventLog.ts"
+import { EntryWriter } from "../src/internal/EntryWriter.ts"
 import type { EventLog, LineLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
-import { Handshake } from "@herd/peers"
 import { Session } from "../src/internal/Session.ts"
 import { ServerStats } from "../src/Metrics.ts"
 import type { SessionPort, SessionServices } from "../src/internal/Session.ts"
@@ -76,54 +72,58 @@ const silentLines: LineLog = { received() {}, sent() {}, sentAnswer() {} }
 const dropWrite = (_bytes: Uint8Array): boolean => true
 
 /** A store that keeps each client's record object in a Map, with the same winner rule. */
-const plainMapStore = (isNewer: (a: LocationRecord, b: LocationRecord) => boolean): LocationStore["Type"] => {
-  const records = new Map<string, LocationRecord>()
+const plainMapStore = (isNewer: (a: LocationRecord.LocationRecord, b: LocationRecord.LocationRecord) => boolean): LocationStore.LocationStore["Type"] => {
+  const records = new Map<string, LocationRecord.LocationRecord>()
   return {
     get: (client) => records.get(client),
-    offer: (record) => {
+    unsafeOffer: (record) => {
       const stored = records.get(record.client)
-      if (stored !== undefined && !isNewer(record, stored)) return false
+      if (stored !== undefined && !isNewer(record, stored)) return lost
       records.set(record.client, record)
-      return true
+      return won
     },
     snapshot: () => [...records.values()],
     size: () => records.size,
-    digest: () => Store.digestOf(records.values())
+    digest: () => LocationStore.digestOf(records.values())
   }
 }
 
-const noStore: LocationStore["Type"] = {
+/** The two answers of an offer, made once like the real stores' (an offer allocates nothing). */
+const won: LocationStore.OfferResult = Either.right(true)
+const lost: LocationStore.OfferResult = Either.right(false)
+
+const noStore: LocationStore.LocationStore["Type"] = {
   get: () => undefined,
-  offer: () => true,
+  unsafeOffer: () => won,
   snapshot: () => [],
   size: () => 0,
-  digest: () => Store.digestOf([])
+  digest: () => LocationStore.digestOf([])
 }
 
 /** Feeds one read to a server `Session` whose port drops what is sent. */
 const connectionHandler = (variant: Variant): (read: Buffer) => void => {
   const { log: logged, store: storeKind } = variants[variant]
-  const protocol = Effect.runSync(Effect.provide(Protocol, ProtocolLayer.layer))
+  const protocol = Effect.runSync(Effect.provide(Protocol.Protocol, Protocol.layer))
   const store = storeKind === "memory"
-    ? Effect.runSync(Store.makeMemory)
+    ? Effect.runSync(LocationStore.makeMemory)
     : storeKind === "plain Map"
-    ? plainMapStore(isNewer)
+    ? plainMapStore(LocationRecord.isNewer)
     : noStore
   const writer = new EntryWriter("Alford", 1 << 20)
   const log: EventLog["Type"] = {
-    record: (event, fields) => writer.record(event, fields),
+    unsafeRecord: (event, fields) => writer.record(event, fields),
     lines: (conn, remote) => logged ? writer.lines(conn, remote) : silentLines,
     flush: Effect.void,
     wire: "full",
     hasRoom: () => true,
-    onRoom: (resume) => resume(),
+    unsafeOnRoom: (resume) => resume(),
     reopen: Effect.void
   }
   const services: SessionServices = {
     serverName: "Alford",
     protocol,
     store,
-    peers: { neighbours: [], flood() {} },
+    peers: { neighbours: [], unsafeFlood() {} },
     places: { provider: "none", nearby: () => Effect.die("no WHATSAT here") },
     log,
     lineLimit: 8192,
@@ -137,7 +137,7 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
     extendedLinksIn: new Set(),
     stats: new ServerStats("Alford", 0),
     whenStored: undefined,
-    printBody: printedPlacesBody,
+    printBody: Reply.printedPlacesBody,
     lookUp() {}
   }
   // The reads of a pass are made before it is fed, so every client time is

@@ -73,7 +73,7 @@ export const TlsConfig = Schema.Struct({
 const HerdConfigFields = Schema.Struct({
   servers: Schema.Record({ key: ServerName, value: ServerAddress }),
   links: Schema.optionalWith(Schema.Array(Schema.Tuple(Schema.String, Schema.String)), { default: () => [] }),
-  places: Schema.optionalWith(PlacesConfig, { default: () => ({}) }),
+  places: Schema.optionalWith(PlacesConfig.PlacesConfig, { default: () => ({}) }),
   logDir: Schema.optionalWith(Schema.String, { default: () => "logs" }),
   log: Schema.optionalWith(LogConfig, { default: () => Schema.decodeSync(LogConfig)({}) }),
   dataDir: Schema.optionalWith(Schema.String, { default: () => "data" }),
@@ -136,7 +136,7 @@ export class HerdConfig extends Context.Tag("@herd/server/HerdConfig")<HerdConfi
 export class HerdConfigError extends Schema.TaggedError<HerdConfigError>()("HerdConfigError", {
   source: Schema.String,
   message: Schema.String,
-  /** What the file's loader or parser threw, when that is what went wrong. */
+  /** What the file's loader or parser threw, or the schema's `ParseError`, when that is what went wrong. */
   cause: Schema.optional(Schema.Defect)
 }) {}
 
@@ -166,7 +166,7 @@ const formatPath = (path: ReadonlyArray<PropertyKey>): string =>
 /** Checks a value against the schema; `source` names where it came from. */
 export const decodeConfig = (input: unknown, source: string): Effect.Effect<HerdConfigValue, HerdConfigError> =>
   Either.match(Schema.decodeUnknownEither(HerdConfigSchema, { errors: "all", onExcessProperty: "error" })(input), {
-    onLeft: (error) => Effect.fail(new HerdConfigError({ source, message: describeIssues(error) })),
+    onLeft: (error) => Effect.fail(new HerdConfigError({ source, message: describeIssues(error), cause: error })),
     onRight: Effect.succeed
   })
 

@@ -5,13 +5,10 @@
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
-import { PeerLinks } from "@herd/peers"
-import * as Peers from "@herd/peers"
+import { Handshake, PeerLinks } from "@herd/peers"
 import { PlacesClient } from "@herd/places"
-import { makeBodyPrinter, Protocol } from "@herd/protocol"
-import * as ProtocolLayer from "@herd/protocol"
-import { LocationStore } from "@herd/store"
-import * as Store from "@herd/store"
+import { Protocol, Reply } from "@herd/protocol"
+import { DurableStore, LocationStore } from "@herd/store"
 import type { SocketServer } from "@effect/platform"
 import * as NodePath from "node:path"
 import { Clock, Context, Deferred, Duration, Effect, Either, Exit, Fiber, FiberSet, Layer, Option, Schema, Scope } from "effect"
@@ -38,7 +35,7 @@ export interface HerdServerOptions {
   /** Listen on this port instead of the config's (0: any free port). */
   readonly port?: number
   /** Called on every peer link change, besides the event log (`herd up` prints them). */
-  readonly onLinkEvent?: (event: Peers.LinkEvent) => void
+  readonly onLinkEvent?: (event: PeerLinks.LinkEvent) => void
 }
 
 export class HerdServer extends Context.Tag("@herd/server/HerdServer")<
@@ -50,8 +47,8 @@ export class HerdServer extends Context.Tag("@herd/server/HerdServer")<
     /** Its counts, for its admin endpoint. */
     readonly stats: Metrics.ServerStats
     /** Its store, and the durable store behind it where there is one (sequence numbers). */
-    readonly store: LocationStore["Type"]
-    readonly durable: Store.DurableStoreService | undefined
+    readonly store: LocationStore.LocationStore["Type"]
+    readonly durable: DurableStore.DurableStoreService | undefined
   }
 >() {}
 
@@ -120,18 +117,18 @@ const serve = (
   Effect.gen(function*() {
     const log = yield* EventLog.EventLog
     // Added first, so it runs last: after the listener and every connection closed.
-    yield* Effect.addFinalizer(() => Effect.sync(() => log.record("stopped")))
+    yield* Effect.addFinalizer(() => Effect.sync(() => log.unsafeRecord("stopped")))
     const lookUp = yield* FiberSet.makeRuntime<never, void, never>()
     const deadlines = yield* makeDeadlines
-    const durable = yield* Effect.serviceOption(Store.DurableStore)
-    const store = yield* LocationStore
+    const durable = yield* Effect.serviceOption(DurableStore.DurableStore)
+    const store = yield* LocationStore.LocationStore
     const services = {
       serverName: options.name,
-      protocol: yield* Protocol,
+      protocol: yield* Protocol.Protocol,
       store,
-      peers: yield* PeerLinks,
-      places: Metrics.countingPlaces(yield* PlacesClient, stats),
-      printBody: makeBodyPrinter(),
+      peers: yield* PeerLinks.PeerLinks,
+      places: Metrics.countingPlaces(yield* PlacesClient.PlacesClient, stats),
+      printBody: Reply.makeBodyPrinter(),
       stats,
       log,
       lineLimit: config.lineLimit,
@@ -144,8 +141,8 @@ const serve = (
       extendedLinksIn: new Set<Session>(),
       // Kept by the durable store, they outlive a restart; in memory, a link's flap.
       checkpoints: Option.match(durable, {
-        onNone: () => Peers.Handshake.makeMemoryCheckpoints(),
-        onSome: Peers.Handshake.durableCheckpoints
+        onNone: () => Handshake.makeMemoryCheckpoints(),
+        onSome: Handshake.durableCheckpoints
       }),
       tls,
       deadlines,
@@ -159,7 +156,7 @@ const serve = (
     // Added last, so it runs first, while every connection is still served.
     yield* Effect.addFinalizer(() => askCheckpoints(services.extendedLinksIn, log))
 
-    log.record("listening", { host: address.host, port: address.port })
+    log.unsafeRecord("listening", { host: address.host, port: address.port })
     return HerdServer.of({ name: options.name, address, stats, store, durable: Option.getOrUndefined(durable) })
   })
 
@@ -179,7 +176,7 @@ const askCheckpoints = (linksIn: ReadonlySet<Session>, log: EventLog.EventLog["T
     // its own (interruptible, in a fiber of its own), not by a timeout.
     const done = yield* Deferred.make<void>()
     const timer = yield* Effect.forkDaemon(Effect.interruptible(
-      Effect.sleep(Duration.millis(Peers.Handshake.checkpointWaitMs)).pipe(Effect.zipRight(Deferred.succeed(done, undefined)))
+      Effect.sleep(Duration.millis(Handshake.checkpointWaitMs)).pipe(Effect.zipRight(Deferred.succeed(done, undefined)))
     ))
     let answered = 0
     for (const session of asked) {
@@ -189,7 +186,7 @@ const askCheckpoints = (linksIn: ReadonlySet<Session>, log: EventLog.EventLog["T
     }
     yield* Deferred.await(done)
     yield* Fiber.interruptFork(timer)
-    log.record("checkpoints", { asked: asked.length, answered, ms: (yield* Clock.currentTimeMillis) - started })
+    log.unsafeRecord("checkpoints", { asked: asked.length, answered, ms: (yield* Clock.currentTimeMillis) - started })
   })
 
 /**
@@ -202,7 +199,7 @@ export const layerWith = (
 ): Layer.Layer<
   HerdServer,
   HerdServerError,
-  HerdConfig | Protocol | LocationStore | PeerLinks | PlacesClient | EventLog.EventLog
+  HerdConfig | Protocol.Protocol | LocationStore.LocationStore | PeerLinks.PeerLinks | PlacesClient.PlacesClient | EventLog.EventLog
 > =>
   Layer.scoped(
     HerdServer,
@@ -224,7 +221,7 @@ export const layerWith = (
  */
 export const layer = (
   options: HerdServerOptions
-): Layer.Layer<HerdServer, HerdServerError, HerdConfig | PlacesClient> =>
+): Layer.Layer<HerdServer, HerdServerError, HerdConfig | PlacesClient.PlacesClient> =>
   Layer.scoped(
     HerdServer,
     Effect.gen(function*() {
@@ -237,13 +234,13 @@ export const layer = (
         if (address !== undefined) stats.link(neighbour, `${address.host}:${address.port}`)
       }
       const clock = yield* Effect.clock
-      const onLinkEvent = (event: Peers.LinkEvent) => {
+      const onLinkEvent = (event: PeerLinks.LinkEvent) => {
         stats.onLinkEvent(event, clock.unsafeCurrentTimeMillis())
         options.onLinkEvent?.(event)
       }
       // Built here rather than provided, so that it is built after the bind;
       // each server of a process gets a store of its own.
-      const own = Layer.mergeAll(ProtocolLayer.layer, storeFromConfig(options.name, stats), eventLogFile(options.name, stats))
+      const own = Layer.mergeAll(Protocol.layer, storeFromConfig(options.name, stats), eventLogFile(options.name, stats))
       const services = yield* Layer.build(
         peerLinksFromConfig(options.name, onLinkEvent, tls, stats).pipe(Layer.provideMerge(own))
       )
@@ -258,11 +255,11 @@ export const layer = (
 export const storeFromConfig = (
   name: string,
   stats?: Metrics.ServerStats
-): Layer.Layer<LocationStore, HerdServerError, HerdConfig> =>
+): Layer.Layer<LocationStore.LocationStore, HerdServerError, HerdConfig> =>
   Layer.unwrapEffect(Effect.map(HerdConfig, (config) => {
-    if (config.store.kind === "memory") return Layer.fresh(Store.layerMemory)
+    if (config.store.kind === "memory") return Layer.fresh(LocationStore.layerMemory)
     const path = NodePath.join(config.dataDir, `${name}.db`)
-    return Store.layerDurable({
+    return DurableStore.layer({
       path,
       sync: config.store.sync,
       ...(config.store.retainDays === undefined ? {} : { retainDays: config.store.retainDays }),
@@ -277,10 +274,10 @@ export const storeFromConfig = (
 /** Links to the neighbours of `name` in the config, reported to its event log. */
 export const peerLinksFromConfig = (
   name: string,
-  onLinkEvent?: (event: Peers.LinkEvent) => void,
+  onLinkEvent?: (event: PeerLinks.LinkEvent) => void,
   tls?: Tls.Credentials,
   stats?: Metrics.ServerStats
-): Layer.Layer<PeerLinks, never, HerdConfig | LocationStore | EventLog.EventLog> =>
+): Layer.Layer<PeerLinks.PeerLinks, never, HerdConfig | LocationStore.LocationStore | EventLog.EventLog> =>
   Layer.unwrapEffect(Effect.gen(function*() {
     const config = yield* HerdConfig
     const log = yield* EventLog.EventLog
@@ -288,19 +285,19 @@ export const peerLinksFromConfig = (
       const address = config.servers[neighbour]
       return address === undefined ? [] : [{ name: neighbour, host: address.host, port: address.port }]
     })
-    return Peers.layer({
+    return PeerLinks.layer({
       self: name,
       neighbours,
       reconnect: config.reconnect,
       ...(stats === undefined ? {} : { counters: (neighbour: string) => stats.link(neighbour) }),
       ...(tls === undefined ? {} : {
         // Mutual TLS: the neighbour's certificate must name it, and ours names us.
-        connect: (neighbour: Peers.Neighbour, timeout: Duration.Duration) =>
+        connect: (neighbour: PeerLinks.Neighbour, timeout: Duration.Duration) =>
           Tls.dial({ host: neighbour.host, port: neighbour.port, context: tls.context, server: neighbour.name, timeout })
       }),
       onEvent: (linkEvent) => {
         const { event, ...fields } = linkEvent
-        log.record(event, fields)
+        log.unsafeRecord(event, fields)
         onLinkEvent?.(linkEvent)
       }
     })

@@ -12,8 +12,7 @@
  * Every series carries a `server` label, so that the servers of one process
  * (`herd up`) share Effect's one metric registry without mixing.
  */
-import type { LinkEvent } from "@herd/peers"
-import type { NearbyQuery, PlacesBody } from "@herd/places"
+import type { PeerLinks } from "@herd/peers"
 import { PlacesClient } from "@herd/places"
 import { Clock, Effect, Metric, MetricBoundaries, MetricKey, MetricLabel } from "effect"
 import type { MetricHook } from "effect"
@@ -187,7 +186,7 @@ export class ServerStats {
   }
 
   /** Notes a link change reported by `PeerLinks` (its `onEvent`). */
-  onLinkEvent(event: LinkEvent, nowMs: number): void {
+  onLinkEvent(event: PeerLinks.LinkEvent, nowMs: number): void {
     const link = this.link(event.peer, event.address)
     switch (event.event) {
       case "link-up": {
@@ -234,12 +233,12 @@ export const makeStats = (server: string): Effect.Effect<ServerStats> =>
  * lookups that went to the provider. A failure is counted by the status the
  * WHATSAT will answer with (`UNKNOWN_ERROR` where the provider gave none).
  */
-export const countingPlaces = (places: PlacesClient["Type"], stats: ServerStats): PlacesClient["Type"] => {
+export const countingPlaces = (places: PlacesClient.PlacesClient["Type"], stats: ServerStats): PlacesClient.PlacesClient["Type"] => {
   stats.placesProvider = places.provider
   const immediate = places.immediate
-  return PlacesClient.of({
+  return PlacesClient.PlacesClient.of({
     ...places,
-    nearby: (query: NearbyQuery) =>
+    nearby: (query: PlacesClient.NearbyQuery) =>
       Effect.flatMap(Clock.currentTimeNanos, (started) =>
         places.nearby(query).pipe(
           Effect.onExit((exit) =>
@@ -255,7 +254,7 @@ export const countingPlaces = (places: PlacesClient["Type"], stats: ServerStats)
           )
         )),
     ...(immediate === undefined ? {} : {
-      immediate: (query: NearbyQuery): PlacesBody | undefined => {
+      immediate: (query: PlacesClient.NearbyQuery): PlacesClient.PlacesBody | undefined => {
         const body = immediate(query)
         if (body !== undefined) stats.placesAnswered(true, body.status)
         return body

@@ -6,7 +6,8 @@ import { Context, Effect, FastCheck as fc, Layer, Logger, LogLevel, TestClock } 
 import * as NodeFs from "node:fs"
 import * as Os from "node:os"
 import { join } from "node:path"
-import { EntryWriter, EventLog, formatEntry, layerFile } from "../src/EventLog.ts"
+import { EventLog, formatEntry, layerFile } from "../src/EventLog.ts"
+import { EntryWriter } from "../src/internal/EntryWriter.ts"
 import type { FileOptions } from "../src/EventLog.ts"
 
 describe("EventLog entries", () => {
@@ -266,7 +267,7 @@ describe("EventLog file", () => {
       const disk = healthyDisk()
       const log = yield* openLog(dir, disk)
       // About a megabyte of entries in one batch, with 300 KB of room on the disk.
-      for (const n of range(1, 10_000)) log.record("entry", { n, padding: "x".repeat(80) })
+      for (const n of range(1, 10_000)) log.unsafeRecord("entry", { n, padding: "x".repeat(80) })
       disk.writes = "room"
       disk.room = 300 * 1024
       yield* log.flush
@@ -287,10 +288,10 @@ describe("EventLog file", () => {
       const disk = healthyDisk()
       const maxBufferBytes = 4096
       const log = yield* openLog(dir, disk, { maxBufferBytes })
-      log.record("before", { n: 0 })
+      log.unsafeRecord("before", { n: 0 })
       yield* log.flush
       disk.writes = "fail"
-      for (const n of range(1, 10)) log.record("kept", { n })
+      for (const n of range(1, 10)) log.unsafeRecord("kept", { n })
       yield* log.flush
       yield* log.flush
       // Dropping, not pausing, while nothing can be written.
@@ -301,7 +302,7 @@ describe("EventLog file", () => {
 
       disk.writes = "work"
       yield* log.flush
-      log.record("after", { n: 201 })
+      log.unsafeRecord("after", { n: 201 })
       yield* log.flush
 
       const entries = entriesOf(file)
@@ -330,7 +331,7 @@ describe("EventLog file", () => {
       const maxBufferBytes = 2000
       const log = yield* openLog(dir, disk, { maxBufferBytes })
       // Nobody paused: the batch is three times the bound when its write fails.
-      for (const n of range(1, 100)) log.record("unpaused", { n })
+      for (const n of range(1, 100)) log.unsafeRecord("unpaused", { n })
       const recordedBy = Date.now()
       // Into the next millisecond, so that the cut entries timed at the cut rather than when recorded would show.
       while (Date.now() === recordedBy) continue
@@ -358,14 +359,14 @@ describe("EventLog file", () => {
       const file = join(dir, "Alford.log")
       const disk = healthyDisk()
       const log = yield* openLog(dir, disk)
-      log.record("before", { n: 0 })
+      log.unsafeRecord("before", { n: 0 })
       yield* log.flush
       const before = read(file)
       disk.writes = "tear"
-      for (const n of range(1, 30)) log.record("torn", { n })
+      for (const n of range(1, 30)) log.unsafeRecord("torn", { n })
       yield* log.flush
       expect(read(file)).toBe(before)
-      for (const n of range(31, 40)) log.record("torn", { n })
+      for (const n of range(31, 40)) log.unsafeRecord("torn", { n })
       yield* log.flush
       expect(read(file)).toBe(before)
       disk.writes = "work"
@@ -379,18 +380,18 @@ describe("EventLog file", () => {
       const file = join(dir, "Alford.log")
       const disk = healthyDisk()
       const log = yield* openLog(dir, disk)
-      log.record("before", { n: 0 })
+      log.unsafeRecord("before", { n: 0 })
       yield* log.flush
       disk.writes = "tear"
       disk.truncates = "fail"
-      for (const n of range(1, 30)) log.record("torn", { n })
+      for (const n of range(1, 30)) log.unsafeRecord("torn", { n })
       yield* log.flush
       yield* log.flush
       // The file now ends in the middle of an entry, and cannot be cut.
       expect(read(file).endsWith("\n")).toBe(false)
       disk.writes = "work"
       yield* log.flush
-      for (const n of range(31, 35)) log.record("after", { n })
+      for (const n of range(31, 35)) log.unsafeRecord("after", { n })
       yield* log.flush
       expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(0, 35))
     }).pipe(Effect.provide(silenced)))
@@ -403,11 +404,11 @@ describe("EventLog file", () => {
       const log = yield* openLog(dir, disk)
       disk.writes = "land"
       disk.truncates = "fail"
-      for (const n of range(1, 10)) log.record("landed", { n })
+      for (const n of range(1, 10)) log.unsafeRecord("landed", { n })
       yield* log.flush
       disk.writes = "work"
       yield* log.flush
-      for (const n of range(11, 12)) log.record("after", { n })
+      for (const n of range(11, 12)) log.unsafeRecord("after", { n })
       yield* log.flush
       expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(1, 12))
     }).pipe(Effect.provide(silenced)))
@@ -418,18 +419,18 @@ describe("EventLog file", () => {
       const file = join(dir, "Alford.log")
       const log = yield* openLog(dir, healthyDisk(), { maxBufferBytes: 2000 })
       let recorded = 0
-      while (log.hasRoom() && recorded < 1000) log.record("filler", { n: ++recorded })
+      while (log.hasRoom() && recorded < 1000) log.unsafeRecord("filler", { n: ++recorded })
       expect(log.hasRoom()).toBe(false)
       expect(recorded).toBeLessThan(100)
       const calls = Array.from({ length: 5000 }, () => 0)
       calls.forEach((_, i) =>
-        log.onRoom(() => {
+        log.unsafeOnRoom(() => {
           calls[i] = (calls[i] ?? 0) + 1
           if (i === 7) throw new Error("a waiter's own bug")
         })
       )
       // Paused callers are what keep it bounded while healthy: nothing is dropped.
-      log.record("filler", { n: ++recorded })
+      log.unsafeRecord("filler", { n: ++recorded })
       expect(calls.every((count) => count === 0)).toBe(true)
       yield* log.flush
       expect(log.hasRoom()).toBe(true)
@@ -437,7 +438,7 @@ describe("EventLog file", () => {
       yield* log.flush
       expect(calls.every((count) => count === 1)).toBe(true)
       let calledAtOnce = false
-      log.onRoom(() => (calledAtOnce = true))
+      log.unsafeOnRoom(() => (calledAtOnce = true))
       expect(calledAtOnce).toBe(true)
       expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(1, recorded))
     }))
@@ -447,9 +448,9 @@ describe("EventLog file", () => {
       const dir = yield* tempDir
       const disk = healthyDisk()
       const log = yield* openLog(dir, disk, { maxBufferBytes: 1000 })
-      for (let n = 0; log.hasRoom() && n < 1000; n++) log.record("filler", { n })
+      for (let n = 0; log.hasRoom() && n < 1000; n++) log.unsafeRecord("filler", { n })
       let resumed = 0
-      log.onRoom(() => resumed++)
+      log.unsafeOnRoom(() => resumed++)
       disk.writes = "fail"
       yield* log.flush
       expect(resumed).toBe(1)
@@ -461,24 +462,24 @@ describe("EventLog file", () => {
       const dir = yield* tempDir
       const file = join(dir, "Alford.log")
       const log = yield* openLog(dir, healthyDisk())
-      log.record("first")
+      log.unsafeRecord("first")
       yield* log.flush
       NodeFs.unlinkSync(file)
-      log.record("after delete")
+      log.unsafeRecord("after delete")
       yield* log.flush
       expect(entriesOf(file).map((entry) => entry.event)).toEqual(["after delete"])
 
       NodeFs.renameSync(file, `${file}.1`)
-      log.record("before the check")
+      log.unsafeRecord("before the check")
       yield* log.flush
       yield* TestClock.adjust("1 second")
-      log.record("after the check")
+      log.unsafeRecord("after the check")
       yield* log.flush
       expect(entriesOf(`${file}.1`).map((entry) => entry.event)).toEqual(["after delete", "before the check"])
       expect(entriesOf(file).map((entry) => entry.event)).toEqual(["after the check"])
 
       NodeFs.rmSync(dir, { recursive: true, force: true })
-      log.record("after the directory went")
+      log.unsafeRecord("after the directory went")
       yield* log.flush
       expect(entriesOf(file).map((entry) => entry.event)).toEqual(["after the directory went"])
     }))
@@ -492,7 +493,7 @@ describe("EventLog file", () => {
       const log = yield* openLog(dir, disk)
       disk.opens = "fail"
       yield* log.reopen
-      log.record("still here")
+      log.unsafeRecord("still here")
       yield* log.flush
       expect(entriesOf(file).map((entry) => entry.event)).toEqual(["still here"])
       expect(errors.filter((message) => message.includes("cannot reopen"))).toHaveLength(1)
@@ -508,12 +509,12 @@ describe("EventLog file", () => {
       yield* Effect.scoped(Effect.gen(function*() {
         const log = yield* openLog(dir, healthyDisk(), { reopenOnSighup: true })
         expect(process.listenerCount("SIGHUP")).toBe(listening + 1)
-        log.record("before rotation")
+        log.unsafeRecord("before rotation")
         yield* log.flush
         NodeFs.renameSync(file, rotated)
         process.emit("SIGHUP")
         yield* eventually("the log is opened again", () => NodeFs.existsSync(file))
-        log.record("after rotation")
+        log.unsafeRecord("after rotation")
         yield* log.flush
         expect(entriesOf(rotated).map((entry) => entry.event)).toEqual(["before rotation"])
         expect(entriesOf(file).map((entry) => entry.event)).toEqual(["after rotation"])
@@ -530,7 +531,7 @@ describe("EventLog file", () => {
       const disk = healthyDisk()
       disk.writes = "fail"
       const log = yield* openLog(dir, disk)
-      for (const n of range(1, 20)) log.record("kept", { n })
+      for (const n of range(1, 20)) log.unsafeRecord("kept", { n })
       yield* log.flush
       disk.writes = "work"
       yield* eventually("the kept entries are written", () => entriesOf(file).length === 20)
@@ -544,7 +545,7 @@ describe("EventLog file", () => {
       const file = join(dir, "Alford.log")
       yield* Effect.scoped(Effect.gen(function*() {
         const log = yield* openLog(dir, healthyDisk())
-        for (const n of range(1, 50)) log.record("closing", { n })
+        for (const n of range(1, 50)) log.unsafeRecord("closing", { n })
       }))
       expect(entriesOf(file).map((entry) => entry.n)).toEqual(range(1, 50))
 
@@ -552,7 +553,7 @@ describe("EventLog file", () => {
       yield* Effect.scoped(Effect.gen(function*() {
         const log = yield* openLog(dir, disk)
         disk.writes = "fail"
-        log.record("lost")
+        log.unsafeRecord("lost")
       }))
       expect(entriesOf(file)).toHaveLength(50)
       expect(errors.filter((message) => message.includes("closed with"))).toHaveLength(1)
@@ -568,7 +569,7 @@ describe("EventLog rotation and wire logging", () => {
       const log = yield* openLog(dir, healthyDisk(), { maxFileBytes: 4000, keep: 2 })
       let n = 0
       for (let flushes = 0; flushes < 40; flushes++) {
-        for (let i = 0; i < 10; i++) log.record("entry", { n: ++n })
+        for (let i = 0; i < 10; i++) log.unsafeRecord("entry", { n: ++n })
         yield* log.flush
       }
       const names = NodeFs.readdirSync(dir).sort()

@@ -5,24 +5,24 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { decodeConfig, loadConfigFile, neighboursOf } from "../src/index.ts"
+import { ConfigFile, HerdConfig } from "../src/index.ts"
 
 const defaultHerdPath = fileURLToPath(new URL("../../../herd.config.ts", import.meta.url))
 
 const messageOf = (input: unknown) =>
-  Effect.map(Effect.either(decodeConfig(input, "test")), (result) =>
+  Effect.map(Effect.either(HerdConfig.decodeConfig(input, "test")), (result) =>
     Either.match(result, { onLeft: (error) => error.message, onRight: () => "accepted" }))
 
 describe("HerdConfig", () => {
   it.effect("accepts the default herd and fills in the defaults", () =>
     Effect.gen(function*() {
-      const config = yield* loadConfigFile(defaultHerdPath).pipe(Effect.provide(NodeContext.layer))
+      const config = yield* ConfigFile.loadConfigFile(defaultHerdPath).pipe(Effect.provide(NodeContext.layer))
       expect(Object.keys(config.servers)).toEqual(["Alford", "Bolden", "Hamilton", "Parker", "Welsh"])
-      expect(neighboursOf(config, "Parker")).toEqual(["Alford", "Bolden", "Hamilton"])
-      expect(neighboursOf(config, "Hamilton")).toEqual(["Parker"])
+      expect(HerdConfig.neighboursOf(config, "Parker")).toEqual(["Alford", "Bolden", "Hamilton"])
+      expect(HerdConfig.neighboursOf(config, "Hamilton")).toEqual(["Parker"])
       expect(config.lineLimit).toBe(8192)
       expect(config.limits).toEqual({ maxConnections: 10000, partialLineTimeoutMs: 30000, pendingReplyBytes: 262144, maxClientAheadMs: 600000 })
-      const minimal = yield* decodeConfig({ servers: { A: { port: 1 } } }, "test")
+      const minimal = yield* HerdConfig.decodeConfig({ servers: { A: { port: 1 } } }, "test")
       expect(minimal).toMatchObject({ links: [], logDir: "logs", lineLimit: 8192, reconnect: { initialMs: 50, capMs: 5000 } })
       expect(minimal.servers["A"]).toEqual({ host: "127.0.0.1", port: 1 })
     }))
@@ -88,7 +88,7 @@ describe("loadConfigFile", () => {
       writeFileSync(bad, "{ not json")
       writeFileSync(yaml, "servers: {}")
       const load = (path: string) =>
-        loadConfigFile(path).pipe(
+        ConfigFile.loadConfigFile(path).pipe(
           Effect.map((config) => Object.keys(config.servers).join()),
           Effect.catchTag("HerdConfigError", (error) => Effect.succeed(error.message)),
           Effect.provide(NodeContext.layer)
@@ -113,9 +113,9 @@ describe("loadConfigFile", () => {
         return join(dir, name)
       }
       const typed = [
-        `import type { HerdConfigInput } from "@herd/server"`,
+        `import type { HerdConfig } from "@herd/server"`,
         `const port: number = 4001`,
-        `export default { servers: { Typed: { port } }, links: [] } satisfies HerdConfigInput`
+        `export default { servers: { Typed: { port } }, links: [] } satisfies HerdConfig.HerdConfigInput`
       ].join("\n")
       const configs = {
         ts: write("herd.config.ts", typed),
@@ -128,7 +128,7 @@ describe("loadConfigFile", () => {
         throws: write("throws.mjs", `throw new Error("no config today")`)
       }
       const load = (path: string) =>
-        loadConfigFile(path).pipe(
+        ConfigFile.loadConfigFile(path).pipe(
           Effect.map((config) => Object.keys(config.servers).join()),
           Effect.catchTag("HerdConfigError", (error) => Effect.succeed(error.message)),
           Effect.provide(NodeContext.layer)

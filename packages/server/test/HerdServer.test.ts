@@ -5,12 +5,12 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { PlacesClient } from "@herd/places"
+import { HerdConfig, HerdServer } from "../src/index.ts"
 import { Context, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { decodeConfig, HerdConfig, HerdServer } from "../src/index.ts"
 
 /** A plain listener on a free loopback port that counts the connections it is offered. */
 const listener = Effect.acquireRelease(
@@ -45,7 +45,7 @@ const tempDir = Effect.acquireRelease(
   (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
 )
 
-const noPlaces = Layer.succeed(PlacesClient, {
+const noPlaces = Layer.succeed(PlacesClient.PlacesClient, {
   provider: "none",
   nearby: () => Effect.die("not asked in this test")
 })
@@ -92,7 +92,7 @@ describe("HerdServer.layer", () => {
       const dir = yield* tempDir
       const taken = yield* listener
       const neighbour = yield* listener
-      const config = yield* decodeConfig({
+      const config = yield* HerdConfig.decodeConfig({
         servers: { Alford: { port: taken.port }, Parker: { port: neighbour.port } },
         links: [["Alford", "Parker"]],
         // The first dial would go at once, were the links started.
@@ -101,7 +101,7 @@ describe("HerdServer.layer", () => {
         dataDir: join(dir, "data")
       }, "test")
       const started = yield* Effect.scoped(Layer.build(HerdServer.layer({ name: "Alford" }))).pipe(
-        Effect.provide(Layer.merge(Layer.succeed(HerdConfig, config), noPlaces)),
+        Effect.provide(Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), noPlaces)),
         Effect.exit
       )
       expect(Exit.isFailure(started)).toBe(true)
@@ -123,7 +123,7 @@ describe("HerdServer.layer", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const neighbour = yield* listener
-      const config = yield* decodeConfig({
+      const config = yield* HerdConfig.decodeConfig({
         servers: { Alford: { port: 0 }, Parker: { port: neighbour.port } },
         links: [["Alford", "Parker"]],
         logDir: join(dir, "logs"),
@@ -135,7 +135,7 @@ describe("HerdServer.layer", () => {
           yield* neighbour.connected.pipe(Effect.timeout("5 seconds"))
           return Context.get(context, HerdServer.HerdServer)
         })
-      ).pipe(Effect.provide(Layer.merge(Layer.succeed(HerdConfig, config), noPlaces)))
+      ).pipe(Effect.provide(Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), noPlaces)))
       expect(server.address.port).toBeGreaterThan(0)
       const events = readFileSync(join(dir, "logs", "Alford.log"), "utf8").trimEnd().split("\n")
         .map((line) => (JSON.parse(line) as { event: string }).event)
@@ -148,14 +148,14 @@ describe("HerdServer.layer", () => {
       const dir = yield* tempDir
       const parker = yield* listener
       const welsh = yield* listener
-      const config = yield* decodeConfig({
+      const config = yield* HerdConfig.decodeConfig({
         servers: { Alford: { port: 0 }, Parker: { port: parker.port }, Welsh: { port: welsh.port } },
         links: [["Alford", "Parker"], ["Alford", "Welsh"]],
         reconnect: { initialMs: 60_000, capMs: 60_000 },
         logDir: join(dir, "logs"),
         dataDir: join(dir, "data")
       }, "test")
-      const context = Layer.merge(Layer.succeed(HerdConfig, config), noPlaces)
+      const context = Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), noPlaces)
       const alfordAt = (server: Context.Context<HerdServer.HerdServer>) => Context.get(server, HerdServer.HerdServer).address.port
 
       // Parker's link in: it resumes, and once asked, answers past its last MARK.
@@ -191,10 +191,10 @@ describe("HerdServer.layer", () => {
 
   it.scoped("refuses to serve plain TCP beyond loopback unless the config says insecure", () =>
     Effect.gen(function*() {
-      const places = Layer.succeed(PlacesClient, PlacesClient.of({ provider: "none", nearby: () => Effect.dieMessage("not asked") }))
+      const places = Layer.succeed(PlacesClient.PlacesClient, PlacesClient.PlacesClient.of({ provider: "none", nearby: () => Effect.dieMessage("not asked") }))
       const serveOn = (input: Record<string, unknown>) =>
-        Effect.flatMap(decodeConfig({ servers: { Alford: { host: "0.0.0.0", port: 0 } }, store: { kind: "memory" }, ...input }, "test"), (config) =>
-          Layer.build(HerdServer.layer({ name: "Alford" }).pipe(Layer.provide(Layer.merge(Layer.succeed(HerdConfig, config), places)))))
+        Effect.flatMap(HerdConfig.decodeConfig({ servers: { Alford: { host: "0.0.0.0", port: 0 } }, store: { kind: "memory" }, ...input }, "test"), (config) =>
+          Layer.build(HerdServer.layer({ name: "Alford" }).pipe(Layer.provide(Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), places)))))
       const refused = yield* Effect.flip(serveOn({}))
       expect(refused.message).toContain("--insecure")
       const dir = mkdtempSync(join(tmpdir(), "herd-insecure-"))

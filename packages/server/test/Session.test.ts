@@ -4,14 +4,13 @@
  * log whether it has room.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as ProtocolLayer from "@herd/protocol"
-import { printedPlacesBody, Protocol } from "@herd/protocol"
-import * as Store from "@herd/store"
-import { Effect } from "effect"
-import { EntryWriter } from "../src/EventLog.ts"
+import { Handshake } from "@herd/peers"
+import { Protocol, Reply } from "@herd/protocol"
+import { LocationStore } from "@herd/store"
+import { Effect, Either } from "effect"
+import { EntryWriter } from "../src/internal/EntryWriter.ts"
 import type { EventLog } from "../src/EventLog.ts"
 import { Admission } from "../src/internal/Admission.ts"
-import { Handshake } from "@herd/peers"
 import { Session } from "../src/internal/Session.ts"
 import { ServerStats } from "../src/Metrics.ts"
 import type { SessionServices } from "../src/internal/Session.ts"
@@ -51,21 +50,21 @@ const setUp = (options: {
   let logHasRoom = true
   const waitingForRoom: Array<() => void> = []
   const log: EventLog["Type"] = {
-    record: (event, fields) => writer.record(event, fields),
+    unsafeRecord: (event, fields) => writer.record(event, fields),
     lines: (conn, remote) => writer.lines(conn, remote),
     flush: Effect.void,
     wire: writer.wire,
     hasRoom: () => logHasRoom,
-    onRoom: (resume) => {
+    unsafeOnRoom: (resume) => {
       waitingForRoom.push(resume)
     },
     reopen: Effect.void
   }
   const services: SessionServices = {
     serverName: "Alford",
-    protocol: Effect.runSync(Effect.provide(Protocol, ProtocolLayer.layer)),
-    store: Effect.runSync(Store.makeMemory),
-    peers: { neighbours: [], flood: () => {} },
+    protocol: Effect.runSync(Effect.provide(Protocol.Protocol, Protocol.layer)),
+    store: Effect.runSync(LocationStore.makeMemory),
+    peers: { neighbours: [], unsafeFlood: () => {} },
     places: { provider: "none", nearby: () => Effect.die("not asked") },
     log,
     lineLimit: 8192,
@@ -79,7 +78,7 @@ const setUp = (options: {
     extendedLinksIn: new Set(),
     stats: new ServerStats("Alford", 0),
     whenStored: undefined,
-    printBody: printedPlacesBody,
+    printBody: Reply.printedPlacesBody,
     lookUp: () => {},
     ...options.services
   }
@@ -113,6 +112,10 @@ const setUp = (options: {
   const logged = () => writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry) as Record<string, unknown>)
   return { connection, socket, replies, setLogRoom, waitingForRoom, logged }
 }
+
+/** What a store full up answers an offer. */
+const storeFull = (client: string): LocationStore.OfferResult =>
+  Either.left(new LocationStore.UnstorableRecordError({ reason: "StoreFull", client }))
 
 const feed = (session: Session, bytes: Buffer) => session.feed(bytes, 1_700_000_000_000_000_000n)
 
@@ -169,6 +172,54 @@ describe("Session", () => {
     const entries = logged()
     expect(entries.filter((entry) => entry["event"] === "in").map((entry) => entry["line"])).toEqual(["PEER Bolden"])
     expect(entries.find((entry) => entry["event"] === "close")).toMatchObject({ peer: "Bolden", floodLines: 3 })
+  })
+
+  it("answers ? to an IAMAT the store cannot keep, floods nothing of it, and goes on with the next line", () => {
+    const memory = Effect.runSync(LocationStore.makeMemory)
+    const flooded: Array<string> = []
+    const stats = new ServerStats("Alford", 0)
+    const { connection, replies, socket } = setUp({
+      pendingReplyBytes: 1 << 20,
+      services: {
+        stats,
+        store: { ...memory, unsafeOffer: (record) => record.client === "full" ? storeFull(record.client) : memory.unsafeOffer(record) },
+        peers: { neighbours: ["Bolden"], unsafeFlood: (record) => flooded.push(record.client) }
+      }
+    })
+    feed(connection, Buffer.from("IAMAT full +1+1 1600000000.5\nIAMAT kiwi +1+1 1600000000.5\n", "latin1"))
+    expect(replies()).toEqual([
+      "? IAMAT full +1+1 1600000000.5",
+      "AT Alford +99999999.500000000 kiwi +1+1 1600000000.5"
+    ])
+    expect(flooded).toEqual(["kiwi"])
+    expect([stats.iamatRefused, stats.iamatStored]).toEqual([1, 1])
+    expect(socket.inputEnded).toBe(false)
+    expect(connection.closeReason).toBeUndefined()
+  })
+
+  it("logs a neighbour's flooded record that the store cannot keep, and the link goes on", () => {
+    const memory = Effect.runSync(LocationStore.makeMemory)
+    const flooded: Array<string> = []
+    const stats = new ServerStats("Alford", 0)
+    const { connection, logged, replies, socket } = setUp({
+      pendingReplyBytes: 1 << 20,
+      services: {
+        stats,
+        store: { ...memory, unsafeOffer: (record) => record.client === "full" ? storeFull(record.client) : memory.unsafeOffer(record) },
+        peers: { neighbours: ["Bolden", "Parker"], unsafeFlood: (record) => flooded.push(record.client) }
+      }
+    })
+    const refused = "AT Bolden +0.000000000 full +1+1 1600000000"
+    feed(connection, Buffer.from(`PEER Bolden\n${refused}\nAT Bolden +0.000000000 kiwi +1+1 1600000000\n`, "latin1"))
+    expect(replies()).toEqual([])
+    expect(memory.get("kiwi")?.origin).toBe("Bolden")
+    expect(flooded).toEqual(["kiwi"])
+    expect([stats.atRefused, stats.atStored]).toEqual([1, 1])
+    expect(socket.inputEnded).toBe(false)
+    expect(connection.closeReason).toBeUndefined()
+    expect(logged().filter((entry) => entry["event"] === "violation")).toEqual([
+      expect.objectContaining({ peer: "Bolden", line: refused, reason: expect.stringContaining("no room left") })
+    ])
   })
 
   it("reports its partial-line deadline, clears it when the line completes, and ends its input when it falls due", () => {
@@ -258,7 +309,7 @@ describe("Session", () => {
     // Its MARK made the link an extended one: this end beats every second, and watches for silence.
     expect(socket.dueNs).toBe(at(1))
     connection.expire(at(1))
-    expect(replies()).toEqual(["SINCE e1 4", "DIGEST 1 " + Store.digestOf([{ origin: "Bolden", skew: "+0.000000000", client: "kiwi", location: "+1+1", time: "1600000000" }]).digest])
+    expect(replies()).toEqual(["SINCE e1 4", "DIGEST 1 " + LocationStore.digestOf([{ origin: "Bolden", skew: "+0.000000000", client: "kiwi", location: "+1+1", time: "1600000000" }]).digest])
     connection.feed(Buffer.from("DIGEST 1 0000000000000001\n"), at(2.5))
     connection.expire(at(3))
     expect(socket.inputEnded).toBe(false)

@@ -15,7 +15,7 @@ import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync, statSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { makeDurable, makeDurableUnscheduled } from "../src/index.ts"
+import { DurableStore } from "../src/index.ts"
 
 const [, script, first = "1000000", second = "batch", third = ""] = process.argv
 
@@ -34,7 +34,7 @@ const load = (path: string) =>
     const before = process.memoryUsage()
     const started = performance.now()
     const cpuBefore = process.cpuUsage()
-    const store = yield* makeDurableUnscheduled({ path })
+    const store = yield* DurableStore.makeUnscheduled({ path })
     const loadedMs = performance.now() - started
     const cpu = process.cpuUsage(cpuBefore)
     const after = process.memoryUsage()
@@ -56,10 +56,10 @@ const fillAt = (path: string, clients: number, sync: "batch" | "always") =>
   Effect.gen(function*() {
     // Commits as a server's ticks would make them: a batch of offers between each.
     const perCommit = 5000
-    const store = yield* makeDurableUnscheduled({ path, sync })
+    const store = yield* DurableStore.makeUnscheduled({ path, sync })
     const started = performance.now()
     for (let i = 0; i < clients; i += perCommit) {
-      for (let j = i; j < Math.min(clients, i + perCommit); j++) store.offer(record(j, 0))
+      for (let j = i; j < Math.min(clients, i + perCommit); j++) store.unsafeOffer(record(j, 0))
       yield* store.commit
     }
     const filledMs = performance.now() - started
@@ -72,7 +72,7 @@ const fillAt = (path: string, clients: number, sync: "batch" | "always") =>
     const replaced = Math.min(clients, 200_000)
     const again = performance.now()
     for (let i = 0; i < replaced; i += perCommit) {
-      for (let j = i; j < Math.min(replaced, i + perCommit); j++) store.offer(record(j, 1))
+      for (let j = i; j < Math.min(replaced, i + perCommit); j++) store.unsafeOffer(record(j, 1))
       yield* store.commit
     }
     const againMs = performance.now() - again
@@ -103,7 +103,7 @@ const window = (rate: number, clients: number, seconds: number) =>
   Effect.gen(function*() {
     const dir = mkdtempSync(join(tmpdir(), "herd-measure-durable-"))
     try {
-      const store = yield* makeDurable({ path: join(dir, "store.db") })
+      const store = yield* DurableStore.make({ path: join(dir, "store.db") })
       const waits: Array<number> = []
       const started = performance.now()
       let offered = 0
@@ -111,7 +111,7 @@ const window = (rate: number, clients: number, seconds: number) =>
         const tick = () => {
           const now = performance.now()
           const due = Math.min(rate * seconds, Math.floor(((now - started) / 1000) * rate))
-          for (; offered < due; offered++) store.offer(record(offered % clients, Math.floor(offered / clients) + 1))
+          for (; offered < due; offered++) store.unsafeOffer(record(offered % clients, Math.floor(offered / clients) + 1))
           store.unsafeOnCommitted(() => waits.push(performance.now() - now))
           if (now - started < seconds * 1000) setTimeout(tick, 1)
           else resume(store.whenCommitted)

@@ -1,10 +1,9 @@
-export {
-  DurableStore,
-  DurableStoreError,
-  layerDurable,
-  makeDurable,
-  makeDurableUnscheduled
-} from "./Durable.ts"
-export type { Checkpoint, DurableOptions, DurableStoreService, SequencedRecord } from "./Durable.ts"
-export { digestOf, LocationStore, layerMemory, makeMemory } from "./LocationStore.ts"
-export type { StoreDigest } from "./LocationStore.ts"
+/**
+ * @herd/store: the latest record of every client, in memory or on disk.
+ */
+
+/** The `LocationStore` service (get, `unsafeOffer`, snapshot, digest) and the memory store. */
+export * as LocationStore from "./LocationStore.ts"
+
+/** The `DurableStore` service: a `LocationStore` on SQLite that outlives its process, with seqs for catch-up. */
+export * as DurableStore from "./DurableStore.ts"

@@ -1,10 +1,10 @@
-import { formatAtLine, isNewer } from "@herd/protocol"
-import type { LocationRecord } from "@herd/protocol"
+import { LocationRecord } from "@herd/protocol"
+import { LocationStore } from "../src/index.ts"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FastCheck as fc } from "effect"
-import { digestOf, makeMemory } from "../src/index.ts"
+import { Effect, Either, FastCheck as fc } from "effect"
 import { fnv1a64Into } from "../src/internal/digest.ts"
 import { LatestRecords, LOST } from "../src/internal/LatestRecords.ts"
+import { lost, memoryStore, won } from "../src/internal/offer.ts"
 import { record } from "./support/records.ts"
 
 /** Any latin1 text (one char per wire byte, spaces and all). */
@@ -15,24 +15,24 @@ const latin1Text = (minLength: number, maxLength: number) =>
 describe("LocationStore (memory)", () => {
   it.effect("keeps the record with the greater client time", () =>
     Effect.gen(function*() {
-      const store = yield* makeMemory
-      expect(store.offer(record("kiwi", "1621464827.5"))).toBe(true)
-      expect(store.offer(record("kiwi", "1621464827.4"))).toBe(false)
-      expect(store.offer(record("kiwi", "1621464827.500000001"))).toBe(true)
+      const store = yield* LocationStore.makeMemory
+      expect(store.unsafeOffer(record("kiwi", "1621464827.5"))).toStrictEqual(won)
+      expect(store.unsafeOffer(record("kiwi", "1621464827.4"))).toStrictEqual(lost)
+      expect(store.unsafeOffer(record("kiwi", "1621464827.500000001"))).toStrictEqual(won)
       expect(store.get("kiwi")?.time).toBe("1621464827.500000001")
       expect(store.size()).toBe(1)
     }))
 
   it.effect("breaks a tie of client times by origin, then by location (byte order)", () =>
     Effect.gen(function*() {
-      const store = yield* makeMemory
-      expect(store.offer(record("kiwi", "10", "Bolden", "+1+1"))).toBe(true)
-      expect(store.offer(record("kiwi", "10", "Alford", "+9+9"))).toBe(false)
-      expect(store.offer(record("kiwi", "10", "Welsh", "+1+1"))).toBe(true)
-      expect(store.offer(record("kiwi", "10", "Welsh", "+2+1"))).toBe(true)
-      expect(store.offer(record("kiwi", "10", "Welsh", "+2+1"))).toBe(false)
+      const store = yield* LocationStore.makeMemory
+      expect(store.unsafeOffer(record("kiwi", "10", "Bolden", "+1+1"))).toStrictEqual(won)
+      expect(store.unsafeOffer(record("kiwi", "10", "Alford", "+9+9"))).toStrictEqual(lost)
+      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+1+1"))).toStrictEqual(won)
+      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+2+1"))).toStrictEqual(won)
+      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+2+1"))).toStrictEqual(lost)
       const stored = store.get("kiwi")
-      expect(stored && formatAtLine(stored)).toBe("AT Welsh +0.000000000 kiwi +2+1 10")
+      expect(stored && LocationRecord.formatAtLine(stored)).toBe("AT Welsh +0.000000000 kiwi +2+1 10")
     }))
 
   it.effect.prop(
@@ -46,28 +46,56 @@ describe("LocationStore (memory)", () => {
     })],
     ([offered]) =>
       Effect.gen(function*() {
-        const store = yield* makeMemory
-        expect(store.offer(offered)).toBe(true)
+        const store = yield* LocationStore.makeMemory
+        expect(store.unsafeOffer(offered)).toStrictEqual(won)
         expect(store.get(offered.client)).toStrictEqual(offered)
         expect(store.snapshot()).toStrictEqual([offered])
       })
   )
 
-  it.effect("refuses a record whose text is not latin1, keeping what it had", () =>
+  it.effect("refuses a record whose text is not latin1 with a typed failure, keeping what it had", () =>
     Effect.gen(function*() {
-      const store = yield* makeMemory
-      store.offer(record("kiwi", "1"))
-      expect(() => store.offer(record("kiwi", "2", "Alford", "+1+1\u65e5"))).toThrow(RangeError)
-      expect(() => store.offer(record("\u65e5", "2"))).toThrow(RangeError)
+      const store = yield* LocationStore.makeMemory
+      store.unsafeOffer(record("kiwi", "1"))
+      const digest = store.digest()
+      const replacing = store.unsafeOffer(record("kiwi", "2", "Alford", "+1+1\u65e5"))
+      const adding = store.unsafeOffer(record("\u65e5", "2"))
+      for (const [refused, client] of [[replacing, "kiwi"], [adding, "\u65e5"]] as const) {
+        if (Either.isRight(refused)) expect.fail(`a record of ${client} with a char past U+00FF was stored`)
+        expect(refused.left).toBeInstanceOf(LocationStore.UnstorableRecordError)
+        expect(refused.left).toMatchObject({ _tag: "UnstorableRecordError", reason: "NotLatin1", client })
+        expect(refused.left.message).toContain("latin1")
+      }
       expect(store.get("kiwi")).toStrictEqual(record("kiwi", "1"))
       expect(store.get("\u65e5")).toBeUndefined()
       expect(store.size()).toBe(1)
       expect(store.snapshot()).toStrictEqual([record("kiwi", "1")])
+      expect(store.digest()).toStrictEqual(digest)
     }))
+
+  it("refuses a record once its lines fill the store, keeping what it had and taking records that fit", () => {
+    // 64 bytes of lines: room for one slot of 48 and one of 16, so a second
+    // client of a full AT line finds none, nor does a replacement that
+    // outgrows its slot; one that fits its slot is still taken.
+    const store = memoryStore(new LatestRecords(64))
+    expect(store.unsafeOffer(record("kiwi", "1"))).toStrictEqual(won)
+    const digest = store.digest()
+    const cases = [record("lime", "1"), record("kiwi", "2", "Alford", "+34.068930-118.445127000000000000000000")]
+    for (const refused of cases.map(store.unsafeOffer)) {
+      if (Either.isRight(refused)) expect.fail("a record was stored past the store's room")
+      expect(refused.left).toMatchObject({ _tag: "UnstorableRecordError", reason: "StoreFull" })
+      expect(refused.left.cause).toBeUndefined()
+    }
+    expect(store.snapshot()).toStrictEqual([record("kiwi", "1")])
+    expect(store.digest()).toStrictEqual(digest)
+    expect(store.unsafeOffer(record("kiwi", "3"))).toStrictEqual(won)
+    expect(store.unsafeOffer(record("kiwi", "2"))).toStrictEqual(lost)
+    expect(store.get("kiwi")).toStrictEqual(record("kiwi", "3"))
+  })
 
   it.effect("answers none for an unknown client", () =>
     Effect.gen(function*() {
-      const store = yield* makeMemory
+      const store = yield* LocationStore.makeMemory
       expect(store.get("nobody")).toBeUndefined()
     }))
 
@@ -87,11 +115,11 @@ describe("LocationStore (memory)", () => {
     )],
     ([[records, shuffled]]) =>
       Effect.gen(function*() {
-        const winners = (order: ReadonlyArray<LocationRecord>) =>
+        const winners = (order: ReadonlyArray<LocationRecord.LocationRecord>) =>
           Effect.gen(function*() {
-            const store = yield* makeMemory
-            for (const r of order) store.offer(r)
-            return store.snapshot().map(formatAtLine).sort()
+            const store = yield* LocationStore.makeMemory
+            for (const r of order) store.unsafeOffer(r)
+            return store.snapshot().map(LocationRecord.formatAtLine).sort()
           })
         expect(yield* winners(shuffled)).toEqual(yield* winners(records))
         expect(yield* winners([...records].reverse())).toEqual(yield* winners(records))
@@ -112,14 +140,14 @@ describe("LocationStore (memory)", () => {
     )],
     ([offers]) =>
       Effect.gen(function*() {
-        const store = yield* makeMemory
-        const model = new Map<string, LocationRecord>()
+        const store = yield* LocationStore.makeMemory
+        const model = new Map<string, LocationRecord.LocationRecord>()
         for (const { client, location, time } of offers) {
           const offered = record(client, time, "Alford", location)
           const known = model.get(client)
-          const wins = known === undefined || isNewer(offered, known)
+          const wins = known === undefined || LocationRecord.isNewer(offered, known)
           if (wins) model.set(client, offered)
-          expect(store.offer(offered)).toBe(wins)
+          expect(store.unsafeOffer(offered)).toStrictEqual(wins ? won : lost)
         }
         for (const [client, kept] of model) expect(store.get(client)).toStrictEqual(kept)
         expect(store.size()).toBe(model.size)
@@ -128,10 +156,10 @@ describe("LocationStore (memory)", () => {
 
   it.effect("keeps every record of many clients as their lines grow", () =>
     Effect.gen(function*() {
-      const store = yield* makeMemory
+      const store = yield* LocationStore.makeMemory
       const clients = Array.from({ length: 5000 }, (_, i) => `client-${i}`)
-      for (const client of clients) store.offer(record(client, "1"))
-      for (const client of clients) store.offer(record(client, "2", "Alford", `+1.${client.length}${"0".repeat(300)}+1`))
+      for (const client of clients) store.unsafeOffer(record(client, "1"))
+      for (const client of clients) store.unsafeOffer(record(client, "2", "Alford", `+1.${client.length}${"0".repeat(300)}+1`))
       for (const client of clients) {
         expect(store.get(client)).toStrictEqual(record(client, "2", "Alford", `+1.${client.length}${"0".repeat(300)}+1`))
       }
@@ -165,10 +193,10 @@ describe("LocationStore (memory)", () => {
 
   it.effect("digests an empty store as zero records and a zero sum, and one record as its line's hash", () =>
     Effect.gen(function*() {
-      const store = yield* makeMemory
+      const store = yield* LocationStore.makeMemory
       expect(store.digest()).toStrictEqual({ count: 0, digest: "0000000000000000" })
-      store.offer(record("kiwi", "1"))
-      const line = Buffer.from(formatAtLine(record("kiwi", "1")), "latin1")
+      store.unsafeOffer(record("kiwi", "1"))
+      const line = Buffer.from(LocationRecord.formatAtLine(record("kiwi", "1")), "latin1")
       expect(store.digest()).toStrictEqual({
         count: 1,
         digest: fnv1a64Reference(line).toString(16).padStart(16, "0")
@@ -182,11 +210,11 @@ describe("LocationStore (memory)", () => {
     )],
     ([[records, shuffled]]) =>
       Effect.gen(function*() {
-        const digestAfter = (order: ReadonlyArray<LocationRecord>) =>
+        const digestAfter = (order: ReadonlyArray<LocationRecord.LocationRecord>) =>
           Effect.gen(function*() {
-            const store = yield* makeMemory
-            for (const r of order) store.offer(r)
-            expect(store.digest()).toStrictEqual(digestOf(store.snapshot()))
+            const store = yield* LocationStore.makeMemory
+            for (const r of order) store.unsafeOffer(r)
+            expect(store.digest()).toStrictEqual(LocationStore.digestOf(store.snapshot()))
             return store.digest()
           })
         const digest = yield* digestAfter(records)
@@ -207,7 +235,7 @@ describe("LocationStore (memory)", () => {
     )],
     ([steps]) => {
       const latest = new LatestRecords()
-      const model = new Map<string, LocationRecord>()
+      const model = new Map<string, LocationRecord.LocationRecord>()
       for (const step of steps) {
         const client = `c${step.client}`
         if (step.remove) {
@@ -215,7 +243,7 @@ describe("LocationStore (memory)", () => {
         } else {
           const offered = record(client, String(step.time))
           const known = model.get(client)
-          const wins = known === undefined || isNewer(offered, known)
+          const wins = known === undefined || LocationRecord.isNewer(offered, known)
           if (wins) model.set(client, offered)
           expect(latest.offer(offered) !== LOST).toBe(wins)
         }
@@ -223,8 +251,8 @@ describe("LocationStore (memory)", () => {
       expect(latest.size()).toBe(model.size)
       for (const [client, kept] of model) expect(latest.get(client)).toStrictEqual(kept)
       expect(latest.get("c-none")).toBeUndefined()
-      expect(latest.snapshot().map(formatAtLine).sort()).toStrictEqual([...model.values()].map(formatAtLine).sort())
-      expect(latest.digest()).toStrictEqual(digestOf(model.values()))
+      expect(latest.snapshot().map(LocationRecord.formatAtLine).sort()).toStrictEqual([...model.values()].map(LocationRecord.formatAtLine).sort())
+      expect(latest.digest()).toStrictEqual(LocationStore.digestOf(model.values()))
     },
     { fastCheck: { numRuns: 30 }, timeout: 30_000 }
   )

@@ -10,6 +10,8 @@ import * as Net from "node:net"
 
 export class LineClientError extends Data.TaggedError("LineClientError")<{
   readonly message: string
+  /** The socket's error, when one is what went wrong. */
+  readonly cause?: unknown
 }> {}
 
 export interface LineClient {
@@ -48,7 +50,7 @@ export const connect = (
       socket.setNoDelay(true)
       socket.once("connect", () => resume(Effect.succeed(socket)))
       socket.once("error", (error) =>
-        resume(Effect.fail(new LineClientError({ message: `connect ${address.host}:${address.port}: ${error.message}` }))))
+        resume(Effect.fail(new LineClientError({ message: `connect ${address.host}:${address.port}: ${error.message}`, cause: error }))))
     }),
     (socket) => Effect.sync(() => socket.destroy())
   ).pipe(Effect.map(makeClient))
@@ -110,7 +112,7 @@ const makeClient = (socket: Net.Socket): LineClient => {
   const write = (data: string | Uint8Array) =>
     Effect.async<void, LineClientError>((resume) => {
       socket.write(typeof data === "string" ? Buffer.from(data, "utf8") : data, (error) =>
-        resume(error ? Effect.fail(new LineClientError({ message: `write: ${error.message}` })) : Effect.void))
+        resume(error ? Effect.fail(new LineClientError({ message: `write: ${error.message}`, cause: error })) : Effect.void))
     })
 
   return {

@@ -5,20 +5,19 @@
  * and started again during a test, keeping its store or with an empty one.
  */
 import { PlacesClient } from "@herd/places"
-import * as Protocol from "@herd/protocol"
-import { LocationStore, makeMemory as makeMemoryStore } from "@herd/store"
-import { decodeConfig, EventLog, HerdConfig, HerdServer } from "@herd/server"
-import type { HerdConfigValue } from "@herd/server"
+import { Protocol } from "@herd/protocol"
+import { EventLog, HerdConfig, HerdServer } from "@herd/server"
+import { LocationStore } from "@herd/store"
 import { Effect, Exit, Layer, Scope } from "effect"
 import * as Net from "node:net"
 import { fixedPlaces } from "./SingleServer.ts"
 
 export interface TestHerd<Name extends string> {
-  readonly config: HerdConfigValue
+  readonly config: HerdConfig.HerdConfigValue
   readonly names: ReadonlyArray<Name>
   readonly address: (name: Name) => { readonly host: string; readonly port: number }
   /** The store the server uses now (a restart with an empty store replaces it). */
-  readonly store: (name: Name) => LocationStore["Type"]
+  readonly store: (name: Name) => LocationStore.LocationStore["Type"]
   /** Everything the server has logged since the herd started, one JSON line each. */
   readonly logLines: (name: Name) => ReadonlyArray<string>
   readonly isRunning: (name: Name) => boolean
@@ -31,14 +30,14 @@ export interface TestHerd<Name extends string> {
 export interface TestHerdOptions<Name extends string> {
   readonly servers: ReadonlyArray<Name>
   readonly links: ReadonlyArray<readonly [Name, Name]>
-  readonly places?: Layer.Layer<PlacesClient>
+  readonly places?: Layer.Layer<PlacesClient.PlacesClient>
   /** Re-dial delays; short by default so that tests of outages stay quick. */
   readonly reconnect?: { readonly initialMs: number; readonly capMs: number }
   readonly lineLimit?: number
 }
 
 interface Member {
-  store: LocationStore["Type"]
+  store: LocationStore.LocationStore["Type"]
   readonly address: { readonly host: string; readonly port: number }
   readonly log: EventLog.EventLog["Type"]
   readonly lines: Array<string>
@@ -51,7 +50,7 @@ export const startHerd = <const Name extends string>(
 ): Effect.Effect<TestHerd<Name>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const ports = yield* Effect.forEach(options.servers, () => freePort)
-    const config = yield* decodeConfig({
+    const config = yield* HerdConfig.decodeConfig({
       servers: Object.fromEntries(options.servers.map((name, i) => [name, { host: "127.0.0.1", port: ports[i] }])),
       links: options.links,
       reconnect: options.reconnect ?? { initialMs: 10, capMs: 100 },
@@ -59,14 +58,14 @@ export const startHerd = <const Name extends string>(
     }, "test herd").pipe(Effect.orDie)
     const herdScope = yield* Effect.scope
     const shared = yield* Layer.build(
-      Layer.merge(Layer.succeed(HerdConfig, config), options.places ?? fixedPlaces([{ name: "Royce Hall" }]))
+      Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), options.places ?? fixedPlaces([{ name: "Royce Hall" }]))
     )
 
     const members = {} as Record<Name, Member>
     for (const [i, name] of options.servers.entries()) {
       const { lines, log } = yield* EventLog.makeMemory(name)
       const address = { host: "127.0.0.1", port: ports[i] ?? 0 }
-      members[name] = { store: yield* makeMemoryStore, address, log, lines, scope: undefined }
+      members[name] = { store: yield* LocationStore.makeMemory, address, log, lines, scope: undefined }
     }
     const member = (name: Name): Member => members[name]
 
@@ -74,11 +73,11 @@ export const startHerd = <const Name extends string>(
       Effect.gen(function*() {
         const m = member(name)
         if (m.scope !== undefined) return
-        if (startOptions.emptyStore === true) m.store = yield* makeMemoryStore
+        if (startOptions.emptyStore === true) m.store = yield* LocationStore.makeMemory
         const scope = yield* Scope.fork(herdScope, { _tag: "Sequential" })
         const own = Layer.mergeAll(
           Protocol.layer,
-          Layer.succeed(LocationStore, m.store),
+          Layer.succeed(LocationStore.LocationStore, m.store),
           Layer.succeed(EventLog.EventLog, m.log)
         )
         const server = HerdServer.layerWith({ name }).pipe(

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
-import { connect, eventually, startServer } from "../src/index.ts"
+import { Eventually, LineClient, SingleServer } from "../src/index.ts"
 
 const events = (lines: ReadonlyArray<string>, event: string) =>
   lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry["event"] === event)
@@ -16,8 +16,8 @@ const nowSeconds = () => Math.floor(Date.now() / 1000)
 describe("a client time too far ahead", () => {
   it.scopedLive("is refused, and a later honest report still wins", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       const year3000 = "32503680000.5"
       const tooFar = [
         `IAMAT kiwi +34.068930-118.445127 ${year3000}`,
@@ -41,11 +41,11 @@ describe("a client time too far ahead", () => {
 
   it.scopedLive("is dropped when a neighbour floods it, and the link stays up", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
-      const peer = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const peer = yield* LineClient.connect(server.address)
       yield* peer.write(`PEER Bolden\nAT Bolden +0.000000000 kiwi +1+1 ${"9".repeat(50)}\n`)
       yield* peer.write(`AT Bolden +0.000000000 kiwi +2+2 ${nowSeconds()}\n`)
-      yield* eventually(Effect.sync(() => server.store.get("kiwi")))
+      yield* Eventually.eventually(Effect.sync(() => server.store.get("kiwi")))
       expect(server.store.get("kiwi")?.location).toBe("+2+2")
       const violations = events(server.logLines(), "violation")
       expect(violations.map((entry) => entry["reason"])).toEqual(["time: too far ahead of this server's clock"])
@@ -58,8 +58,8 @@ describe("an IAMAT whose AT line would not fit the line limit", () => {
   it.scopedLive("is refused, so that no neighbour is sent a line it must drop", () =>
     Effect.gen(function*() {
       const lineLimit = 300
-      const server = yield* startServer({ config: { lineLimit } })
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({ config: { lineLimit } })
+      const client = yield* LineClient.connect(server.address)
       const time = `${nowSeconds()}.5`
       // IAMAT + id + location + time: the AT line adds the server's name and the skew.
       const location = "+" + "0".repeat(lineLimit - 13 - time.length) + "1+1"
@@ -81,15 +81,15 @@ describe("a neighbour's link", () => {
   it.scopedLive("is never cut by a bad line: an over-long one is skipped, invalid ones dropped, and the log says so in a few entries", () =>
     Effect.gen(function*() {
       const lineLimit = 200
-      const server = yield* startServer({ config: { lineLimit } })
-      const peer = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({ config: { lineLimit } })
+      const peer = yield* LineClient.connect(server.address)
       yield* peer.write("PEER Bolden\n")
       yield* peer.write(`AT Bolden +0.000000000 long +1+1 1${"0".repeat(5000)}\n`)
       for (let i = 0; i < 100; i++) yield* peer.write(`AT Bolden not-a-skew bad${i} +1+1 1\n`)
       // Sent in pieces: the skipped line's tail is not taken for a line.
       yield* peer.write(`AT Bolden +0.000000000 split +1+1 ${"1".repeat(300)}`)
       yield* peer.write(`${"1".repeat(300)}\nAT Bolden +0.000000000 good +1+1 1621464827\n`)
-      yield* eventually(Effect.sync(() => server.store.get("good")))
+      yield* Eventually.eventually(Effect.sync(() => server.store.get("good")))
       expect(server.store.get("long")).toBeUndefined()
       expect(server.store.get("split")).toBeUndefined()
       expect(server.store.size()).toBe(1)
@@ -98,7 +98,7 @@ describe("a neighbour's link", () => {
       expect(peer.received().length).toBe(0)
       // 102 violations, logged at most one a second with the count of the rest.
       peer.socket.end()
-      yield* eventually(Effect.sync(() => events(server.logLines(), "close").length === 1 ? true : undefined))
+      yield* Eventually.eventually(Effect.sync(() => events(server.logLines(), "close").length === 1 ? true : undefined))
       const violations = events(server.logLines(), "violation")
       const close = events(server.logLines(), "close")[0]
       const counted = violations.length +
@@ -112,29 +112,29 @@ describe("a neighbour's link", () => {
 describe("the connection limit", () => {
   it.scoped("lets a neighbour's link in past it, and closes anyone else without a word", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ config: { limits: { maxConnections: 2 } } })
-      const clients = [yield* connect(server.address), yield* connect(server.address)]
+      const server = yield* SingleServer.startServer({ config: { limits: { maxConnections: 2 } } })
+      const clients = [yield* LineClient.connect(server.address), yield* LineClient.connect(server.address)]
       for (const client of clients) {
         yield* client.write("IAMAT held +1+1 1\n")
         yield* client.nextReply()
       }
-      const stranger = yield* connect(server.address)
+      const stranger = yield* LineClient.connect(server.address)
       yield* stranger.write("IAMAT intruder +1+1 1\n")
       yield* stranger.closed(2000)
       expect(stranger.received().length).toBe(0)
-      const unknownPeer = yield* connect(server.address)
+      const unknownPeer = yield* LineClient.connect(server.address)
       yield* unknownPeer.write("PEER Mallory\nAT Mallory +0.000000000 fake +1+1 1\n")
       yield* unknownPeer.closed(2000)
-      const silent = yield* connect(server.address)
-      yield* eventually(Effect.sync(() => events(server.logLines(), "open").length === 5 ? true : undefined))
+      const silent = yield* LineClient.connect(server.address)
+      yield* Eventually.eventually(Effect.sync(() => events(server.logLines(), "open").length === 5 ? true : undefined))
       yield* TestClock.adjust("900 millis")
       expect(silent.isClosed()).toBe(false)
       yield* TestClock.adjust("200 millis")
       yield* silent.closed(2000)
       // A server of the herd gets in, and its floods are taken.
-      const neighbour = yield* connect(server.address)
+      const neighbour = yield* LineClient.connect(server.address)
       yield* neighbour.write("PEER Alford\nAT Alford +0.000000000 flooded +1+1 1\n")
-      yield* eventually(Effect.sync(() => server.store.get("flooded")))
+      yield* Eventually.eventually(Effect.sync(() => server.store.get("flooded")))
       expect(server.store.get("fake")).toBeUndefined()
       expect(server.store.get("intruder")).toBeUndefined()
       expect(neighbour.isClosed()).toBe(false)
@@ -145,8 +145,8 @@ describe("the connection limit", () => {
       expect(refused[2]).toMatch(/did not say PEER in time/)
       // The neighbour's link took no client slot: a client that leaves makes room for one.
       clients[0]?.socket.destroy()
-      yield* eventually(Effect.sync(() => events(server.logLines(), "close").length >= 4 ? true : undefined))
-      const next = yield* connect(server.address)
+      yield* Eventually.eventually(Effect.sync(() => events(server.logLines(), "close").length >= 4 ? true : undefined))
+      const next = yield* LineClient.connect(server.address)
       yield* next.write("IAMAT next +1+1 1\n")
       expect(yield* next.nextReply()).toMatch(/^AT Alford \S+ next \+1\+1 1$/)
     }))
@@ -154,16 +154,16 @@ describe("the connection limit", () => {
   it.scoped("makes room for a neighbour when strangers hold every probation slot", () =>
     Effect.gen(function*() {
       // A herd of one: four probation slots.
-      const server = yield* startServer({ config: { limits: { maxConnections: 1 } } })
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({ config: { limits: { maxConnections: 1 } } })
+      const client = yield* LineClient.connect(server.address)
       yield* client.write("IAMAT held +1+1 1\n")
       yield* client.nextReply()
       const strangers = []
-      for (let i = 0; i < 4; i++) strangers.push(yield* connect(server.address))
-      yield* eventually(Effect.sync(() => events(server.logLines(), "open").length === 5 ? true : undefined))
-      const neighbour = yield* connect(server.address)
+      for (let i = 0; i < 4; i++) strangers.push(yield* LineClient.connect(server.address))
+      yield* Eventually.eventually(Effect.sync(() => events(server.logLines(), "open").length === 5 ? true : undefined))
+      const neighbour = yield* LineClient.connect(server.address)
       yield* neighbour.write("PEER Alford\nAT Alford +0.000000000 flooded +1+1 1\n")
-      yield* eventually(Effect.sync(() => server.store.get("flooded")))
+      yield* Eventually.eventually(Effect.sync(() => server.store.get("flooded")))
       // The oldest stranger made room: the clock stands still, so no probation ran out.
       const [oldest, ...others] = strangers
       yield* oldest?.closed(2000) ?? Effect.dieMessage("no stranger")

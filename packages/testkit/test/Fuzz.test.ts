@@ -10,9 +10,9 @@
  * minutes ahead, and an AT reply longer than the line limit, are refused.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { isLaterThan, parseLine, skewOf } from "@herd/protocol"
+import { Parse, Time } from "@herd/protocol"
+import { LineClient, SingleServer } from "../src/index.ts"
 import { Effect, FastCheck as fc } from "effect"
-import { connect, splitReplies, startServer } from "../src/index.ts"
 
 const lineLimit = 200
 const maxClientAheadNs = 600_000_000_000n
@@ -73,7 +73,7 @@ const arbitraryCase: fc.Arbitrary<Case> = fc.record({
 
 /** What the server must answer to one line, by the parser: a reply, or nothing. */
 const expectationOf = (line: Buffer, known: Set<string>): ((reply: Buffer) => boolean) | undefined => {
-  const command = parseLine(line.toString("latin1"))
+  const command = Parse.parseLine(line.toString("latin1"))
   const echo = Buffer.concat([Buffer.from("? "), line.at(-1) === 13 ? line.subarray(0, -1) : line])
   switch (command._tag) {
     case "Blank":
@@ -85,10 +85,10 @@ const expectationOf = (line: Buffer, known: Set<string>): ((reply: Buffer) => bo
     case "Iamat": {
       const tail = ` ${command.client} ${command.location} ${command.time}`
       const receivedNs = BigInt(Date.now()) * 1_000_000n
-      if (isLaterThan(command.time, receivedNs + maxClientAheadNs)) return (reply) => reply.equals(echo)
+      if (Time.isLaterThan(command.time, receivedNs + maxClientAheadNs)) return (reply) => reply.equals(echo)
       // The times above are far from a power of ten away from now, so the
       // skew's width here is the server's.
-      if (`AT Alford ${skewOf(receivedNs, command.time)}${tail}`.length > lineLimit) {
+      if (`AT Alford ${Time.skewOf(receivedNs, command.time)}${tail}`.length > lineLimit) {
         return (reply) => reply.equals(echo)
       }
       known.add(command.client)
@@ -112,7 +112,7 @@ describe("a server fed random byte streams", () => {
       const cases = fc.sample(arbitraryCase, { seed: 20261125, numRuns: 60 })
       for (const [index, testCase] of cases.entries()) {
         // A server of its own per case, so that what it knows is what this case told it.
-        const server = yield* startServer({ config: { lineLimit } })
+        const server = yield* SingleServer.startServer({ config: { lineLimit } })
         // Lines over the limit are refused by the framer, not answered: keep the rest under it.
         const lines = testCase.lines.filter((l) => l.length <= lineLimit)
         const tail = testCase.overLimit ? Buffer.alloc(lineLimit + 1, 0x41) : testCase.fragment.subarray(0, lineLimit)
@@ -122,7 +122,7 @@ describe("a server fed random byte streams", () => {
           const expectation = expectationOf(l, known)
           return expectation === undefined ? [] : [{ line: l, expectation }]
         })
-        const connection = yield* connect(server.address)
+        const connection = yield* LineClient.connect(server.address)
         const points = [...new Set(testCase.cuts.map((cut) => cut % (stream.length + 1)))].sort((a, b) => a - b)
         let at = 0
         for (const point of [...points, stream.length]) {
@@ -131,14 +131,14 @@ describe("a server fed random byte streams", () => {
         }
         yield* connection.end
         yield* connection.closed()
-        const replies = splitReplies(connection.received())
+        const replies = LineClient.splitReplies(connection.received())
         const context = () => `case ${index}: ${JSON.stringify(stream.toString("latin1"))}`
         expect(replies.length, context()).toBe(expected.length)
         replies.forEach((reply, i) => {
           expect(expected[i]?.expectation(reply), `${context()}\nreply ${i} to ${JSON.stringify(expected[i]?.line.toString("latin1"))}: ${JSON.stringify(reply.toString("latin1"))}`).toBe(true)
         })
         connection.socket.destroy()
-        const after = yield* connect(server.address)
+        const after = yield* LineClient.connect(server.address)
         yield* after.write("IAMAT alive +1+1 1\n")
         expect(yield* after.nextReply(), context()).toMatch(/^AT Alford \S+ alive \+1\+1 1$/)
       }

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, TestClock } from "effect"
-import { connect, eventually, startServer } from "../src/index.ts"
+import { Eventually, LineClient, SingleServer } from "../src/index.ts"
 
 const events = (lines: ReadonlyArray<string>, event: string) =>
   lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((entry) => entry["event"] === event)
@@ -13,15 +13,15 @@ const events = (lines: ReadonlyArray<string>, event: string) =>
 describe("server limits", () => {
   it.scopedLive("closes a connection past maxConnections that does not say PEER, and keeps serving the others", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ config: { limits: { maxConnections: 3 } } })
-      const first = yield* connect(server.address)
-      const second = yield* connect(server.address)
-      const third = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({ config: { limits: { maxConnections: 3 } } })
+      const first = yield* LineClient.connect(server.address)
+      const second = yield* LineClient.connect(server.address)
+      const third = yield* LineClient.connect(server.address)
       for (const client of [first, second, third]) {
         yield* client.write("IAMAT held +1+1 1\n")
         yield* client.nextReply()
       }
-      const extra = yield* connect(server.address)
+      const extra = yield* LineClient.connect(server.address)
       yield* extra.write("IAMAT extra +1+1 1\n")
       yield* extra.closed(1000)
       expect(extra.received().length).toBe(0)
@@ -30,16 +30,16 @@ describe("server limits", () => {
       expect(yield* first.nextReply()).toMatch(/^AT Alford \S+ still \+1\+1 1$/)
       // Once one closes, a new one is let in.
       third.socket.destroy()
-      yield* eventually(Effect.sync(() => events(server.logLines(), "close").length === 1 ? true : undefined))
-      const next = yield* connect(server.address)
+      yield* Eventually.eventually(Effect.sync(() => events(server.logLines(), "close").length === 1 ? true : undefined))
+      const next = yield* LineClient.connect(server.address)
       yield* next.write("IAMAT next +1+1 1\n")
       expect(yield* next.nextReply()).toMatch(/^AT Alford \S+ next \+1\+1 1$/)
     }))
 
   it.scopedLive("stops reading a client that sends without reading, and answers everything once it reads", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ config: { limits: { pendingReplyBytes: 16 * 1024 } } })
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({ config: { limits: { pendingReplyBytes: 16 * 1024 } } })
+      const client = yield* LineClient.connect(server.address)
       const socket = client.socket
       socket.pause() // the client does not read
       const batch = "IAMAT a-client-that-never-reads +34.068930-118.445127 1621464827.959498503\n".repeat(1000)
@@ -70,7 +70,7 @@ describe("server limits", () => {
         }
       })
       socket.resume()
-      yield* eventually(Effect.sync(() => replies >= sentLines ? true : undefined), {
+      yield* Eventually.eventually(Effect.sync(() => replies >= sentLines ? true : undefined), {
         timeoutMs: 20_000,
         describe: () => `${sentLines} replies (got ${replies})`
       })
@@ -80,9 +80,9 @@ describe("server limits", () => {
 
   it.scoped("closes a connection whose partial line stays unfinished past partialLineTimeoutMs (on the Effect clock)", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ config: { limits: { partialLineTimeoutMs: 30_000 } } })
-      const slow = yield* connect(server.address)
-      const steady = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({ config: { limits: { partialLineTimeoutMs: 30_000 } } })
+      const slow = yield* LineClient.connect(server.address)
+      const steady = yield* LineClient.connect(server.address)
       yield* slow.write("IAMAT slow +1+1 1\nIAMAT sl")
       yield* slow.nextReply()
       // A client that finishes each line within the limit is not affected.
@@ -104,8 +104,8 @@ describe("server limits", () => {
 
   it.scoped("closes a connection whose client never closes its side, one linger after the server closed its own (on the Effect clock)", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({})
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({})
+      const client = yield* LineClient.connect(server.address)
       // Too long: the server answers nothing more, ends its side, and reads
       // and drops what comes next while it lingers for the client to close.
       yield* client.write("IAMAT " + "x".repeat(9000) + "\n")
@@ -113,7 +113,7 @@ describe("server limits", () => {
       client.socket.write("IAMAT dropped +1+1 1\n")
       yield* TestClock.adjust("1 second")
       // Gone past its linger: a write of the client's is answered by a reset.
-      yield* eventually(Effect.sync(() => {
+      yield* Eventually.eventually(Effect.sync(() => {
         if (!client.socket.destroyed) client.socket.write("IAMAT reset +1+1 1\n")
         return client.socket.destroyed ? true : undefined
       }), { describe: () => "the server's socket to be gone" })

@@ -6,10 +6,10 @@
  */
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
-import { layerGoogle, layerGoogleLegacy, PlacesClient } from "@herd/places"
+import { Google, GoogleLegacy, PlacesClient } from "@herd/places"
+import { LineClient, SingleServer } from "../src/index.ts"
 import { Effect, Layer, Redacted } from "effect"
 import * as Http from "node:http"
-import { connect, startServer } from "../src/index.ts"
 
 const apiKey = "TEST-KEY-5c4b3a"
 
@@ -57,11 +57,11 @@ describe("WHATSAT when the Places provider fails", () => {
           () => {} // never answers: the time-out
         ])
         const options = { apiKey: Redacted.make(apiKey), baseUrl: upstream.baseUrl, timeoutMs: 300, cacheTtlMs: 0 }
-        const places = (provider === "google" ? layerGoogle(options) : layerGoogleLegacy(options)).pipe(
+        const places = (provider === "google" ? Google.layer(options) : GoogleLegacy.layer(options)).pipe(
           Layer.provide(FetchHttpClient.layer)
         )
-        const server = yield* startServer({ places })
-        const client = yield* connect(server.address)
+        const server = yield* SingleServer.startServer({ places })
+        const client = yield* LineClient.connect(server.address)
         yield* client.write("IAMAT kiwi +34.068930-118.445127 1621464827.5\n")
         const at = yield* client.nextReply()
         // Four lookups (different radii, so no answer is shared), each followed by an IAMAT.
@@ -88,9 +88,9 @@ describe("WHATSAT when the Places provider fails", () => {
 
   it.scopedLive("a provider that dies (a bug, not an error) gets a failure reply, and the lines behind it are answered", () =>
     Effect.gen(function*() {
-      const dying = Layer.succeed(PlacesClient, PlacesClient.of({ provider: "broken", nearby: () => Effect.die(new Error("kaboom")) }))
-      const server = yield* startServer({ places: dying })
-      const client = yield* connect(server.address)
+      const dying = Layer.succeed(PlacesClient.PlacesClient, PlacesClient.PlacesClient.of({ provider: "broken", nearby: () => Effect.die(new Error("kaboom")) }))
+      const server = yield* SingleServer.startServer({ places: dying })
+      const client = yield* LineClient.connect(server.address)
       yield* client.write("IAMAT kiwi +34.068930-118.445127 1621464827.5\n")
       const at = yield* client.nextReply()
       yield* client.write("WHATSAT kiwi 10 5\nIAMAT after +1+1 1\n")

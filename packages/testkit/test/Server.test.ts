@@ -3,9 +3,9 @@
  * a client sees them.
  */
 import { describe, expect, it } from "@effect/vitest"
-import * as Protocol from "@herd/protocol"
+import { Protocol } from "@herd/protocol"
+import { LineClient, SingleServer } from "../src/index.ts"
 import { Effect, Layer, TestClock } from "effect"
-import { connect, splitReplies, startServer } from "../src/index.ts"
 
 const kiwi = "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1621464827.959498503"
 /**
@@ -25,8 +25,8 @@ describe("HerdServer over TCP", () => {
   it.scoped("answers an IAMAT with an AT line and an exact skew", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(serverTimeMs)
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       yield* client.write(kiwi + "\n")
       expect(text(yield* client.readLines(1))).toEqual([kiwiAt])
       expect(server.store.get("kiwi.cs.ucla.edu")?.skew).toBe("+0.264501497")
@@ -35,8 +35,8 @@ describe("HerdServer over TCP", () => {
   it.scoped("prints a negative skew and a skew of zero with their signs", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(1_000_000)
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       yield* client.write("IAMAT a +0+0 1000.0000015\nIAMAT b +0+0 1000\nIAMAT c +0+0 999.999999999\n")
       expect(text(yield* client.readLines(3))).toEqual([
         "AT Alford -0.000001500 a +0+0 1000.0000015",
@@ -48,8 +48,8 @@ describe("HerdServer over TCP", () => {
   it.scoped("answers 1,000 pipelined mixed lines in one write, in order", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(2_000_000)
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       const requests: Array<string> = []
       const expected: Array<(reply: string) => boolean> = []
       for (let i = 0; i < 1000; i++) {
@@ -65,8 +65,8 @@ describe("HerdServer over TCP", () => {
         }
       }
       yield* client.write(requests.join("\n") + "\n")
-      const received = yield* client.readUntil((all) => splitReplies(all).length >= 1000)
-      const replies = splitReplies(received).map((reply) => reply.toString("latin1"))
+      const received = yield* client.readUntil((all) => LineClient.splitReplies(all).length >= 1000)
+      const replies = LineClient.splitReplies(received).map((reply) => reply.toString("latin1"))
       expect(replies.length).toBe(1000)
       replies.forEach((reply, i) => {
         if (!expected[i]!(reply)) expect.fail(`reply ${i} to ${JSON.stringify(requests[i])}: ${JSON.stringify(reply)}`)
@@ -76,8 +76,8 @@ describe("HerdServer over TCP", () => {
   it.scoped("answers a line sent one byte per write exactly once", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(serverTimeMs)
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       yield* client.writeBytewise(kiwi + "\r\n")
       expect(text(yield* client.readLines(1))).toEqual([kiwiAt])
       yield* client.write("IAMAT x +1+1 1\n")
@@ -87,9 +87,9 @@ describe("HerdServer over TCP", () => {
 
   it.scoped("closes a connection whose line passes the limit, and keeps serving others", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
-      const abuser = yield* connect(server.address)
-      const bystander = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const abuser = yield* LineClient.connect(server.address)
+      const bystander = yield* LineClient.connect(server.address)
       yield* abuser.write("IAMAT first +1+1 1\n")
       yield* abuser.write(Buffer.alloc(100 * 1024, "x"))
       yield* abuser.closed()
@@ -101,8 +101,8 @@ describe("HerdServer over TCP", () => {
 
   it.scoped("accepts a line of exactly the limit and refuses one byte more", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ config: { lineLimit: 64 } })
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({ config: { lineLimit: 64 } })
+      const client = yield* LineClient.connect(server.address)
       const atLimit = "X".repeat(64)
       yield* client.write(atLimit + "\n")
       expect(text(yield* client.readLines(1))).toEqual([`? ${atLimit}`])
@@ -113,8 +113,8 @@ describe("HerdServer over TCP", () => {
 
   it.scoped("echoes every kind of invalid line byte for byte", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       const invalid: Array<Buffer> = [
         "iamat kiwi +34-118 1",
         "HELLO",
@@ -147,8 +147,8 @@ describe("HerdServer over TCP", () => {
 
   it.scoped("ignores blank lines", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       yield* client.write("\n \t \n\r\nHELLO\n")
       expect(text(yield* client.readLines(1))).toEqual(["? HELLO"])
     }))
@@ -156,8 +156,8 @@ describe("HerdServer over TCP", () => {
   it.scoped("answers WHATSAT with the stored AT line byte for byte, the Places JSON and two LFs", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(serverTimeMs)
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       yield* client.write(kiwi + "\n")
       yield* client.readLines(1)
       yield* client.write("WHATSAT kiwi.cs.ucla.edu 10 1\n")
@@ -180,8 +180,8 @@ describe("HerdServer over TCP", () => {
   it.scoped("keeps the newer record and still answers an older IAMAT", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(serverTimeMs)
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       yield* client.write("IAMAT k +1+1 1621464827.5\nIAMAT k +2+2 1621464827.4\nWHATSAT k 1 1\n")
       const received = yield* client.readUntil((all) => all.includes("\n\n"))
       const lines = received.toString("latin1").split("\n")
@@ -192,8 +192,8 @@ describe("HerdServer over TCP", () => {
 
   it.scoped("answers lines sent before a half-close, and not the unfinished fragment", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       yield* client.write("IAMAT half +1+1 1\nWHATSAT half 5 1\nIAMAT fragment +1+1 1")
       yield* client.end
       yield* client.closed()
@@ -204,8 +204,8 @@ describe("HerdServer over TCP", () => {
 
   it.scoped("logs each line in and out and each connection opened and closed, as JSON lines", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
-      const client = yield* connect(server.address)
+      const server = yield* SingleServer.startServer()
+      const client = yield* LineClient.connect(server.address)
       yield* client.write(Buffer.from([0x48, 0x49, 0xff, 0x0a]))
       yield* client.readLines(1)
       yield* client.end
@@ -231,12 +231,12 @@ describe("HerdServer over TCP", () => {
           return protocolService.parse(line)
         }
       })
-      const server = yield* startServer({ protocol: brittle })
-      const victim = yield* connect(server.address)
+      const server = yield* SingleServer.startServer({ protocol: brittle })
+      const victim = yield* LineClient.connect(server.address)
       yield* victim.write("IAMAT before +1+1 1\nBOOM\nIAMAT after +1+1 1\n")
       yield* victim.closed()
       expect(victim.received().toString("latin1")).toMatch(/^AT Alford \S+ before \+1\+1 1\n$/)
-      const other = yield* connect(server.address)
+      const other = yield* LineClient.connect(server.address)
       yield* other.write("IAMAT other +1+1 1\n")
       expect(yield* other.nextReply()).toMatch(/^AT Alford \S+ other \+1\+1 1$/)
       const defects = server.logLines().filter((line) => line.includes(`"event":"defect"`))

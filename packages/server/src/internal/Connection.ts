@@ -48,7 +48,7 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
         // Gone before its first byte is no refusal: nothing was said.
         if (secured.left.reason !== "Closed") {
           services.stats.connectionsRefused++
-          services.log.record("refused", {
+          services.log.unsafeRecord("refused", {
             remote: `${accepted.remoteAddress}:${accepted.remotePort}`,
             reason: secured.left.message
           })

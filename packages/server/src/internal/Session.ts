@@ -24,22 +24,11 @@
  * Its deadlines (a partial line left unfinished, probation) are times it
  * reports through `wakeAt`; the owner calls `expire` when one falls due.
  */
-import type { PeerLinks } from "@herd/peers"
 import { Handshake } from "@herd/peers"
-import type { NearbyQuery, PlacesBody, PlacesClient } from "@herd/places"
-import { failureBody, PlacesError } from "@herd/places"
-import type { LocationRecord, Protocol, Whatsat } from "@herd/protocol"
-import {
-  contentEnd,
-  coordinatesOf,
-  formatAtLine,
-  invalidReply,
-  isLaterThan,
-  receiveTime,
-  recordOf,
-  timeLimit
-} from "@herd/protocol"
-import type { ReceiveTime, TimeLimit } from "@herd/protocol"
+import type { PeerLinks } from "@herd/peers"
+import { PlacesClient } from "@herd/places"
+import { LocationRecord, Parse, Reply, Time } from "@herd/protocol"
+import type { Command, Protocol } from "@herd/protocol"
 import type { LocationStore } from "@herd/store"
 import { Cause, Effect, Either, Option } from "effect"
 import type { EventLog, LineLog } from "../EventLog.ts"
@@ -52,10 +41,10 @@ import type { PeerIdentity } from "./Tls.ts"
 
 export interface SessionServices {
   readonly serverName: string
-  readonly protocol: Protocol["Type"]
-  readonly store: LocationStore["Type"]
-  readonly peers: PeerLinks["Type"]
-  readonly places: PlacesClient["Type"]
+  readonly protocol: Protocol.Protocol["Type"]
+  readonly store: LocationStore.LocationStore["Type"]
+  readonly peers: PeerLinks.PeerLinks["Type"]
+  readonly places: PlacesClient.PlacesClient["Type"]
   readonly log: EventLog["Type"]
   readonly lineLimit: number
   /** Unwritten reply bytes past which the connection stops being read. */
@@ -82,7 +71,7 @@ export interface SessionServices {
    */
   readonly whenStored: ((stored: () => void, failed: () => void) => void) | undefined
   /** A Places body as the bytes of a WHATSAT answer (latin1 text); a server prints each cached body once (`makeBodyPrinter`). */
-  readonly printBody: (body: PlacesBody) => string
+  readonly printBody: (body: PlacesClient.PlacesBody) => string
   /** Where this server stands with each neighbour's store: what it answers `SINCE` with. */
   readonly checkpoints: Handshake.Checkpoints
   /** The sessions of neighbours' extended links into this server: asked where they stand when it stops (`askCheckpoint`). */
@@ -136,8 +125,8 @@ export interface SessionPort {
 }
 
 /** What a session holds before its first read (shared: they never change). */
-const beforeAnyRead = receiveTime(0n)
-const noTimeYet = timeLimit(0n)
+const beforeAnyRead = Time.receiveTime(0n)
+const noTimeYet = Time.timeLimit(0n)
 
 const beatNs = BigInt(Handshake.beatMs) * 1_000_000n
 /** Silence on an extended link past this: the neighbour is gone, whatever TCP says. */
@@ -180,9 +169,9 @@ export class Session {
   /** The deadline last reported through `wakeAt`. */
   private reportedDueNs: bigint | undefined
   /** When the current read was received. */
-  private received: ReceiveTime = beforeAnyRead
+  private received: Time.ReceiveTime = beforeAnyRead
   /** The latest client time accepted from this read: its receive time plus the bound. */
-  private latestTime: TimeLimit = noTimeYet
+  private latestTime: Time.TimeLimit = noTimeYet
   /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
   private peerName: string | undefined
   /** The counts of that neighbour's link, once it said `PEER`. */
@@ -218,7 +207,7 @@ export class Session {
     this.slot = services.admission.admit(this.asCandidate)
     services.stats.connectionsAccepted++
     services.stats.connectionsOpen++
-    services.log.record("open", { conn: id, remote, ...(this.slot === "probation" ? { probation: true } : {}) })
+    services.log.unsafeRecord("open", { conn: id, remote, ...(this.slot === "probation" ? { probation: true } : {}) })
     this.lineLog = services.log.lines(id, remote)
     if (this.slot === "probation") {
       this.probationDueNs = port.nowNs() + BigInt(probationMs) * 1_000_000n
@@ -303,7 +292,7 @@ export class Session {
 
   /** A bug met while handling this connection: log it, answer what can be, close. */
   defect(defect: unknown): void {
-    this.services.log.record("defect", {
+    this.services.log.unsafeRecord("defect", {
       conn: this.id,
       remote: this.remote,
       error: defect instanceof Error ? `${defect.name}: ${defect.message}` : String(defect)
@@ -318,7 +307,7 @@ export class Session {
     this.stopWaitingForCheckpoint()
     this.services.stats.connectionsOpen--
     this.services.admission.release(this.slot, this.asCandidate)
-    this.services.log.record("close", {
+    this.services.log.unsafeRecord("close", {
       conn: this.id,
       remote: this.remote,
       reason: this.closeReason ?? "closed",
@@ -352,8 +341,8 @@ export class Session {
 
   /** Every line of a read shares its receive time, and so the bound on client times. */
   private readAt(nowNs: bigint): void {
-    this.received = receiveTime(nowNs)
-    this.latestTime = timeLimit(nowNs + this.services.maxClientAheadNs)
+    this.received = Time.receiveTime(nowNs)
+    this.latestTime = Time.timeLimit(nowNs + this.services.maxClientAheadNs)
   }
 
   /**
@@ -406,26 +395,33 @@ export class Session {
         }
         stats.invalidLines++
         if (this.peerName !== undefined) this.peerViolation(command.reason, command.line)
-        else this.reply(invalidReply(command.line))
+        else this.reply(Reply.invalidReply(command.line))
         break
       }
       case "Iamat": {
         // A time too far ahead would pin the location against later honest
         // reports; it is refused before any arithmetic on its digits.
-        if (isLaterThan(command.time, this.latestTime)) {
+        if (Time.isLaterThan(command.time, this.latestTime)) {
           stats.iamatRefused++
-          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+          this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
           break
         }
-        const record = recordOf(command, serverName, this.received)
-        const atLine = formatAtLine(record)
+        const record = LocationRecord.recordOf(command, serverName, this.received)
+        const atLine = LocationRecord.formatAtLine(record)
         // No neighbour may ever get a flood line it must refuse.
         if (atLine.length > this.services.lineLimit) {
           stats.iamatRefused++
-          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+          this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
           break
         }
-        if (this.accept(record, undefined, atLine)) stats.iamatStored++
+        const accepted = this.accept(record, undefined, atLine)
+        if (Either.isLeft(accepted)) {
+          // The store could not keep it (full): the client is told, as for any line refused.
+          stats.iamatRefused++
+          this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
+          break
+        }
+        if (accepted.right) stats.iamatStored++
         else stats.iamatNotNewer++
         this.reply(atLine + "\n")
         break
@@ -434,13 +430,18 @@ export class Session {
         if (this.services.peersMustProve && this.peerName === undefined) {
           // With TLS, only a neighbour that proved who it is may flood (PROTOCOL.md section 10).
           stats.atRefused++
-          this.reply(invalidReply(line.slice(0, contentEnd(line))))
-        } else if (isLaterThan(command.record.time, this.latestTime)) {
+          this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
+        } else if (Time.isLaterThan(command.record.time, this.latestTime)) {
           stats.atRefused++
           this.peerViolation("time: too far ahead of this server's clock", line)
         } else {
           if (this.peerLink !== undefined) this.peerLink.recordsReceived++
-          if (this.accept(command.record, this.peerName)) stats.atStored++
+          const accepted = this.accept(command.record, this.peerName)
+          if (Either.isLeft(accepted)) {
+            // The store could not keep it: logged, and the link goes on.
+            stats.atRefused++
+            this.peerViolation(accepted.left.message, line)
+          } else if (accepted.right) stats.atStored++
           else stats.atNotNewer++
         }
         break
@@ -452,8 +453,8 @@ export class Session {
             return false
           }
           stats.peerRefused++
-          log.record("refused", { conn: this.id, remote: this.remote, reason: unproven })
-          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+          log.unsafeRecord("refused", { conn: this.id, remote: this.remote, reason: unproven })
+          this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
           break
         }
         if (this.slot === "probation" && !this.services.herdServers.has(command.name)) {
@@ -474,7 +475,7 @@ export class Session {
         this.framer.skipTooLongLines(() =>
           this.peerViolation(`line longer than ${this.services.lineLimit} bytes: skipped`, undefined)
         )
-        log.record("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
+        log.unsafeRecord("peer-in", { conn: this.id, remote: this.remote, peer: command.name })
         // It is up: a link of ours to it that is waiting out a back-off dials now.
         this.services.peers.unsafeNeighbourIsUp?.(command.name)
         break
@@ -483,7 +484,7 @@ export class Session {
         const stored = this.services.store.get(command.client)
         if (stored === undefined) {
           stats.whatsatUnknownClient++
-          this.reply(invalidReply(line.slice(0, contentEnd(line))))
+          this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
         } else {
           stats.whatsatAnswered++
           this.whatsat(stored, command)
@@ -525,7 +526,7 @@ export class Session {
         const ours = this.services.store.digest()
         if (this.divergence?.observe(said.digest, ours) === true) {
           // Both stores stood still for several beats and still differ: start over with everything it has.
-          this.services.log.record("divergence", {
+          this.services.log.unsafeRecord("divergence", {
             peer,
             theirs: `${said.digest.count} ${said.digest.digest}`,
             ours: `${ours.count} ${ours.digest}`
@@ -562,12 +563,16 @@ export class Session {
     return Either.isLeft(verdict) ? verdict.left.message : undefined
   }
 
-  /** Stores a record and, if it won, floods it on (never back to `from`); answers whether it won. */
-  private accept(record: LocationRecord, from: string | undefined, atLine?: string): boolean {
-    if (!this.services.store.offer(record)) return false
+  /**
+   * Stores a record and, if it won, floods it on (never back to `from`);
+   * answers whether it won, or why the store could not keep it.
+   */
+  private accept(record: LocationRecord.LocationRecord, from: string | undefined, atLine?: string): LocationStore.OfferResult {
+    const offered = this.services.store.unsafeOffer(record)
+    if (Either.isLeft(offered) || !offered.right) return offered
     this.storedSinceFlush = true
-    this.services.peers.flood(record, from, atLine)
-    return true
+    this.services.peers.unsafeFlood(record, from, atLine)
+    return offered
   }
 
   private reply(text: string): void {
@@ -575,11 +580,11 @@ export class Session {
     this.queuedBytes += text.length
   }
 
-  private whatsat(record: LocationRecord, command: Whatsat): void {
+  private whatsat(record: LocationRecord.LocationRecord, command: Command.Whatsat): void {
     const { log, places } = this.services
     const query = new WhatsatQuery(record.location, command)
-    const atLine = formatAtLine(record)
-    const answer = (reply: AnswerReply, body: PlacesBody): AnswerReply => {
+    const atLine = LocationRecord.formatAtLine(record)
+    const answer = (reply: AnswerReply, body: PlacesClient.PlacesBody): AnswerReply => {
       reply.body = this.services.printBody(body)
       reply.status = body.status
       reply.text = atLine + "\n" + reply.body + "\n\n"
@@ -599,19 +604,19 @@ export class Session {
     this.waiting++
     this.services.lookUp(
       places.nearby(query).pipe(
-        Effect.tap((body) => log.record("places", { conn: this.id, provider: places.provider, status: body.status })),
+        Effect.tap((body) => log.unsafeRecord("places", { conn: this.id, provider: places.provider, status: body.status })),
         // A bug in a provider (a defect, not a PlacesError) is answered as a
         // failure too: the WHATSAT and the replies behind it must not wait forever.
         Effect.catchAllCause((cause) => {
           const error = Option.getOrElse(Cause.failureOption(cause), () => providerDefect(cause))
-          log.record("places", {
+          log.unsafeRecord("places", {
             conn: this.id,
             provider: places.provider,
             status: error.status ?? "UNKNOWN_ERROR",
             reason: error.reason,
             error: error.message
           })
-          return Effect.succeed(failureBody(error))
+          return Effect.succeed(PlacesClient.failureBody(error))
         }),
         Effect.map((body) =>
           this.port.guard(() => {
@@ -686,7 +691,7 @@ export class Session {
   private readonly commitFailed = (): void =>
     this.port.guard(() => {
       this.awaitingCommit = false
-      this.services.log.record("unacknowledged", {
+      this.services.log.unsafeRecord("unacknowledged", {
         conn: this.id,
         remote: this.remote,
         reason: "the store could not commit: the replies waiting for it are not sent"
@@ -724,7 +729,7 @@ export class Session {
     }
     if (!this.services.log.hasRoom() && !this.waitingForLogRoom) {
       this.waitingForLogRoom = true
-      this.services.log.onRoom(() =>
+      this.services.log.unsafeOnRoom(() =>
         this.port.guard(() => {
           this.waitingForLogRoom = false
           this.resumeIfClear()
@@ -807,7 +812,7 @@ export class Session {
   private refuseOnProbation(why: string): void {
     if (this.inputEnded) return
     this.services.stats.connectionsRefused++
-    this.services.log.record("refused", {
+    this.services.log.unsafeRecord("refused", {
       conn: this.id,
       remote: this.remote,
       reason: `${this.services.admission.openClients} client connections open, the limit; ${why}`
@@ -818,7 +823,7 @@ export class Session {
   }
 
   private violation(reason: string): void {
-    this.services.log.record("violation", { conn: this.id, remote: this.remote, reason })
+    this.services.log.unsafeRecord("violation", { conn: this.id, remote: this.remote, reason })
   }
 
   /**
@@ -833,7 +838,7 @@ export class Session {
       return
     }
     this.lastViolationMs = nowMs
-    this.services.log.record("violation", {
+    this.services.log.unsafeRecord("violation", {
       conn: this.id,
       ...(this.peerName === undefined ? { remote: this.remote } : { peer: this.peerName }),
       reason,
@@ -850,13 +855,13 @@ export class Session {
  * location only when a provider asks, as a cache hit (the common case)
  * needs the key alone.
  */
-class WhatsatQuery implements NearbyQuery {
+class WhatsatQuery implements PlacesClient.NearbyQuery {
   readonly radiusMetres: number
   readonly limit: number
   readonly key: string
   private coordinates: { readonly latitude: number; readonly longitude: number } | undefined
 
-  constructor(private readonly location: string, command: Whatsat) {
+  constructor(private readonly location: string, command: Command.Whatsat) {
     this.radiusMetres = command.radiusMetres
     this.limit = command.bound
     this.key = location + " " + command.radius + " " + command.bound
@@ -871,13 +876,13 @@ class WhatsatQuery implements NearbyQuery {
   }
 
   private readCoordinates() {
-    return this.coordinates ??= coordinatesOf(this.location)
+    return this.coordinates ??= LocationRecord.coordinatesOf(this.location)
   }
 }
 
-const providerDefect = (cause: Cause.Cause<unknown>): PlacesError => {
+const providerDefect = (cause: Cause.Cause<unknown>): PlacesClient.PlacesError => {
   const defect = Cause.squash(cause)
-  return new PlacesError({
+  return new PlacesClient.PlacesError({
     reason: "Defect",
     message: `the Places provider failed: ${defect instanceof Error ? defect.message : String(defect)}`
   })

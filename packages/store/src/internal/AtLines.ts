@@ -14,9 +14,12 @@
  * Every text is latin1: one char per wire byte, so the bytes are the line's.
  * Offsets are 32-bit: the lines of one store can take up to 4 GiB (some 40
  * million clients), past which adding one fails.
+ *
+ * A line that cannot be kept (not latin1, or no room left) is answered as a
+ * refusal code, not thrown: the store hands it to its caller as a typed
+ * failure, and a refused record leaves no trace.
  */
-import type { LocationRecord } from "@herd/protocol"
-import { formatAtLine } from "@herd/protocol"
+import { LocationRecord } from "@herd/protocol"
 import { fnv1a64Into } from "./digest.ts"
 
 /**
@@ -48,7 +51,14 @@ export const hashClient = (client: string): number => {
 }
 
 /** The most the 32-bit offsets in `meta` can address. */
-const maxBytes = 2 ** 32 - 1
+const maxAddressableBytes = 2 ** 32 - 1
+
+/** What `add` answers for a record with a char past U+00FF, which no wire line can make. */
+export const NOT_LATIN1 = -2
+/** What `add` answers, and `replace` too, when there is no room left for the line. */
+export const NO_ROOM = -3
+/** Why a record was refused: `NOT_LATIN1` or `NO_ROOM`. */
+export type Refusal = typeof NOT_LATIN1 | typeof NO_ROOM
 
 /**
  * How long a slot is for a line of `length` bytes: a multiple of 16 up to
@@ -63,21 +73,20 @@ const capacityFor = (length: number): number =>
 const notLatin1 = /[^\x00-\xff]/
 
 /**
- * `record`'s AT line, which must be latin1 text like every wire field (one
- * char per byte): a char past U+00FF would be cut to a byte, and the record
- * would come back changed. The check costs about 35 ns a line.
+ * `record`'s AT line if it is latin1 text like every wire field (one char
+ * per byte), else undefined: a char past U+00FF would be cut to a byte, and
+ * the record would come back changed. The check costs about 35 ns a line.
  */
-const latin1AtLine = (record: LocationRecord): string => {
-  const line = formatAtLine(record)
-  if (notLatin1.test(line)) throw new RangeError(`a record's fields must be latin1 text, one char per byte: ${line}`)
-  return line
+const latin1AtLine = (record: LocationRecord.LocationRecord): string | undefined => {
+  const line = LocationRecord.formatAtLine(record)
+  return notLatin1.test(line) ? undefined : line
 }
 
 /** Where each field of the line `addLine` reads starts: one scratch array, as it runs to completion. */
 const lineFieldStarts = new Uint32Array(6)
 
 export class AtLines {
-  private bytes = Buffer.allocUnsafeSlow(64 * 1024)
+  private bytes: Buffer
   /** Bytes handed out to slots so far; the rest of `bytes` is free. */
   private used = 0
   private meta = new Uint32Array(META_FIELDS * 1024)
@@ -86,13 +95,24 @@ export class AtLines {
   private readonly freeSlots = new Map<number, Array<number>>()
   /** Ids of removed records, for the next records added. */
   private readonly freeIds: Array<number> = []
+  /** Why the last `NO_ROOM` came, when it was the runtime refusing memory (undefined: the buffer was at `maxBytes`). */
+  lastGrowthFailure: unknown = undefined
 
-  /** Keeps `record`'s AT line and answers its id. */
-  add(record: LocationRecord): number {
+  private readonly maxBytes: number
+
+  /** @param maxBytes how many bytes of lines it may hold: the 32-bit offsets' limit, or less (tests). */
+  constructor(maxBytes: number = maxAddressableBytes) {
+    this.maxBytes = maxBytes
+    this.bytes = Buffer.allocUnsafeSlow(Math.min(64 * 1024, maxBytes))
+  }
+
+  /** Keeps `record`'s AT line and answers its id, or the `Refusal` (nothing is kept). */
+  add(record: LocationRecord.LocationRecord): number {
     const line = latin1AtLine(record)
+    if (line === undefined) return NOT_LATIN1
     const id = this.nextId()
     this.meta[META_FIELDS * id + CAPACITY] = 0
-    this.write(id, record, line)
+    if (!this.write(id, record, line)) return NO_ROOM
     // Taken only once written: a record refused above leaves no trace.
     this.takeId(id)
     return id
@@ -103,7 +123,7 @@ export class AtLines {
    * with one space between fields, as written from a record of this class:
    * no parsing, no formatting, one copy. The line is `source[from, to)`.
    * Answers its id, or `undefined` for bytes that are not six fields so
-   * separated.
+   * separated (or, past 4 GiB of lines, that find no room).
    */
   addLine(source: Buffer, from: number, to: number): number | undefined {
     const SPACE = 0x20
@@ -126,6 +146,7 @@ export class AtLines {
     const meta = this.meta
     const capacity = capacityFor(length)
     const start = this.allocate(capacity)
+    if (start === NO_ROOM) return undefined
     source.copy(this.bytes, start, from, to)
     meta[at + START] = start
     meta[at + CAPACITY] = capacity
@@ -204,12 +225,18 @@ export class AtLines {
     return offset + this.bytes.copy(target, offset, this.meta[at + START] ?? 0, this.meta[at + END] ?? 0)
   }
 
-  /** Keeps `record`'s AT line as record `id`, in place of the one it had. */
-  replace(id: number, record: LocationRecord): void {
-    this.write(id, record, latin1AtLine(record))
+  /**
+   * Keeps `record`'s AT line as record `id`, in place of the one it had;
+   * answers 0, or the `Refusal` (record `id` is then left as it was).
+   */
+  replace(id: number, record: LocationRecord.LocationRecord): 0 | Refusal {
+    const line = latin1AtLine(record)
+    if (line === undefined) return NOT_LATIN1
+    return this.write(id, record, line) ? 0 : NO_ROOM
   }
 
-  private write(id: number, record: LocationRecord, line: string): void {
+  /** Writes `line` as record `id`'s; answers false, changing nothing, if no slot could be had. */
+  private write(id: number, record: LocationRecord.LocationRecord, line: string): boolean {
     const at = META_FIELDS * id
     const meta = this.meta
     const capacity = meta[at + CAPACITY]!
@@ -217,6 +244,7 @@ export class AtLines {
       const larger = capacityFor(line.length)
       // The new slot first: if there is no room, the record keeps its old one.
       const start = this.allocate(larger)
+      if (start === NO_ROOM) return false
       if (capacity > 0) this.release(meta[at + START]!, capacity)
       meta[at + START] = start
       meta[at + CAPACITY] = larger
@@ -230,6 +258,7 @@ export class AtLines {
     meta[at + TIME_AT] = meta[at + LOCATION_AT]! + record.location.length + 1
     meta[at + END] = start + line.length
     fnv1a64Into(this.bytes, start, start + line.length, meta, at + HASH_HI)
+    return true
   }
 
   /** The high half of the hash of record `id`'s AT line. */
@@ -243,7 +272,7 @@ export class AtLines {
   }
 
   /** Record `id` as a plain record of five strings. */
-  record(id: number): LocationRecord {
+  record(id: number): LocationRecord.LocationRecord {
     const at = META_FIELDS * id
     const start = this.meta[at + START]!
     // One decode, then slices of it: one native call rather than five.
@@ -287,12 +316,23 @@ export class AtLines {
     return this.bytes.toString("latin1", start, end)
   }
 
+  /** Where a slot of `capacity` bytes starts, or `NO_ROOM`. */
   private allocate(capacity: number): number {
     const reused = this.freeSlots.get(capacity)?.pop()
     if (reused !== undefined) return reused
     if (this.used + capacity > this.bytes.length) {
-      if (this.used + capacity > maxBytes) throw new RangeError("the store holds 4 GiB of AT lines: no room for another")
-      const grown = Buffer.allocUnsafeSlow(Math.min(maxBytes, Math.max(2 * this.bytes.length, this.used + capacity)))
+      if (this.used + capacity > this.maxBytes) {
+        this.lastGrowthFailure = undefined
+        return NO_ROOM
+      }
+      let grown: Buffer
+      try {
+        grown = Buffer.allocUnsafeSlow(Math.min(this.maxBytes, Math.max(2 * this.bytes.length, this.used + capacity)))
+      } catch (cause) {
+        // The runtime has no memory to give: the same answer as a full store, with its reason kept.
+        this.lastGrowthFailure = cause
+        return NO_ROOM
+      }
       this.bytes.copy(grown, 0, 0, this.used)
       this.bytes = grown
     }
@@ -313,7 +353,7 @@ export class AtLines {
  * when asked for: comparing a new record with a stored one mostly needs only
  * the stored time. One view serves every comparison (`id` is set before each).
  */
-export class StoredView implements LocationRecord {
+export class StoredView implements LocationRecord.LocationRecord {
   id = 0
   constructor(private readonly lines: AtLines) {}
   get origin(): string {

@@ -3,14 +3,16 @@
  * client through an index of their ids (`ClientIndex`). The memory store is
  * this alone; the durable store answers from it too and persists behind.
  */
-import { isNewer } from "@herd/protocol"
-import type { LocationRecord } from "@herd/protocol"
+import { LocationRecord } from "@herd/protocol"
 import { AtLines, hashClient, StoredView } from "./AtLines.ts"
 import { Digest } from "./digest.ts"
 import type { StoreDigest } from "./digest.ts"
 
 /** What `offer` answers for a record that lost. */
 export const LOST = -1
+
+export { NO_ROOM, NOT_LATIN1 } from "./AtLines.ts"
+export type { Refusal } from "./AtLines.ts"
 
 /**
  * Each client's record id, in an open-addressing table (linear probing,
@@ -104,32 +106,45 @@ class ClientIndex {
 }
 
 export class LatestRecords {
-  readonly lines = new AtLines()
-  private readonly index = new ClientIndex(this.lines)
-  private readonly stored = new StoredView(this.lines)
+  readonly lines: AtLines
+  private readonly index: ClientIndex
+  private readonly stored: StoredView
   private readonly sum = new Digest()
 
-  get(client: string): LocationRecord | undefined {
+  /** @param maxLineBytes how many bytes of AT lines it may hold (default: all that `AtLines` can address). */
+  constructor(maxLineBytes?: number) {
+    this.lines = new AtLines(maxLineBytes)
+    this.index = new ClientIndex(this.lines)
+    this.stored = new StoredView(this.lines)
+  }
+
+  get(client: string): LocationRecord.LocationRecord | undefined {
     const id = this.index.find(client)
     return id === -1 ? undefined : this.lines.record(id)
   }
 
-  /** Keeps `record` if it is newer than the stored one: answers its id if it won, `LOST` if not. */
-  offer(record: LocationRecord): number {
+  /**
+   * Keeps `record` if it is newer than the stored one: answers its id if it
+   * won, `LOST` if not, or the `Refusal` (below `LOST`) if it could not be
+   * kept, the store then unchanged.
+   */
+  offer(record: LocationRecord.LocationRecord): number {
     const index = this.index
     const id = index.find(record.client)
     if (id === -1) {
       const hash = index.lastHash
       const added = this.lines.add(record)
+      if (added < 0) return added
       index.insert(added, hash)
       this.sum.add(this.lines.hashHi(added), this.lines.hashLo(added))
       return added
     }
     this.stored.id = id
-    if (!isNewer(record, this.stored)) return LOST
+    if (!LocationRecord.isNewer(record, this.stored)) return LOST
     const replacedHi = this.lines.hashHi(id)
     const replacedLo = this.lines.hashLo(id)
-    this.lines.replace(id, record)
+    const refused = this.lines.replace(id, record)
+    if (refused !== 0) return refused
     this.sum.subtract(replacedHi, replacedLo)
     this.sum.add(this.lines.hashHi(id), this.lines.hashLo(id))
     return id
@@ -157,7 +172,7 @@ export class LatestRecords {
     return true
   }
 
-  snapshot(): Array<LocationRecord> {
+  snapshot(): Array<LocationRecord.LocationRecord> {
     return Array.from(this.index.values(), (id) => this.lines.record(id))
   }
 

@@ -18,8 +18,8 @@
  * (indexed while retention is on). `meta` holds the database's `epoch` (a random id made with the
  * file) and `last_seq`, which retention must not lower.
  */
+import { Parse } from "@herd/protocol"
 import type { LocationRecord } from "@herd/protocol"
-import { parseLine } from "@herd/protocol"
 import Database from "better-sqlite3"
 import { randomUUID } from "node:crypto"
 import { mkdirSync } from "node:fs"
@@ -37,7 +37,7 @@ import {
   SHARED_SEQ_BYTE_OFFSET
 } from "./commitWorker.ts"
 import type { CommitWorkerAnswer, CommitWorkerData, OpenStore } from "./commitWorker.ts"
-import { LatestRecords, LOST } from "./LatestRecords.ts"
+import { LatestRecords } from "./LatestRecords.ts"
 
 /** better-sqlite3's entry, resolved from here, for the writer thread to load the same one. */
 const sqliteEntry = createRequire(import.meta.url).resolve("better-sqlite3")
@@ -99,12 +99,12 @@ export interface Checkpoint {
 
 export interface SequencedRecord {
   readonly seq: number
-  readonly record: LocationRecord
+  readonly record: LocationRecord.LocationRecord
 }
 
 /** The record an AT line stands for; none for a line that is not one. */
-const recordOfLine = (line: string): LocationRecord | undefined => {
-  const command = parseLine(line)
+const recordOfLine = (line: string): LocationRecord.LocationRecord | undefined => {
+  const command = Parse.parseLine(line)
   return command._tag === "At" ? command.record : undefined
 }
 
@@ -302,16 +302,19 @@ export class DurableDatabase {
   /** When the next batch may go (`performance.now()`), with `sync: "batch"`: see `unsafeSend`. */
   private nextSendAt = 0
 
-  /** Keeps `record` in memory if it wins, to be sent to the writer with the next batch; answers whether it won. */
-  offer(record: LocationRecord): boolean {
+  /**
+   * Keeps `record` in memory if it wins, to be sent to the writer with the
+   * next batch; answers as `LatestRecords.offer` does (an id if it won).
+   */
+  unsafeOffer(record: LocationRecord.LocationRecord): number {
     const id = this.latest.offer(record)
-    if (id === LOST) return false
+    if (id < 0) return id
     this.pending.add(id)
     if (this.options.sync === "always" && this.immediate === undefined && !this.closed) {
       // Group commit: every record won in this turn of the event loop goes in one batch.
       this.immediate = setImmediate(this.sendSoon)
     }
-    return true
+    return id
   }
 
   /** This server's checkpoint of `peer`'s store, as last noted. */

@@ -1,5 +1,5 @@
-import { formatAtLine, isNewer } from "@herd/protocol"
-import type { LocationRecord } from "@herd/protocol"
+import { LocationRecord } from "@herd/protocol"
+import { DurableStore, LocationStore } from "../src/index.ts"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, FastCheck as fc, Layer, Scope, TestClock } from "effect"
 import Database from "better-sqlite3"
@@ -8,9 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { digestOf, DurableStore, layerDurable, LocationStore, makeDurable, makeDurableUnscheduled } from "../src/index.ts"
-import type { DurableOptions } from "../src/index.ts"
 import { DurableDatabase } from "../src/internal/durable.ts"
+import { lost, won } from "../src/internal/offer.ts"
 import { record } from "./support/records.ts"
 
 const tempDir = Effect.acquireRelease(
@@ -20,13 +19,13 @@ const tempDir = Effect.acquireRelease(
 
 
 /** The store's records as their AT lines, sorted: what two stores must agree on. */
-const linesOf = (records: ReadonlyArray<LocationRecord>) => records.map(formatAtLine).sort()
+const linesOf = (records: ReadonlyArray<LocationRecord.LocationRecord>) => records.map(LocationRecord.formatAtLine).sort()
 
 /** Opens the store at `path`, does `use` with it, and closes it (committing). */
 const withStore = <A, E>(
-  options: DurableOptions,
-  use: (store: Effect.Effect.Success<ReturnType<typeof makeDurableUnscheduled>>) => Effect.Effect<A, E>
-) => Effect.scoped(Effect.flatMap(makeDurableUnscheduled(options), use))
+  options: DurableStore.DurableOptions,
+  use: (store: Effect.Effect.Success<ReturnType<typeof DurableStore.makeUnscheduled>>) => Effect.Effect<A, E>
+) => Effect.scoped(Effect.flatMap(DurableStore.makeUnscheduled(options), use))
 
 describe("Durable", () => {
   it.scoped("keeps a neighbour's checkpoint with the next commit, and forgets it when told", () =>
@@ -36,7 +35,7 @@ describe("Durable", () => {
       yield* withStore({ path }, (store) =>
         Effect.gen(function*() {
           expect(store.checkpointOf("Bolden")).toBeUndefined()
-          store.offer(record("kiwi", "10"))
+          store.unsafeOffer(record("kiwi", "10"))
           store.unsafeNoteCheckpoint("Bolden", { epoch: "e1", seq: 7 })
           store.unsafeNoteCheckpoint("Parker", { epoch: "e2", seq: 3 })
           expect(store.checkpointOf("Bolden")).toStrictEqual({ epoch: "e1", seq: 7 })
@@ -66,12 +65,12 @@ describe("Durable", () => {
       const utf8Client = Buffer.from("kiwi-\u00e9\u65e5", "utf8").toString("latin1")
       const before = yield* withStore({ path }, (store) =>
         Effect.gen(function*() {
-          expect(store.offer(record("kiwi", "10"))).toBe(true)
-          expect(store.offer(record(utf8Client, "11"))).toBe(true)
+          expect(store.unsafeOffer(record("kiwi", "10"))).toStrictEqual(won)
+          expect(store.unsafeOffer(record(utf8Client, "11"))).toStrictEqual(won)
           yield* store.commit
-          expect(store.offer(record("kiwi", "12", "Bolden", "-1.5+2.25"))).toBe(true)
-          expect(store.offer(record("kiwi", "9"))).toBe(false)
-          expect(store.offer(record("lime", "1"))).toBe(true)
+          expect(store.unsafeOffer(record("kiwi", "12", "Bolden", "-1.5+2.25"))).toStrictEqual(won)
+          expect(store.unsafeOffer(record("kiwi", "9"))).toStrictEqual(lost)
+          expect(store.unsafeOffer(record("lime", "1"))).toStrictEqual(won)
           // Not committed: the close commits it.
           return {
             epoch: store.epoch,
@@ -103,7 +102,7 @@ describe("Durable", () => {
       expect(after.after).toStrictEqual(before.after)
       expect(after.lastSeq).toBe(4)
       expect(after.digest).toStrictEqual(before.digest)
-      expect(after.digest).toStrictEqual(digestOf([
+      expect(after.digest).toStrictEqual(LocationStore.digestOf([
         record(utf8Client, "11"),
         record("kiwi", "12", "Bolden", "-1.5+2.25"),
         record("lime", "1")
@@ -117,14 +116,14 @@ describe("Durable", () => {
       const dir = yield* tempDir
       yield* withStore({ path: join(dir, "store.db") }, (store) =>
         Effect.gen(function*() {
-          store.offer(record("a", "1"))
-          store.offer(record("b", "1"))
+          store.unsafeOffer(record("a", "1"))
+          store.unsafeOffer(record("b", "1"))
           yield* store.commit
           const first = store.lastSeq()
           expect(first).toBe(2)
-          store.offer(record("c", "1"))
-          store.offer(record("b", "2"))
-          store.offer(record("a", "0"))
+          store.unsafeOffer(record("c", "1"))
+          store.unsafeOffer(record("b", "2"))
+          store.unsafeOffer(record("a", "0"))
           // Not committed yet: recordsAfter commits first.
           expect(store.pendingCount()).toBe(2)
           expect(yield* store.recordsAfter(first)).toStrictEqual([
@@ -150,8 +149,8 @@ describe("Durable", () => {
       yield* withStore({ path, sync: "always" }, (store) =>
         Effect.gen(function*() {
           yield* store.whenCommitted
-          store.offer(record("kiwi", "1"))
-          store.offer(record("lime", "1"))
+          store.unsafeOffer(record("kiwi", "1"))
+          store.unsafeOffer(record("lime", "1"))
           expect(store.pendingCount()).toBe(2)
           yield* store.whenCommitted
           expect(store.pendingCount()).toBe(0)
@@ -172,7 +171,7 @@ describe("Durable", () => {
       yield* withStore({ path, sync: "always" }, (store) =>
         Effect.gen(function*() {
           other.exec("ALTER TABLE records RENAME TO records_away")
-          store.offer(record("kiwi", "1"))
+          store.unsafeOffer(record("kiwi", "1"))
           const outcome = yield* Effect.async<string>((resume) =>
             store.unsafeOnCommitted(
               () => resume(Effect.succeed("committed")),
@@ -199,15 +198,15 @@ describe("Durable", () => {
       const dir = yield* tempDir
       const path = join(dir, "store.db")
       const scope = yield* Scope.make()
-      const store = yield* makeDurable({ path, commitIntervalMs: 5 }).pipe(Scope.extend(scope))
-      store.offer(record("kiwi", "1"))
+      const store = yield* DurableStore.make({ path, commitIntervalMs: 5 }).pipe(Scope.extend(scope))
+      store.unsafeOffer(record("kiwi", "1"))
       const committed = yield* Effect.fork(store.whenCommitted)
       yield* TestClock.adjust("4 millis")
       expect(store.pendingCount()).toBe(1)
       yield* TestClock.adjust("1 millis")
       yield* committed.await
       expect(store.pendingCount()).toBe(0)
-      store.offer(record("lime", "1"))
+      store.unsafeOffer(record("lime", "1"))
       yield* Scope.close(scope, Exit.void)
       yield* withStore({ path }, (reopened) =>
         Effect.sync(() =>
@@ -224,21 +223,21 @@ describe("Durable", () => {
       yield* TestClock.setTime(now * 1000)
       yield* withStore({ path }, (store) =>
         Effect.sync(() => {
-          store.offer(record("old", String(now - 3 * day)))
-          store.offer(record("older", `${now - 5 * day}.999999999`))
-          store.offer(record("recent", String(now - day)))
-          store.offer(record("fresh", `${now}.5`))
+          store.unsafeOffer(record("old", String(now - 3 * day)))
+          store.unsafeOffer(record("older", `${now - 5 * day}.999999999`))
+          store.unsafeOffer(record("recent", String(now - day)))
+          store.unsafeOffer(record("fresh", `${now}.5`))
         }))
       yield* withStore({ path, retainDays: 2 }, (store) =>
         Effect.gen(function*() {
           expect(store.snapshot().map(({ client }) => client).sort()).toStrictEqual(["fresh", "recent"])
-          store.offer(record("late", String(now - 10 * day)))
+          store.unsafeOffer(record("late", String(now - 10 * day)))
           yield* TestClock.adjust(`${1.5 * day} seconds`)
           expect(yield* store.expire).toBe(2)
           expect(store.snapshot().map(({ client }) => client)).toStrictEqual(["fresh"])
-          expect(store.digest()).toStrictEqual(digestOf(store.snapshot()))
+          expect(store.digest()).toStrictEqual(LocationStore.digestOf(store.snapshot()))
           // A forgotten client can come back.
-          store.offer(record("recent", String(now + day)))
+          store.unsafeOffer(record("recent", String(now + day)))
         }))
       yield* withStore({ path }, (store) =>
         Effect.sync(() => expect(store.snapshot().map(({ client }) => client).sort()).toStrictEqual(["fresh", "recent"])))
@@ -249,17 +248,17 @@ describe("Durable", () => {
       const dir = yield* tempDir
       const path = join(dir, "store.db")
       const epoch = yield* Effect.gen(function*() {
-        const store = yield* LocationStore
-        const durable = yield* DurableStore
-        expect(store.offer(record("kiwi", "1"))).toBe(true)
+        const store = yield* LocationStore.LocationStore
+        const durable = yield* DurableStore.DurableStore
+        expect(store.unsafeOffer(record("kiwi", "1"))).toStrictEqual(won)
         expect(durable.pendingCount()).toBe(1)
         return durable.epoch
-      }).pipe(Effect.provide(layerDurable({ path })), Effect.scoped)
+      }).pipe(Effect.provide(DurableStore.layer({ path })), Effect.scoped)
       const reopened = yield* Effect.gen(function*() {
-        const store = yield* LocationStore
-        const durable = yield* DurableStore
+        const store = yield* LocationStore.LocationStore
+        const durable = yield* DurableStore.DurableStore
         return { lines: linesOf(store.snapshot()), epoch: durable.epoch }
-      }).pipe(Effect.provide(Layer.fresh(layerDurable({ path }))), Effect.scoped)
+      }).pipe(Effect.provide(Layer.fresh(DurableStore.layer({ path }))), Effect.scoped)
       expect(reopened).toStrictEqual({ lines: linesOf([record("kiwi", "1")]), epoch })
     }))
 
@@ -267,7 +266,7 @@ describe("Durable", () => {
     Effect.gen(function*() {
       const dir = yield* tempDir
       const path = join(dir, "store.db")
-      yield* withStore({ path }, (store) => Effect.sync(() => store.offer(record("kiwi", "1"))))
+      yield* withStore({ path }, (store) => Effect.sync(() => store.unsafeOffer(record("kiwi", "1"))))
       const raw = DurableDatabase.open({ path, sync: "batch", retainDays: undefined }, 0)
       const insert = raw.db.prepare("INSERT INTO records (seq, client, line, time_s) VALUES (?, ?, ?, 0)")
       for (const [seq, line] of [[7, "AT a b c d"], [8, "AT a b  c d e"], [9, "IAMAT a b c d e"], [10, "AT a b c d e "]] as const) {
@@ -291,7 +290,7 @@ describe("Durable", () => {
   }).map(({ client, location, origin, time }) => record(client, time, origin, location))
 
   type Step =
-    | { readonly _tag: "offer"; readonly record: LocationRecord }
+    | { readonly _tag: "offer"; readonly record: LocationRecord.LocationRecord }
     | { readonly _tag: "commit" }
     | { readonly _tag: "crash" }
     | { readonly _tag: "restart" }
@@ -303,11 +302,11 @@ describe("Durable", () => {
     { weight: 1, arbitrary: fc.constant({ _tag: "restart" as const }) }
   )
 
-  const winnersOf = (offers: ReadonlyArray<LocationRecord>) => {
-    const winners = new Map<string, LocationRecord>()
+  const winnersOf = (offers: ReadonlyArray<LocationRecord.LocationRecord>) => {
+    const winners = new Map<string, LocationRecord.LocationRecord>()
     for (const offered of offers) {
       const known = winners.get(offered.client)
-      if (known === undefined || isNewer(offered, known)) winners.set(offered.client, offered)
+      if (known === undefined || LocationRecord.isNewer(offered, known)) winners.set(offered.client, offered)
     }
     return linesOf([...winners.values()])
   }
@@ -325,13 +324,13 @@ describe("Durable", () => {
         yield* Effect.addFinalizer(() => Effect.sync(() => dropped.forEach((handle) => handle.db.close())))
         let store = open()
         const epoch = store.epoch
-        let committed: Array<LocationRecord> = []
-        let offered: Array<LocationRecord> = []
+        let committed: Array<LocationRecord.LocationRecord> = []
+        let offered: Array<LocationRecord.LocationRecord> = []
         let committedSeq = 0
         for (const step of steps) {
           switch (step._tag) {
             case "offer":
-              store.offer(step.record)
+              store.unsafeOffer(step.record)
               offered.push(step.record)
               break
             case "commit":
@@ -356,7 +355,7 @@ describe("Durable", () => {
           }
           if (step._tag !== "offer") {
             expect(linesOf(store.latest.snapshot())).toStrictEqual(winnersOf(committed))
-            expect(store.latest.digest()).toStrictEqual(digestOf(store.latest.snapshot()))
+            expect(store.latest.digest()).toStrictEqual(LocationStore.digestOf(store.latest.snapshot()))
             expect(store.lastSeq()).toBe(committedSeq)
             expect(store.epoch).toBe(epoch)
           }
@@ -403,7 +402,7 @@ describe("Durable", () => {
       expect(reported.length).toBeGreaterThan(1000)
       yield* withStore({ path }, (store) =>
         Effect.sync(() => {
-          const stored = new Set(store.snapshot().map(formatAtLine))
+          const stored = new Set(store.snapshot().map(LocationRecord.formatAtLine))
           const missing = reported.filter((line) => !stored.has(line))
           expect(missing).toStrictEqual([])
           expect(store.lastSeq()).toBe(store.size())

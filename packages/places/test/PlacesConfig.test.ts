@@ -1,15 +1,14 @@
 import { FetchHttpClient } from "@effect/platform"
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Either, Exit, Redacted, Schema } from "effect"
-import { layerFromConfig, PlacesClient, PlacesConfig, PlacesConfigError, resolvePlaces } from "../src/index.ts"
-import type { PlacesConfigInput, PlacesSettings } from "../src/index.ts"
+import { PlacesClient, PlacesConfig } from "../src/index.ts"
 import { fakeHttpServer, json } from "./support/FakeHttpServer.ts"
 
 const key = "TEST-KEY-9f8e7d"
-const decode = Schema.decodeUnknownSync(PlacesConfig)
+const decode = Schema.decodeUnknownSync(PlacesConfig.PlacesConfig)
 
-const settingsOf = (input: PlacesConfigInput, env = {}): PlacesSettings | PlacesConfigError =>
-  Either.merge(resolvePlaces(decode(input), env))
+const settingsOf = (input: PlacesConfig.PlacesConfigInput, env = {}): PlacesConfig.PlacesSettings | PlacesConfig.PlacesConfigError =>
+  Either.merge(PlacesConfig.resolvePlaces(decode(input), env))
 
 describe("PlacesConfig", () => {
   it("takes {} as a complete config and keeps the key redacted", () => {
@@ -22,7 +21,7 @@ describe("PlacesConfig", () => {
 
   it("rejects a bad value, naming the field", () => {
     for (const input of [{ timeoutMs: 0 }, { provider: "bing" }, { google: { baseUrl: "ftp://x" } }, { cacheTtlMs: -1 }]) {
-      expect(Either.isLeft(Schema.decodeUnknownEither(PlacesConfig)(input))).toBe(true)
+      expect(Either.isLeft(Schema.decodeUnknownEither(PlacesConfig.PlacesConfig)(input))).toBe(true)
     }
   })
 })
@@ -63,9 +62,9 @@ describe("resolvePlaces", () => {
   it("fails a Google provider with no key, naming places.apiKey", () => {
     for (const [input, env] of [[{ provider: "google" }, {}], [{}, { HERD_PLACES_PROVIDER: "google-legacy" }]] as const) {
       const error = settingsOf(input, env)
-      expect(error).toBeInstanceOf(PlacesConfigError)
+      expect(error).toBeInstanceOf(PlacesConfig.PlacesConfigError)
       expect(error).toMatchObject({ field: "places.apiKey" })
-      expect(error instanceof PlacesConfigError && error.message).toMatch(/^places\.apiKey: .*HERD_PLACES_API_KEY/)
+      expect(error instanceof PlacesConfig.PlacesConfigError && error.message).toMatch(/^places\.apiKey: .*HERD_PLACES_API_KEY/)
     }
   })
 
@@ -78,11 +77,11 @@ describe("resolvePlaces", () => {
 
   it("reads process.env as it is", () => {
     const env: NodeJS.ProcessEnv = { HERD_PLACES_PROVIDER: "offline", PATH: "/bin" }
-    expect(Either.merge(resolvePlaces({}, env))).toMatchObject({ provider: "offline" })
+    expect(Either.merge(PlacesConfig.resolvePlaces({}, env))).toMatchObject({ provider: "offline" })
   })
 
   it("fails an invalid config value given as a value, naming the field", () => {
-    expect(Either.merge(resolvePlaces({ timeoutMs: -5 }))).toMatchObject({
+    expect(Either.merge(PlacesConfig.resolvePlaces({ timeoutMs: -5 }))).toMatchObject({
       field: "places.timeoutMs",
       message: "places.timeoutMs: must be a positive integer"
     })
@@ -93,8 +92,8 @@ describe("layerFromConfig", () => {
   it.scopedLive("builds the provider the config calls for", () =>
     Effect.gen(function*() {
       const server = yield* fakeHttpServer(() => Effect.succeed(json({})))
-      const providerOf = (config: PlacesConfigInput, env = {}) =>
-        Effect.provide(PlacesClient, layerFromConfig(decode(config), env)).pipe(Effect.provide(FetchHttpClient.layer))
+      const providerOf = (config: PlacesConfig.PlacesConfigInput, env = {}) =>
+        Effect.provide(PlacesClient.PlacesClient, PlacesConfig.layerFromConfig(decode(config), env)).pipe(Effect.provide(FetchHttpClient.layer))
       expect((yield* providerOf({})).provider).toBe("offline")
       const google = yield* providerOf({ google: { baseUrl: server.baseUrl } }, { HERD_PLACES_API_KEY: key })
       expect(google.provider).toBe("google")
@@ -105,9 +104,9 @@ describe("layerFromConfig", () => {
   it.scopedLive("sends the Google provider's requests to the configured base URL with the key", () =>
     Effect.gen(function*() {
       const server = yield* fakeHttpServer(() => Effect.succeed(json({})))
-      const body = yield* Effect.flatMap(PlacesClient, (places) =>
+      const body = yield* Effect.flatMap(PlacesClient.PlacesClient, (places) =>
         places.nearby({ latitude: 1, longitude: 2, radiusMetres: 1000, limit: 1 })).pipe(
-          Effect.provide(layerFromConfig(decode({ google: { baseUrl: server.baseUrl } }), { HERD_PLACES_API_KEY: key })),
+          Effect.provide(PlacesConfig.layerFromConfig(decode({ google: { baseUrl: server.baseUrl } }), { HERD_PLACES_API_KEY: key })),
           Effect.provide(FetchHttpClient.layer)
         )
       expect(body.status).toBe("ZERO_RESULTS")
@@ -119,12 +118,12 @@ describe("layerFromConfig", () => {
   it.effect("fails to build without a key for Google", () =>
     Effect.gen(function*() {
       const exit = yield* Effect.exit(
-        Effect.provide(PlacesClient, layerFromConfig(decode({ provider: "google" }))).pipe(
+        Effect.provide(PlacesClient.PlacesClient, PlacesConfig.layerFromConfig(decode({ provider: "google" }))).pipe(
           Effect.provide(FetchHttpClient.layer),
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
         )
       )
-      expect(exit).toEqual(Exit.fail(new PlacesConfigError({
+      expect(exit).toEqual(Exit.fail(new PlacesConfig.PlacesConfigError({
         field: "places.apiKey",
         message: "places.apiKey: the \"google\" provider needs an API key: set HERD_PLACES_API_KEY or places.apiKey"
       })))
@@ -134,7 +133,7 @@ describe("layerFromConfig", () => {
     Effect.gen(function*() {
       const server = yield* fakeHttpServer(() => Effect.succeed(json({})))
       const providerWith = (environment: ReadonlyArray<readonly [string, string]>) =>
-        Effect.provide(PlacesClient, layerFromConfig(decode({ google: { baseUrl: server.baseUrl } }))).pipe(
+        Effect.provide(PlacesClient.PlacesClient, PlacesConfig.layerFromConfig(decode({ google: { baseUrl: server.baseUrl } }))).pipe(
           Effect.provide(FetchHttpClient.layer),
           Effect.withConfigProvider(ConfigProvider.fromMap(new Map(environment)))
         )

@@ -6,10 +6,10 @@
 import type { HttpClient } from "@effect/platform"
 import { Config, Effect, Either, Layer, Option, ParseResult, Redacted, Schema } from "effect"
 import { defaultCacheTtlMs } from "./Cache.ts"
-import { makeGoogle } from "./Google.ts"
-import { makeGoogleLegacy } from "./GoogleLegacy.ts"
+import * as Google from "./Google.ts"
+import * as GoogleLegacy from "./GoogleLegacy.ts"
 import { defaultGoogleBaseUrl, defaultGoogleLegacyBaseUrl, defaultTimeoutMs } from "./internal/defaults.ts"
-import { makeOffline } from "./Offline.ts"
+import * as Offline from "./Offline.ts"
 import { PlacesClient } from "./PlacesClient.ts"
 
 export const PlacesProvider = Schema.Literal("offline", "google", "google-legacy")
@@ -64,7 +64,9 @@ export class PlacesConfigError extends Schema.TaggedError<PlacesConfigError>()("
   /** The field at fault: `places.apiKey`, `HERD_PLACES_PROVIDER`, ... */
   field: Schema.String,
   /** `field: what is wrong`. */
-  message: Schema.String
+  message: Schema.String,
+  /** The `ConfigError` or `ParseError` it was made from, when there is one. */
+  cause: Schema.optional(Schema.Defect)
 }) {}
 
 /** The provider chosen and everything it needs, defaults applied. */
@@ -136,7 +138,11 @@ export const readPlacesEnv: Effect.Effect<PlacesEnv, PlacesConfigError> = Config
     HERD_PLACES_PROVIDER: Option.getOrUndefined(provider)
   })),
   Effect.mapError((error) =>
-    new PlacesConfigError({ field: "environment", message: `HERD_PLACES_API_KEY or HERD_PLACES_PROVIDER: ${error.message}` })
+    new PlacesConfigError({
+      field: "environment",
+      message: `HERD_PLACES_API_KEY or HERD_PLACES_PROVIDER: ${error.message}`,
+      cause: error
+    })
   )
 )
 
@@ -155,11 +161,11 @@ export const layerFromConfig = (
       Effect.flatMap((settings) => {
       switch (settings.provider) {
         case "offline":
-          return makeOffline({ ttlMs: settings.cacheTtlMs })
+          return Offline.make({ ttlMs: settings.cacheTtlMs })
         case "google":
-          return makeGoogle(settings)
+          return Google.make(settings)
         case "google-legacy":
-          return makeGoogleLegacy(settings)
+          return GoogleLegacy.make(settings)
       }
     }))
   )
@@ -189,5 +195,5 @@ const nonEmpty = (value: string | undefined): string | undefined => value === ""
 const describeIssue = (error: ParseResult.ParseError): PlacesConfigError => {
   const [issue] = ParseResult.ArrayFormatter.formatErrorSync(error)
   const field = ["places", ...(issue?.path ?? []).map(String)].join(".")
-  return new PlacesConfigError({ field, message: `${field}: ${issue?.message ?? "is not valid"}` })
+  return new PlacesConfigError({ field, message: `${field}: ${issue?.message ?? "is not valid"}`, cause: error })
 }

@@ -18,6 +18,7 @@ import { Clock, Context, Data, Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { DurableDatabase } from "./internal/durable.ts"
 import type { Checkpoint, SequencedRecord } from "./internal/durable.ts"
+import { offerResultOf } from "./internal/offer.ts"
 import { LocationStore } from "./LocationStore.ts"
 
 export type { Checkpoint, SequencedRecord } from "./internal/durable.ts"
@@ -107,7 +108,7 @@ export class DurableStore extends Context.Tag("@herd/store/DurableStore")<Durabl
  * `expire`) and the one on close. For tests, and for owners that drive
  * commits themselves.
  */
-export const makeDurableUnscheduled = (
+export const makeUnscheduled = (
   options: DurableOptions
 ): Effect.Effect<LocationStore["Type"] & DurableStoreService, DurableStoreError, Scope.Scope> =>
   Effect.map(openDurable(options), ({ store }) => store)
@@ -147,7 +148,8 @@ const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type
   })
   return {
     get: (client) => database.latest.get(client),
-    offer: (record: LocationRecord) => database.offer(record),
+    unsafeOffer: (record: LocationRecord.LocationRecord) =>
+      offerResultOf(database.unsafeOffer(record), record, database.latest.lines.lastGrowthFailure),
     snapshot: () => database.latest.snapshot(),
     size: () => database.latest.size(),
     digest: () => database.latest.digest(),
@@ -178,7 +180,7 @@ const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type
  * its retention every `retentionIntervalMs` as fibers of the scope; closing
  * the scope commits what is pending and closes the database.
  */
-export const makeDurable = (
+export const make = (
   options: DurableOptions
 ): Effect.Effect<LocationStore["Type"] & DurableStoreService, DurableStoreError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -214,8 +216,8 @@ export const makeDurable = (
   })
 
 /** `LocationStore` and `DurableStore` (the same store) on the SQLite file `options.path`. */
-export const layerDurable = (options: DurableOptions): Layer.Layer<LocationStore | DurableStore, DurableStoreError> =>
+export const layer = (options: DurableOptions): Layer.Layer<LocationStore | DurableStore, DurableStoreError> =>
   Layer.scopedContext(
-    Effect.map(makeDurable(options), (store) =>
+    Effect.map(make(options), (store) =>
       Context.make(LocationStore, store).pipe(Context.add(DurableStore, store)))
   )
