@@ -11,15 +11,17 @@ import "reflect-metadata"
 import { describe, expect, it } from "@effect/vitest"
 import { NodeContext } from "@effect/platform-node"
 import * as x509 from "@peculiar/x509"
-import { Duration, Effect, Either, Exit, Queue } from "effect"
-import type { Scope } from "effect"
+import { PlacesClient } from "@herd/places"
+import { Context, Duration, Effect, Either, Exit, Fiber, Layer, Option, Queue, Scope } from "effect"
 import * as Crypto from "node:crypto"
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as NodeTls from "node:tls"
-import { Tls } from "../src/index.ts"
+import * as HerdConfig from "../src/HerdConfig.ts"
+import * as HerdServer from "../src/HerdServer.ts"
+import * as Tls from "../src/internal/Tls.ts"
 
 x509.cryptoProvider.set(Crypto.webcrypto)
 
@@ -371,6 +373,44 @@ describe("the sniff: plain and TLS on one port", () => {
       garbage.write(Buffer.from([0x16, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0a]))
       expect(outcomeTag(yield* listener.next)).toBe("error Handshake")
       expect(yield* nextLine(garbage)).toBe("closed")
+    }), 30_000)
+})
+
+describe("a server with tls, before a connection's first byte", () => {
+  it.scopedLive("counts the connection against its limit, and closes it when stopping: strangers that send nothing cannot hold any number of sockets, nor the stop", () =>
+    Effect.gen(function*() {
+      const { dir } = yield* herd
+      const logs = yield* tempDir
+      const config = yield* HerdConfig.decodeConfig({
+        servers: { Alford: { port: 0 } },
+        tls: { dir },
+        store: { kind: "memory" },
+        // A herd of one: two client slots, four probation slots.
+        limits: { maxConnections: 2 },
+        logDir: logs,
+        dataDir: logs
+      }, "test")
+      const places = Layer.succeed(PlacesClient.PlacesClient, { provider: "none", nearby: () => Effect.die("not asked") })
+      const serverScope = yield* Scope.make()
+      const server = yield* Layer.build(HerdServer.layer({ name: "Alford" })).pipe(
+        Effect.provide(Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), places)), Scope.extend(serverScope)
+      )
+      const port = Context.get(server, HerdServer.HerdServer).address.port
+      // Ten connections that never send a byte: the two clients and the four newest on probation stay.
+      const silent: Array<Net.Socket> = []
+      for (let i = 0; i < 10; i++) silent.push(yield* plainClient(port))
+      const deadline = Date.now() + 5000
+      while (silent.filter((socket) => socket.closed).length < 4 && Date.now() < deadline) yield* Effect.sleep("10 millis")
+      // A moment more, for any further close to show.
+      yield* Effect.sleep("200 millis")
+      expect(silent.map((socket) => socket.closed)).toEqual([false, false, true, true, true, true, false, false, false, false])
+
+      // And the server stops with them still waiting: each is closed, none holds the stop.
+      const stopping = yield* Effect.fork(Scope.close(serverScope, Exit.void))
+      const stopped = yield* Fiber.await(stopping).pipe(Effect.timeout("5 seconds"), Effect.option)
+      expect(Option.isSome(stopped)).toBe(true)
+      yield* Effect.sleep("100 millis")
+      expect(silent.every((socket) => socket.closed)).toBe(true)
     }), 30_000)
 })
 

@@ -14,6 +14,7 @@ import { SocketAdapter } from "@herd/peers"
 import { Cause, Deferred, Effect, Exit, Option } from "effect"
 import type { Clock } from "effect"
 import type * as Net from "node:net"
+import type { OnProbation } from "./Admission.ts"
 import type { Deadline, Deadlines } from "./Deadlines.ts"
 import { netSocketOf } from "./NetSocket.ts"
 import { Session } from "./Session.ts"
@@ -43,7 +44,13 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
       const accepted = yield* netSocketOf
       const secured = services.tls === undefined
         ? undefined
-        : yield* restore(Tls.accept(accepted, services.tls)).pipe(Effect.either)
+        : yield* restore(Tls.accept(accepted, services.tls)).pipe(
+          Effect.either,
+          // Counted from its accept, as a session counts itself: with no limit on
+          // the wait for a first byte, strangers that send nothing could otherwise
+          // hold any number of sockets. The session takes a slot of its own next.
+          holdingSlot(services, accepted)
+        )
       if (secured !== undefined && secured._tag === "Left") {
         // Gone before its first byte is no refusal: nothing was said.
         if (secured.left.reason !== "Closed") {
@@ -85,6 +92,18 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
       closeWhenWritten(conn, services.deadlines)
     })
   )
+
+/**
+ * Runs `sniff` holding a connection slot of the server's admission for
+ * `socket` (past the client limit, a probation slot, whose oldest holder
+ * makes room for a newer one: it is destroyed).
+ */
+const holdingSlot = (services: ConnectionServices, socket: Net.Socket) => <A, E, R>(sniff: Effect.Effect<A, E, R>) =>
+  Effect.suspend(() => {
+    const candidate: OnProbation = { evict: () => socket.destroy() }
+    const slot = services.admission.admit(candidate)
+    return sniff.pipe(Effect.ensuring(Effect.sync(() => services.admission.release(slot, candidate))))
+  })
 
 /**
  * What carries one session over its socket's adapter: the adapter's

@@ -27,7 +27,7 @@
  * URI SANs; the peer check compares that name, never a host name.
  */
 import { FileSystem } from "@effect/platform"
-import { Data, Duration, Effect, Either } from "effect"
+import { Data, Duration, Effect, Either, Exit } from "effect"
 import * as Crypto from "node:crypto"
 import type * as Net from "node:net"
 import * as NodePath from "node:path"
@@ -429,8 +429,9 @@ export const defaultHandshakeTimeout: Duration.DurationInput = "10 seconds"
  * its first byte (0x16, a TLS handshake record, is TLS; anything else is a
  * plain line) and, for TLS, does the handshake. With `clients: "required"`
  * a plain connection fails with `PlainRefused`. Waiting for the first byte
- * has no time limit (a plain client may connect and type later); the
- * handshake has `handshakeTimeout`. On failure the socket is destroyed.
+ * has no time limit (a plain client may connect and type later: the server
+ * counts the connection against its limit meanwhile); the handshake has
+ * `handshakeTimeout`. On failure or interruption the socket is destroyed.
  */
 export const accept = (
   socket: Net.Socket,
@@ -447,7 +448,11 @@ export const accept = (
       serverHandshake(socket, credentials, options.handshakeTimeout),
       (secure): Accepted => ({ _tag: "Tls", socket: secure, peer: peerIdentity(secure, credentials.ca) })
     )
-  }).pipe(Effect.tapError(() => Effect.sync(() => socket.destroy())))
+  }).pipe(
+    // Interrupted too (the server stopping): a socket left open would keep the
+    // listener's close, which waits for every connection, waiting for ever.
+    Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : Effect.sync(() => socket.destroy()))
+  )
 
 // -----------------------------------------------------------------------------
 // The client side: a peer link, or a client that verifies the server
