@@ -654,7 +654,9 @@ const checkHealthz = (herd: Herd, missed: Array<string>, expectedBefore: number)
       `2: from its first answer: its store held all ${thousands(expected)} records at ${rel(caughtUpAt)} (by /status), ` +
         `/healthz 200 after that at ${rel(readyAfterAt)} (target: within ${healthzBoundMs / 1000} s), ` +
         `200 (or ready by /status) with its store short: ${early.length} (target 0)` +
-        (firstEarly === undefined ? "" : `, the first at ${rel(firstEarly.at)} with ${thousands(firstEarly.countAfter)} records`) +
+        (firstEarly === undefined
+          ? ""
+          : `, the first at ${rel(firstEarly.at)} with ${thousands(firstEarly.countAfter)} records, the last at ${rel(early.at(-1)?.at ?? -1)}`) +
         `; not 200 in the second after: ${flaps} of ${afterReady.length} (target 0); neither 200 nor 503: ${other}`
     )
     yield* say(
