@@ -156,7 +156,6 @@ export class AtLines {
     meta[at + LOCATION_AT] = start + fieldStarts[4]!
     meta[at + TIME_AT] = start + fieldStarts[5]!
     meta[at + END] = start + length
-    fnv1a64Into(this.bytes, start, start + length, meta, at + HASH_HI)
     this.takeId(id)
     return id
   }
@@ -257,16 +256,26 @@ export class AtLines {
     meta[at + LOCATION_AT] = meta[at + CLIENT_AT]! + record.client.length + 1
     meta[at + TIME_AT] = meta[at + LOCATION_AT]! + record.location.length + 1
     meta[at + END] = start + line.length
-    fnv1a64Into(this.bytes, start, start + line.length, meta, at + HASH_HI)
     return true
   }
 
-  /** The high half of the hash of record `id`'s AT line. */
+  /**
+   * Hashes record `id`'s AT line for the store's digest (`hashHi`, `hashLo`).
+   * Writing a line does not: the store hashes a line only when its digest is
+   * asked for (see `LatestRecords`), so the hash kept is that of the line
+   * as it was at the last `hash`.
+   */
+  hash(id: number): void {
+    const at = META_FIELDS * id
+    fnv1a64Into(this.bytes, this.meta[at + START] ?? 0, this.meta[at + END] ?? 0, this.meta, at + HASH_HI)
+  }
+
+  /** The high half of the hash of record `id`'s AT line, as of its last `hash`. */
   hashHi(id: number): number {
     return this.meta[META_FIELDS * id + HASH_HI] ?? 0
   }
 
-  /** The low half of the hash of record `id`'s AT line. */
+  /** The low half of the hash of record `id`'s AT line, as of its last `hash`. */
   hashLo(id: number): number {
     return this.meta[META_FIELDS * id + HASH_LO] ?? 0
   }

@@ -105,11 +105,32 @@ class ClientIndex {
   }
 }
 
+/** Where a record's hash stands with the digest's sum (`LatestRecords.summed`). */
+const NO_RECORD = 0
+const NOT_SUMMED = 1
+const SUMMED = 2
+
 export class LatestRecords {
   readonly lines: AtLines
   private readonly index: ClientIndex
   private readonly stored: StoredView
+  /**
+   * The sum of the hashes of the records whose hash is `SUMMED`. A record is
+   * hashed when the digest is asked for (a link's beat, a status page), not
+   * when it is stored: hashing an AT line cost about as much as the rest of
+   * storing it, and a client that reports many times between two digests
+   * is hashed once.
+   */
   private readonly sum = new Digest()
+  /** By id: `NO_RECORD`, `NOT_SUMMED` (its id is in `unsummed`) or `SUMMED`. */
+  private summed = new Uint8Array(1024)
+  /**
+   * The ids stored or changed since the last digest: each at most once while
+   * `NOT_SUMMED` (an id removed and reused meanwhile may be there twice, and
+   * is hashed once), so never more than the records held and those removed.
+   */
+  private unsummed = new Int32Array(1024)
+  private unsummedCount = 0
 
   /** @param maxLineBytes how many bytes of AT lines it may hold (default: all that `AtLines` can address). */
   constructor(maxLineBytes?: number) {
@@ -136,17 +157,14 @@ export class LatestRecords {
       const added = this.lines.add(record)
       if (added < 0) return added
       index.insert(added, hash)
-      this.sum.add(this.lines.hashHi(added), this.lines.hashLo(added))
+      this.changed(added)
       return added
     }
     this.stored.id = id
     if (!LocationRecord.isNewer(record, this.stored)) return LOST
-    const replacedHi = this.lines.hashHi(id)
-    const replacedLo = this.lines.hashLo(id)
     const refused = this.lines.replace(id, record)
     if (refused !== 0) return refused
-    this.sum.subtract(replacedHi, replacedLo)
-    this.sum.add(this.lines.hashHi(id), this.lines.hashLo(id))
+    this.changed(id)
     return id
   }
 
@@ -159,7 +177,7 @@ export class LatestRecords {
     const id = this.lines.addLine(source, from, to)
     if (id === undefined) return false
     this.index.insert(id, this.lines.clientHash(id))
-    this.sum.add(this.lines.hashHi(id), this.lines.hashLo(id))
+    this.changed(id)
     return true
   }
 
@@ -167,7 +185,9 @@ export class LatestRecords {
   remove(client: string): boolean {
     const id = this.index.remove(client)
     if (id === -1) return false
-    this.sum.subtract(this.lines.hashHi(id), this.lines.hashLo(id))
+    if (this.summed[id] === SUMMED) this.sum.subtract(this.lines.hashHi(id), this.lines.hashLo(id))
+    // If its id is still in `unsummed`, it is skipped there.
+    this.summed[id] = NO_RECORD
     this.lines.remove(id)
     return true
   }
@@ -180,8 +200,41 @@ export class LatestRecords {
     return this.index.count
   }
 
-  /** The count and the sum of the hashes of the records held (see `Digest`). */
+  /** The count and the sum of the hashes of the records held (see `Digest`); the records changed since the last digest are hashed now. */
   digest(): StoreDigest {
+    const lines = this.lines
+    const unsummed = this.unsummed
+    for (let i = 0; i < this.unsummedCount; i++) {
+      const id = unsummed[i] ?? 0
+      if (this.summed[id] !== NOT_SUMMED) continue
+      lines.hash(id)
+      this.sum.add(lines.hashHi(id), lines.hashLo(id))
+      this.summed[id] = SUMMED
+    }
+    this.unsummedCount = 0
     return this.sum.value()
+  }
+
+  /**
+   * Record `id` was just added or changed: a hash in the sum is that of its
+   * line before (`hash` has not run since), and leaves it until the next
+   * digest hashes the line it has now.
+   */
+  private changed(id: number): void {
+    if (id >= this.summed.length) {
+      const grown = new Uint8Array(Math.max(2 * this.summed.length, id + 1))
+      grown.set(this.summed)
+      this.summed = grown
+    }
+    const state = this.summed[id]
+    if (state === NOT_SUMMED) return
+    if (state === SUMMED) this.sum.subtract(this.lines.hashHi(id), this.lines.hashLo(id))
+    this.summed[id] = NOT_SUMMED
+    if (this.unsummedCount === this.unsummed.length) {
+      const grown = new Int32Array(2 * this.unsummed.length)
+      grown.set(this.unsummed)
+      this.unsummed = grown
+    }
+    this.unsummed[this.unsummedCount++] = id
   }
 }

@@ -3,7 +3,8 @@
  * of the FNV-1a 64 hash of each record's AT line bytes. A sum does not
  * depend on the order records arrived in, and a replaced or forgotten
  * record's hash is taken off again, so two stores that hold the same winners
- * have the same digest, kept up to date in O(1) per record.
+ * have the same digest, kept up to date in O(1) per record changed (a
+ * store hashes the records changed since its last digest when asked).
  *
  * 64-bit values are kept as two unsigned 32-bit halves: BigInt would
  * allocate on every record.
