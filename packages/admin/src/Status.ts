@@ -78,6 +78,11 @@ export const waitingFor = (stats: Metrics.ServerStats, neighbours: ReadonlyArray
     // be reached holds no one back.
     if (link.state === "connecting") waiting.push(`${peer}: first dial not done`)
     if (link.caughtUpIn === false) waiting.push(`${peer}: its catch-up of this server not done`)
+    // Reached, and it speaks the extended handshake, so its own link here will say
+    // where its catch-up ends: until that link has begun, it is still to come.
+    else if (link.state === "up" && link.handshake !== undefined && link.handshake !== "old-style" && link.caughtUpIn === undefined) {
+      waiting.push(`${peer}: its catch-up of this server not begun`)
+    }
     // Where the neighbour's handshake says how far behind this server is.
     if (link.state === "up" && link.lagRecords !== undefined && link.lagRecords > 0) {
       waiting.push(`${peer}: ${link.lagRecords} records behind`)

@@ -141,6 +141,17 @@ describe("the admin endpoint", () => {
       })
       herd.server("South").stats.link("North").lagRecords = 0
       expect((yield* get(`${herd.http("South")}/healthz`)).status).toBe(200)
+      // So does one reached by a handshake that spoke the extension, whose own link here has not begun
+      // its catch-up yet; an old-style neighbour says no end of catch-up, and is not waited for.
+      const link = herd.server("South").stats.link("North")
+      link.caughtUpIn = undefined
+      expect(link.handshake).toBe("full")
+      expect(JSON.parse((yield* get(`${herd.http("South")}/healthz`)).text)).toEqual({
+        ready: false,
+        waitingFor: ["North: its catch-up of this server not begun"]
+      })
+      link.handshake = "old-style"
+      expect((yield* get(`${herd.http("South")}/healthz`)).status).toBe(200)
     }), 20_000)
 
   it.scopedLive("/healthz waits for a neighbour's first dial, and not for one that cannot be reached", () =>

@@ -57,6 +57,13 @@ export interface Neighbour {
 }
 
 /**
+ * How a link's catch-up went: `incremental`, the neighbour resumed from its
+ * checkpoint; `full`, it had none of this store; `old-style`, it did not
+ * answer `SINCE` (in time).
+ */
+export type LinkHandshake = "incremental" | "full" | "old-style"
+
+/**
  * Link changes, for the server's event log: `link-up` once catch-up is sent,
  * `link-down` when a link that was up fails, `link-failed` when dialling
  * (or catch-up) fails before the link came up.
@@ -73,7 +80,7 @@ export type LinkEvent =
      * `incremental`: the neighbour resumed from its checkpoint; `full`: it
      * had none of this store; `old-style`: it did not answer `SINCE`.
      */
-    readonly handshake: "incremental" | "full" | "old-style"
+    readonly handshake: LinkHandshake
   }
   | { readonly event: "link-down" | "link-failed"; readonly peer: string; readonly address: string; readonly reason: string }
 
@@ -388,6 +395,21 @@ export const make = (options: PeerLinksOptions) =>
       )
     }
 
+    /**
+     * The extended link once catch-up is sent: `MARK` of what was sent (even
+     * from a store with no seqs, memory, whose "- 0" claims nothing but ends
+     * the catch-up), then the beats and the `MARK`s as the store commits.
+     * Every record committed up to `upTo` is on the link by now: in the
+     * catch-up, or accepted since the link opened and queued on it.
+     */
+    const speakExtension = (link: Link, upTo: number) =>
+      Effect.gen(function*() {
+        link.enqueueControl(Handshake.markLine(durable === undefined ? Handshake.noCheckpoint : { epoch: durable.epoch, seq: upTo }))
+        link.lastHeardMs = yield* Clock.currentTimeMillis
+        yield* Effect.forkScoped(beat(link))
+        if (durable !== undefined) yield* Effect.forkScoped(markAsCommitted(link, durable, upTo))
+      })
+
     // Suspended, so that every retry starts with `up` false.
     const connectOnce = (link: Link) => Effect.suspend(() => {
       let up = false
@@ -427,11 +449,11 @@ export const make = (options: PeerLinksOptions) =>
           up = true
           link.sentCatchUp()
           if (Option.isSome(resume)) {
-            // The end of catch-up, even from a store with no seqs (memory): "- 0" claims nothing.
-            link.enqueueControl(Handshake.markLine(durable === undefined ? Handshake.noCheckpoint : { epoch: durable.epoch, seq: upTo }))
-            link.lastHeardMs = clock.unsafeCurrentTimeMillis()
-            yield* Effect.forkScoped(beat(link))
-            if (durable !== undefined) yield* Effect.forkScoped(markAsCommitted(link, durable, upTo))
+            yield* speakExtension(link, upTo)
+          } else {
+            // A neighbour that answers SINCE after the wait (busy starting, say) speaks it
+            // after all: the link turns extended, from a MARK of what it has had by then.
+            yield* Effect.forkScoped(Effect.zipRight(Deferred.await(since), Effect.suspend(() => speakExtension(link, durable?.lastSeq() ?? 0))))
           }
           const catchUpMs = (yield* Clock.currentTimeMillis) - started
           onEvent({

@@ -178,6 +178,20 @@ describe("the extended handshake, dialling", () => {
       expect(lines).toHaveLength(12)
     }))
 
+  it.scopedLive("turns a link extended when the neighbour answers SINCE after the wait: a MARK of what it has had, then beats", () =>
+    Effect.gen(function*() {
+      const late = yield* scriptedNeighbour({ reply: () => undefined, beats: false })
+      const events: Array<LinkEvent> = []
+      const store = yield* linksTo(late.port, events)
+      yield* until(() => events.some((e) => e.event === "link-up"), "the link, taken for old-style")
+      expect(events[0]).toMatchObject({ event: "link-up", handshake: "old-style", catchUp: 10 })
+      const text = () => late.connections[0]?.text ?? ""
+      expect(text()).not.toContain("MARK")
+      late.connections[0]?.socket.write("SINCE - 0\n")
+      yield* until(() => text().includes(`MARK ${store.epoch} 10\n`), "the MARK")
+      yield* until(() => text().includes("DIGEST "), "a beat")
+    }))
+
   it.scopedLive("beats (DIGEST, MARK) on an extended link, and cuts it once the neighbour has said nothing for three beats", () =>
     Effect.gen(function*() {
       const silent = yield* scriptedNeighbour({ reply: () => "SINCE - 0\n", beats: false })

@@ -116,6 +116,12 @@ export class LinkStats {
    * catch-up). `/healthz` waits for `false` to turn `true`.
    */
   caughtUpIn: boolean | undefined = undefined
+  /**
+   * What the neighbour answered this server's link at its last `link-up`:
+   * `old-style` means it said no `SINCE`, so its own link to this server will
+   * say no end of catch-up either.
+   */
+  handshake: PeerLinks.LinkHandshake | undefined = undefined
 
   constructor(readonly peer: string, readonly address: string, nowMs: number) {
     this.stateSinceMs = nowMs
@@ -196,6 +202,7 @@ export class ServerStats {
         link.catchUps++
         link.catchUpRecords += event.catchUp
         link.lastCatchUpRecords = event.catchUp
+        link.handshake = event.handshake
         link.recordsSent += event.catchUp
         link.catchUpSeconds.observe(event.catchUpMs / 1000)
         break

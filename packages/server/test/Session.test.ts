@@ -300,7 +300,8 @@ describe("Session", () => {
   it("answers RESUME with its checkpoint, keeps MARKs, beats once the neighbour does, and ends a silent or diverged link", () => {
     const checkpoints = Handshake.makeMemoryCheckpoints()
     checkpoints.unsafeNote("Bolden", { epoch: "e1", seq: 4 })
-    const { connection, replies, socket } = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints } })
+    const stats = new ServerStats("Alford", 0)
+    const { connection, replies, socket } = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints, stats } })
     const start = 1_700_000_000_000_000_000n
     const at = (seconds: number) => start + BigInt(seconds * 1000) * 1_000_000n
     connection.feed(Buffer.from("PEER Bolden\nRESUME\nCATCHUP 1\nAT Bolden +0.000000000 kiwi +1+1 1600000000\nMARK e1 9\n"), start)
@@ -310,6 +311,8 @@ describe("Session", () => {
     expect(socket.dueNs).toBe(at(1))
     connection.expire(at(1))
     expect(replies()).toEqual(["SINCE e1 4", "DIGEST 1 " + LocationStore.digestOf([{ origin: "Bolden", skew: "+0.000000000", client: "kiwi", location: "+1+1", time: "1600000000" }]).digest])
+    // What goes back on a neighbour's link (SINCE, the beat) is no reply: none is timed.
+    expect(stats.replyLatency.counts.reduce((sum, count) => sum + count, 0)).toBe(0)
     connection.feed(Buffer.from("DIGEST 1 0000000000000001\n"), at(2.5))
     connection.expire(at(3))
     expect(socket.inputEnded).toBe(false)

@@ -679,8 +679,10 @@ export class Session {
       }
     }
     // Replies that are lines of their own (AT, `?`) are timed from the current
-    // read: they are written within it, but for those held behind a lookup.
-    latency.observeMany(plainReplies, plainReplies * Number(nowNs - this.received.ns) / 1e9)
+    // read: they are written within it, but for those held behind a lookup. A
+    // neighbour's link is never answered: what goes back on it (SINCE, the
+    // beat's DIGEST) is no reply, and not timed.
+    if (this.peerName === undefined) latency.observeMany(plainReplies, plainReplies * Number(nowNs - this.received.ns) / 1e9)
   }
 
   /**
