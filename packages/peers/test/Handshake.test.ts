@@ -181,7 +181,7 @@ describe("the extended handshake, dialling", () => {
   it.scopedLive("turns a link extended when the neighbour answers SINCE after the wait: a MARK of what it has had, then beats", () =>
     Effect.gen(function*() {
       const late = yield* scriptedNeighbour({ reply: () => undefined, beats: false })
-      const events: Array<LinkEvent> = []
+      const events: Array<PeerLinks.LinkEvent> = []
       const store = yield* linksTo(late.port, events)
       yield* until(() => events.some((e) => e.event === "link-up"), "the link, taken for old-style")
       expect(events[0]).toMatchObject({ event: "link-up", handshake: "old-style", catchUp: 10 })
