@@ -6,7 +6,10 @@
  *   the Node loop's own ceiling) measured in the same minute with the same
  *   client (bench/client.ts); 3-hop propagation in the default herd; RSS per
  *   stored client after 1,000,000 distinct IAMATs; the gazetteer's load time
- *   and memory.
+ *   and memory. IAMAT at 50 connections and depth 16 beside the hand-tuned
+ *   raw herd (../shared/tools/raw-herd, or HERD_RAW_HERD), with the event
+ *   log's wire lines off and in full, in turn in the same minutes (issue 19:
+ *   wire "off" at least 0.8x the raw herd).
  *
  *   npm run bench -- [--duration 5] [--warmup 1] [--conns 50] [--threads 2]
  *                    [--clients 1000000] [--samples 200]
@@ -37,6 +40,8 @@ const herdBin = join(root, "packages/cli/bin/herd.mjs")
 const baselineScript = join(root, "bench/baseline.ts")
 const gazetteerScript = join(root, "packages/places/scripts/measure-gazetteer.ts")
 const hotpathScript = join(root, "packages/server/scripts/hotpath.ts")
+/** The hand-tuned herd of ../shared/tools, the ceiling a Node herd is measured against. */
+const rawHerdScript = process.env["HERD_RAW_HERD"] ?? join(root, "../shared/tools/raw-herd/raw-herd.mjs")
 
 // ---------------------------------------------------------------------------
 // Options
@@ -295,6 +300,19 @@ const startBaseline = async (): Promise<{ child: Child; address: Target }> => {
   return { child, address: { host: match?.[1] ?? "127.0.0.1", port: Number(match?.[2]) } }
 }
 
+const startRawHerd = async (): Promise<{ child: Child; address: Target }> => {
+  const child = new Child("raw-herd", [rawHerdScript, "--name", "Alford", "--port", "0"], childEnv())
+  const [match] = await child.waitFor(/^raw-herd \S+ listening on (\S+):(\d+) /)
+  return { child, address: { host: match?.[1] ?? "127.0.0.1", port: Number(match?.[2]) } }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
+const cpuSecondsOf = (pid: number): number => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? []
+  // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 // ---------------------------------------------------------------------------
 // A line client with one request in flight, for the propagation probe
 
@@ -468,6 +486,94 @@ interface MemoryResult {
   readonly logBytes: number
 }
 
+/** One server's runs of the raw-herd comparison: req/s, and its CPU µs per request, by round. */
+interface RawHerdRuns {
+  readonly label: string
+  readonly rps: Array<number>
+  readonly cpuUsPerRequest: Array<number>
+}
+
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2
+}
+
+/**
+ * IAMAT at `conns` connections and depth 16 against the raw herd, a herd
+ * server whose event log keeps no wire line (`log.wire: "off"`) and one
+ * that keeps them all (`"full"`, the default), `rounds` times in turn, the
+ * order rotating so that a drift of the machine's load falls on each; the
+ * memory store in both herd servers, as the raw herd keeps a Map. Throughput
+ * swings on a shared machine; each server's CPU time per request (from
+ * /proc, over each run) swings less, and is given beside it.
+ */
+const measureAgainstRawHerd = async (
+  client: LoadClient,
+  options: Options,
+  rounds: number
+): Promise<{ readonly runs: ReadonlyArray<RawHerdRuns>; readonly notes: ReadonlyArray<string> }> => {
+  const notes: Array<string> = []
+  const raw = await startRawHerd()
+  const wireOff = await startHerd("wire-off", { Alford: 0 }, [], "Alford", { store: { kind: "memory" }, log: { wire: "off" } })
+  const wireFull = await startHerd("wire-full", { Alford: 0 }, [], "Alford", { store: { kind: "memory" }, log: { wire: "full" } })
+  const servers = [
+    { runs: { label: "raw-herd", rps: [], cpuUsPerRequest: [] } as RawHerdRuns, child: raw.child, target: raw.address },
+    { runs: { label: "herd, wire off", rps: [], cpuUsPerRequest: [] } as RawHerdRuns, child: wireOff.child, target: wireOff.address("Alford") },
+    { runs: { label: "herd, wire full", rps: [], cpuUsPerRequest: [] } as RawHerdRuns, child: wireFull.child, target: wireFull.address("Alford") }
+  ]
+  try {
+    // Each warmed up first (the JIT, and a herd server's gazetteer loading after it listens): not counted.
+    for (const server of servers) {
+      await client.run({ mode: "iamat", target: server.target, conns: options.conns, depth: 16, warmupMs: 0, durationMs: 1000 })
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (let turn = 0; turn < servers.length; turn++) {
+        const server = servers[(round + turn) % servers.length]
+        if (server === undefined) continue
+        progress(`IAMAT depth 16 beside the raw herd, round ${round + 1} of ${rounds}: ${server.runs.label}`)
+        const cpuBefore = cpuSecondsOf(server.child.pid)
+        const result = await client.run({
+          mode: "iamat",
+          target: server.target,
+          conns: options.conns,
+          depth: 16,
+          warmupMs: options.warmupS * 1000,
+          durationMs: options.durationS * 1000
+        })
+        const cpuSeconds = cpuSecondsOf(server.child.pid) - cpuBefore
+        server.child.assertRunning()
+        server.runs.rps.push(result.rps)
+        server.runs.cpuUsPerRequest.push(result.ok > 0 ? (cpuSeconds * 1e6) / result.ok : NaN)
+        if (result.errors.total > 0) notes.push(`beside the raw herd, ${server.runs.label}: ${result.errors.examples.slice(0, 3).join("; ")}`)
+      }
+    }
+  } finally {
+    await Promise.all(servers.map((server) => server.child.stop()))
+  }
+  return { runs: servers.map((server) => server.runs), notes }
+}
+
+/** The raw-herd comparison's lines: medians, and each herd server's ratio to the raw herd. */
+const rawHerdTable = (runs: ReadonlyArray<RawHerdRuns>, rounds: number): Array<string> => {
+  const rawRps = median(runs[0]?.rps ?? [])
+  const rawCpu = median(runs[0]?.cpuUsPerRequest ?? [])
+  const lines = [
+    `IAMAT, ${rounds} rounds in turn at depth 16, beside the hand-tuned raw herd (../shared/tools/raw-herd; memory store; medians;`,
+    "  issue 19: wire off at least 0.8× the raw herd):"
+  ]
+  for (const { cpuUsPerRequest, label, rps } of runs) {
+    const ratio = label === "raw-herd" ? "" : ` (${(median(rps) / rawRps).toFixed(2)}× the raw herd)`
+    const cpuRatio = label === "raw-herd" ? "" : ` (${(median(cpuUsPerRequest) / rawCpu).toFixed(2)}×)`
+    lines.push(
+      `  ${label.padEnd(16)}${grouped(median(rps)).padStart(10)} req/s${ratio.padEnd(22)}` +
+        `server CPU ${median(cpuUsPerRequest).toFixed(1)} µs a request${cpuRatio}; ` +
+        `rounds ${rps.map((value) => grouped(value)).join(", ")}`
+    )
+  }
+  return lines
+}
+
 interface Gazetteer {
   readonly fields: Map<string, string>
   readonly error?: string
@@ -579,6 +685,14 @@ const main = async (): Promise<void> => {
       }
     }
     await Promise.all([single.child.stop(), baseline.child.stop()])
+
+    // 1b. IAMAT depth 16 beside the hand-tuned raw herd: the herd with its wire log off and in full.
+    const rawHerdRounds = 3
+    const againstRawHerd = existsSync(rawHerdScript) ? await measureAgainstRawHerd(client, options, rawHerdRounds) : undefined
+    if (againstRawHerd !== undefined) {
+      failed ||= againstRawHerd.notes.length > 0
+      notes.push(...againstRawHerd.notes)
+    }
 
     // 2. Propagation across three hops of the default herd.
     progress(`propagation: the default herd (herd up), ${options.samples} samples`)
@@ -705,6 +819,12 @@ const main = async (): Promise<void> => {
     out.push(
       "client cores = the load client's CPU / wall time (it shares the 2 cores with the server under test); " +
         "past about 1 core the client, not the server, sets the pace"
+    )
+    out.push("")
+    out.push(
+      ...(againstRawHerd === undefined
+        ? [`IAMAT beside the hand-tuned raw herd: not measured (${rawHerdScript} not found; set HERD_RAW_HERD)`]
+        : rawHerdTable(againstRawHerd.runs, rawHerdRounds))
     )
     out.push("")
     out.push("3-hop propagation (herd up, default topology; IAMAT at Alford, poll WHATSAT <id> 1 1 at Hamilton):")
