@@ -34,7 +34,13 @@ export interface ReceiveTime {
   readonly nanos: number
 }
 
-export const receiveTime = (ns: bigint): ReceiveTime => {
+export const receiveTime = (ns: bigint, previous?: ReceiveTime): ReceiveTime => {
+  // A connection's reads come in order, mostly within a second of the one
+  // before: their seconds are the previous read's, with no BigInt division.
+  if (previous !== undefined && previous.isSmall) {
+    const nanos = previous.nanos + Number(ns - previous.ns)
+    if (nanos >= 0 && nanos < NANOS_PER_SECOND) return { ns, isSmall: true, seconds: previous.seconds, nanos }
+  }
   const isSmall = ns >= 0n && ns <= FAST_RECEIVED_NS
   return {
     ns,
@@ -89,32 +95,30 @@ export const isLaterThan = (time: string, bound: bigint | TimeLimit): boolean =>
     const difference = time.charCodeAt(integerStart + offset) - limit.seconds.charCodeAt(offset)
     if (difference !== 0) return difference > 0
   }
-  for (let offset = 0; offset < 9; offset++) {
-    const difference = fractionDigitAt(time, integerEnd + 1 + offset) - (limit.nanos.charCodeAt(offset) - ZERO)
-    if (difference !== 0) return difference > 0
-  }
-  return false
+  return fractionNanos(time, integerEnd) > limit.nanos
 }
 
 /**
- * A bound on client times (POSIX ns) as digits, made once for every line it
- * bounds (all the lines of one read): its seconds without leading zeros (""
- * for zero) and its nanoseconds as nine digits.
+ * A bound on client times (POSIX ns), made once for every line it bounds
+ * (all the lines of one read): its seconds as digits without leading zeros
+ * ("" for zero), and its nanoseconds.
  */
 export interface TimeLimit {
   readonly ns: bigint
   readonly seconds: string
-  readonly nanos: string
+  readonly nanos: number
 }
 
-export const timeLimit = (ns: bigint): TimeLimit => {
-  if (ns < 0n) return { ns, seconds: "", nanos: "000000000" }
-  const seconds = ns / NANOS_PER_SECOND_BIG
-  return {
-    ns,
-    seconds: seconds === 0n ? "" : seconds.toString(),
-    nanos: (ns % NANOS_PER_SECOND_BIG).toString().padStart(9, "0")
+export const timeLimit = (ns: bigint, previous?: TimeLimit): TimeLimit => {
+  if (ns < 0n) return { ns, seconds: "", nanos: 0 }
+  // Within the second of the previous bound (the reads of a connection come
+  // in order): its seconds' digits again, and no BigInt division.
+  if (previous !== undefined && previous.ns >= 0n) {
+    const nanos = previous.nanos + Number(ns - previous.ns)
+    if (nanos >= 0 && nanos < NANOS_PER_SECOND) return { ns, seconds: previous.seconds, nanos }
   }
+  const seconds = ns / NANOS_PER_SECOND_BIG
+  return { ns, seconds: seconds === 0n ? "" : seconds.toString(), nanos: Number(ns % NANOS_PER_SECOND_BIG) }
 }
 
 const NANOS_PER_SECOND = 1_000_000_000
@@ -139,10 +143,7 @@ const smallSkew = (at: ReceiveTime, time: string, integerStart: number, integerE
   for (let index = integerStart; index < integerEnd; index++) {
     clientSeconds = clientSeconds * 10 + time.charCodeAt(index) - ZERO
   }
-  let clientNanos = 0
-  for (let offset = 1; offset <= 9; offset++) {
-    clientNanos = clientNanos * 10 + fractionDigitAt(time, integerEnd + offset)
-  }
+  const clientNanos = fractionNanos(time, integerEnd)
   let seconds = at.seconds - clientSeconds
   let nanos = at.nanos - clientNanos
   if (nanos < 0) {
@@ -178,6 +179,13 @@ const significantStart = (time: string, integerEnd: number): number => {
   let index = 0
   while (index < integerEnd && time.charCodeAt(index) === ZERO) index++
   return index
+}
+
+/** The fraction of a time text whose integer part ends at `integerEnd`, in nanoseconds (its first nine digits). */
+const fractionNanos = (time: string, integerEnd: number): number => {
+  let nanos = 0
+  for (let offset = 1; offset <= 9; offset++) nanos = nanos * 10 + fractionDigitAt(time, integerEnd + offset)
+  return nanos
 }
 
 /** The digit at `index` of a fraction, reading past its end as the zeros it stands for. */

@@ -169,9 +169,15 @@ export class Session {
   /** The deadline last reported through `wakeAt`. */
   private reportedDueNs: bigint | undefined
   /** When the current read was received. */
+  private receivedNs = 0n
+  /**
+   * `receivedNs` split for the skews of the read's records, and the latest
+   * client time accepted from the read (its receive time plus the bound):
+   * made by `splitReadTime` for the first line of a read that needs them.
+   */
   private received: Time.ReceiveTime = beforeAnyRead
-  /** The latest client time accepted from this read: its receive time plus the bound. */
   private latestTime: Time.TimeLimit = noTimeYet
+  private readTimeSplit = false
   /** Set once the other side said `PEER <name>`: a neighbour's link, never answered. */
   private peerName: string | undefined
   /** The counts of that neighbour's link, once it said `PEER`. */
@@ -341,8 +347,27 @@ export class Session {
 
   /** Every line of a read shares its receive time, and so the bound on client times. */
   private readAt(nowNs: bigint): void {
-    this.received = Time.receiveTime(nowNs)
-    this.latestTime = Time.timeLimit(nowNs + this.services.maxClientAheadNs)
+    this.receivedNs = nowNs
+    this.readTimeSplit = false
+  }
+
+  /** Whether a client time is past the bound of the current read (PROTOCOL.md section 3); the read's time is split then. */
+  private isAheadOfRead(time: string): boolean {
+    this.splitReadTime()
+    return Time.isLaterThan(time, this.latestTime)
+  }
+
+  /**
+   * Splits the read's receive time for its records (`received`,
+   * `latestTime`): once a read, and only for a read that has records (a
+   * read of WHATSATs needs neither), from the previous read's split when
+   * within its second (no BigInt division).
+   */
+  private splitReadTime(): void {
+    if (this.readTimeSplit) return
+    this.readTimeSplit = true
+    this.received = Time.receiveTime(this.receivedNs, this.received)
+    this.latestTime = Time.timeLimit(this.receivedNs + this.services.maxClientAheadNs, this.latestTime)
   }
 
   /**
@@ -401,11 +426,12 @@ export class Session {
       case "Iamat": {
         // A time too far ahead would pin the location against later honest
         // reports; it is refused before any arithmetic on its digits.
-        if (Time.isLaterThan(command.time, this.latestTime)) {
+        if (this.isAheadOfRead(command.time)) {
           stats.iamatRefused++
           this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
           break
         }
+        // `received` is this read's, split by `isAheadOfRead` above.
         const record = LocationRecord.recordOf(command, serverName, this.received)
         const atLine = LocationRecord.formatAtLine(record)
         // No neighbour may ever get a flood line it must refuse.
@@ -431,7 +457,7 @@ export class Session {
           // With TLS, only a neighbour that proved who it is may flood (PROTOCOL.md section 10).
           stats.atRefused++
           this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
-        } else if (Time.isLaterThan(command.record.time, this.latestTime)) {
+        } else if (this.isAheadOfRead(command.record.time)) {
           stats.atRefused++
           this.peerViolation("time: too far ahead of this server's clock", line)
         } else {
@@ -507,8 +533,8 @@ export class Session {
       this.extended = true
       this.services.extendedLinksIn.add(this)
       this.divergence = new Handshake.DivergenceWatch()
-      this.beatDueNs = this.received.ns + beatNs
-      this.silenceDueNs = this.received.ns + silenceNs
+      this.beatDueNs = this.receivedNs + beatNs
+      this.silenceDueNs = this.receivedNs + silenceNs
       this.reportDeadline()
     }
     switch (said._tag) {
@@ -596,10 +622,10 @@ export class Session {
     // reply is logged).
     const immediate = places.immediate?.(query)
     if (immediate !== undefined) {
-      this.queued.push(answer({ text: undefined, body: undefined, status: "", receivedNs: this.received.ns }, immediate))
+      this.queued.push(answer({ text: undefined, body: undefined, status: "", receivedNs: this.receivedNs }, immediate))
       return
     }
-    const slot: AnswerReply = { text: undefined, body: undefined, status: "", receivedNs: this.received.ns }
+    const slot: AnswerReply = { text: undefined, body: undefined, status: "", receivedNs: this.receivedNs }
     this.queued.push(slot)
     this.waiting++
     this.services.lookUp(
@@ -682,7 +708,7 @@ export class Session {
     // read: they are written within it, but for those held behind a lookup. A
     // neighbour's link is never answered: what goes back on it (SINCE, the
     // beat's DIGEST) is no reply, and not timed.
-    if (this.peerName === undefined) latency.observeMany(plainReplies, plainReplies * Number(nowNs - this.received.ns) / 1e9)
+    if (this.peerName === undefined) latency.observeMany(plainReplies, plainReplies * Number(nowNs - this.receivedNs) / 1e9)
   }
 
   /**
@@ -795,7 +821,7 @@ export class Session {
       if (this.partialLineDueNs === undefined) return
       this.partialLineDueNs = undefined
     } else if (this.partialLineDueNs === undefined) {
-      this.partialLineDueNs = this.received.ns + BigInt(this.services.partialLineTimeoutMs) * 1_000_000n
+      this.partialLineDueNs = this.receivedNs + BigInt(this.services.partialLineTimeoutMs) * 1_000_000n
     } else {
       return
     }
@@ -834,7 +860,7 @@ export class Session {
    * per connection, carrying the count of those not logged since.
    */
   private peerViolation(reason: string, line: string | undefined): void {
-    const nowMs = Number(this.received.ns / 1_000_000n)
+    const nowMs = Number(this.receivedNs / 1_000_000n)
     if (nowMs - this.lastViolationMs < violationLogIntervalMs) {
       this.suppressedViolations++
       return
