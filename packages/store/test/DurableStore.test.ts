@@ -65,12 +65,12 @@ describe("Durable", () => {
       const utf8Client = Buffer.from("kiwi-\u00e9\u65e5", "utf8").toString("latin1")
       const before = yield* withStore({ path }, (store) =>
         Effect.gen(function*() {
-          expect(store.unsafeOffer(record("kiwi", "10"))).toStrictEqual(won)
-          expect(store.unsafeOffer(record(utf8Client, "11"))).toStrictEqual(won)
+          expect(store.unsafeOffer(record("kiwi", "10"))).toBe(won)
+          expect(store.unsafeOffer(record(utf8Client, "11"))).toBe(won)
           yield* store.commit
-          expect(store.unsafeOffer(record("kiwi", "12", "Bolden", "-1.5+2.25"))).toStrictEqual(won)
-          expect(store.unsafeOffer(record("kiwi", "9"))).toStrictEqual(lost)
-          expect(store.unsafeOffer(record("lime", "1"))).toStrictEqual(won)
+          expect(store.unsafeOffer(record("kiwi", "12", "Bolden", "-1.5+2.25"))).toBe(won)
+          expect(store.unsafeOffer(record("kiwi", "9"))).toBe(lost)
+          expect(store.unsafeOffer(record("lime", "1"))).toBe(won)
           // Not committed: the close commits it.
           return {
             epoch: store.epoch,
@@ -250,7 +250,7 @@ describe("Durable", () => {
       const epoch = yield* Effect.gen(function*() {
         const store = yield* LocationStore.LocationStore
         const durable = yield* DurableStore.DurableStore
-        expect(store.unsafeOffer(record("kiwi", "1"))).toStrictEqual(won)
+        expect(store.unsafeOffer(record("kiwi", "1"))).toBe(won)
         expect(durable.pendingCount()).toBe(1)
         return durable.epoch
       }).pipe(Effect.provide(DurableStore.layer({ path })), Effect.scoped)

@@ -16,9 +16,9 @@ describe("LocationStore (memory)", () => {
   it.effect("keeps the record with the greater client time", () =>
     Effect.gen(function*() {
       const store = yield* LocationStore.makeMemory
-      expect(store.unsafeOffer(record("kiwi", "1621464827.5"))).toStrictEqual(won)
-      expect(store.unsafeOffer(record("kiwi", "1621464827.4"))).toStrictEqual(lost)
-      expect(store.unsafeOffer(record("kiwi", "1621464827.500000001"))).toStrictEqual(won)
+      expect(store.unsafeOffer(record("kiwi", "1621464827.5"))).toBe(won)
+      expect(store.unsafeOffer(record("kiwi", "1621464827.4"))).toBe(lost)
+      expect(store.unsafeOffer(record("kiwi", "1621464827.500000001"))).toBe(won)
       expect(store.get("kiwi")?.time).toBe("1621464827.500000001")
       expect(store.size()).toBe(1)
     }))
@@ -26,11 +26,11 @@ describe("LocationStore (memory)", () => {
   it.effect("breaks a tie of client times by origin, then by location (byte order)", () =>
     Effect.gen(function*() {
       const store = yield* LocationStore.makeMemory
-      expect(store.unsafeOffer(record("kiwi", "10", "Bolden", "+1+1"))).toStrictEqual(won)
-      expect(store.unsafeOffer(record("kiwi", "10", "Alford", "+9+9"))).toStrictEqual(lost)
-      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+1+1"))).toStrictEqual(won)
-      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+2+1"))).toStrictEqual(won)
-      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+2+1"))).toStrictEqual(lost)
+      expect(store.unsafeOffer(record("kiwi", "10", "Bolden", "+1+1"))).toBe(won)
+      expect(store.unsafeOffer(record("kiwi", "10", "Alford", "+9+9"))).toBe(lost)
+      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+1+1"))).toBe(won)
+      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+2+1"))).toBe(won)
+      expect(store.unsafeOffer(record("kiwi", "10", "Welsh", "+2+1"))).toBe(lost)
       const stored = store.get("kiwi")
       expect(stored && LocationRecord.formatAtLine(stored)).toBe("AT Welsh +0.000000000 kiwi +2+1 10")
     }))
@@ -47,7 +47,7 @@ describe("LocationStore (memory)", () => {
     ([offered]) =>
       Effect.gen(function*() {
         const store = yield* LocationStore.makeMemory
-        expect(store.unsafeOffer(offered)).toStrictEqual(won)
+        expect(store.unsafeOffer(offered)).toBe(won)
         expect(store.get(offered.client)).toStrictEqual(offered)
         expect(store.snapshot()).toStrictEqual([offered])
       })
@@ -78,7 +78,7 @@ describe("LocationStore (memory)", () => {
     // client of a full AT line finds none, nor does a replacement that
     // outgrows its slot; one that fits its slot is still taken.
     const store = memoryStore(new LatestRecords(64))
-    expect(store.unsafeOffer(record("kiwi", "1"))).toStrictEqual(won)
+    expect(store.unsafeOffer(record("kiwi", "1"))).toBe(won)
     const digest = store.digest()
     const cases = [record("lime", "1"), record("kiwi", "2", "Alford", "+34.068930-118.445127000000000000000000")]
     for (const refused of cases.map(store.unsafeOffer)) {
@@ -88,8 +88,8 @@ describe("LocationStore (memory)", () => {
     }
     expect(store.snapshot()).toStrictEqual([record("kiwi", "1")])
     expect(store.digest()).toStrictEqual(digest)
-    expect(store.unsafeOffer(record("kiwi", "3"))).toStrictEqual(won)
-    expect(store.unsafeOffer(record("kiwi", "2"))).toStrictEqual(lost)
+    expect(store.unsafeOffer(record("kiwi", "3"))).toBe(won)
+    expect(store.unsafeOffer(record("kiwi", "2"))).toBe(lost)
     expect(store.get("kiwi")).toStrictEqual(record("kiwi", "3"))
   })
 
@@ -147,7 +147,7 @@ describe("LocationStore (memory)", () => {
           const known = model.get(client)
           const wins = known === undefined || LocationRecord.isNewer(offered, known)
           if (wins) model.set(client, offered)
-          expect(store.unsafeOffer(offered)).toStrictEqual(wins ? won : lost)
+          expect(store.unsafeOffer(offered)).toBe(wins ? won : lost)
         }
         for (const [client, kept] of model) expect(store.get(client)).toStrictEqual(kept)
         expect(store.size()).toBe(model.size)

@@ -288,7 +288,13 @@ export class DurableDatabase {
         let from = seqEnd + 1
         for (; rows[from] !== 0x20; from++) length = 10 * length + (rows[from] ?? 0x30) - 0x30
         from++
-        if (!this.latest.load(rows, from, from + length)) unreadable.push(Number(rows.toString("latin1", at, seqEnd)))
+        if (!this.latest.load(rows, from, from + length)) {
+          // A row refused for want of memory is no bad row: the open fails (the
+          // caller's DurableStoreError keeps why) rather than delete it.
+          const refused = this.latest.lines.lastGrowthFailure
+          if (refused !== undefined) throw refused
+          unreadable.push(Number(rows.toString("latin1", at, seqEnd)))
+        }
         at = from + length
       }
       after = last
