@@ -324,9 +324,15 @@ export const make = (options: PeerLinksOptions) =>
         return { sent: snapshot.length, upTo }
       })
 
-    /** The records accepted after `seq`, in seq order, in slices: what a neighbour that resumes lacks. */
+    /**
+     * The records accepted after `seq`, in seq order, in slices: what a
+     * neighbour that resumes lacks. Those accepted before the link opened are
+     * committed first (without blocking this thread); those accepted since
+     * are queued on the link, so committed or not they reach it.
+     */
     const sendAfter = (durable: DurableStore.DurableStoreService, connection: SocketAdapter.SocketAdapter, counters: LinkCounters, seq: number) =>
       Effect.gen(function*() {
+        yield* durable.committedNow
         let cursor = seq
         let sent = 0
         while (!connection.isClosed()) {

@@ -65,10 +65,19 @@ export interface DurableStoreService {
   /** Records that won and wait for the next commit. */
   readonly pendingCount: () => number
   /**
-   * The records accepted after `seq`, in seq order, at most `limit` (default
-   * all): pending records are committed first, so all of them.
+   * The committed records after `seq`, in seq order, at most `limit`
+   * (default all): after `committedNow`, every record accepted before it.
+   * A read that never waits for the writer thread.
    */
   readonly recordsAfter: (seq: number, limit?: number) => Effect.Effect<ReadonlyArray<SequencedRecord>, DurableStoreError>
+  /**
+   * Sends what is pending to the writer now (without the rest it takes
+   * between batches under load) and completes once every record offered so
+   * far is committed; fails if that commit failed. It waits without
+   * blocking the thread: a neighbour's catch-up begins with it, and the
+   * server's clients go on meanwhile.
+   */
+  readonly committedNow: Effect.Effect<void, DurableStoreError>
   /**
    * Completes once every record offered so far is committed (fsynced with
    * `sync: "always"`), or once the commit of one of them failed (the failure
@@ -162,6 +171,13 @@ const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type
         try: () => database.unsafeRecordsAfter(seq, limit),
         catch: (cause) => new DurableStoreError({ reason: "Read", path, cause })
       }),
+    committedNow: Effect.async<void, DurableStoreError>((resume) => {
+      database.unsafeSend(true)
+      database.unsafeOnCommitted(
+        () => resume(Effect.void),
+        (cause) => resume(Effect.fail(new DurableStoreError({ reason: "Commit", path, cause })))
+      )
+    }),
     whenCommitted: Effect.async<void>((resume) => database.unsafeOnCommitted(() => resume(Effect.void))),
     unsafeOnCommitted: (callback, onFailed) => database.unsafeOnCommitted(callback, onFailed),
     commit,

@@ -480,9 +480,12 @@ export class DurableDatabase {
     }
   }
 
-  /** The records accepted after `seq` (committing any pending first), in seq order, at most `limit`. */
+  /**
+   * The committed records after `seq`, in seq order, at most `limit`. A read
+   * of the database (WAL: it never waits for the writer); what is pending is
+   * not in it, see `unsafeOnCommitted`.
+   */
   unsafeRecordsAfter(seq: number, limit: number): Array<SequencedRecord> {
-    this.unsafeCommit()
     const found: Array<SequencedRecord> = []
     for (const row of this.selectAfter.all(seq, limit)) {
       const record = recordOfLine(row.line.toString("latin1"))
