@@ -50,7 +50,9 @@ describe("LocationStore (memory)", () => {
         expect(store.unsafeOffer(offered)).toBe(won)
         expect(store.get(offered.client)).toStrictEqual(offered)
         expect(store.snapshot()).toStrictEqual([offered])
-      })
+      }),
+    // A hundred stores made and checked: seconds on a loaded machine.
+    30_000
   )
 
   it.effect("refuses a record whose text is not latin1 with a typed failure, keeping what it had", () =>
