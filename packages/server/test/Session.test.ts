@@ -240,6 +240,26 @@ describe("Session", () => {
     expect(logged().some((entry) => entry["event"] === "violation" && entry["reason"] === "partial line timed out")).toBe(true)
   })
 
+  it("holds a partial line's deadline while it stops reading for back-pressure: what would end the line waits unread on its side", () => {
+    const { connection, socket } = setUp({ pendingReplyBytes: 60 })
+    socket.keepsUnsent = true
+    const start = 1_700_000_000_000_000_000n
+    feed(connection, Buffer.from("IAMAT unfini"))
+    expect(socket.dueNs).toBe(start + 30_000_000_000n)
+    // The line ends, and two more replies pass the bound: the rest of the read is held unread.
+    feed(connection, Buffer.from("shed +1+1 1600000000\nIAMAT a +1+1 1600000000\nIAMAT b +1+1 1600000000\nIAMAT c"))
+    expect(socket.paused).toBe(true)
+    expect(socket.dueNs).toBeUndefined()
+    // Long after: the client did nothing wrong, this side just did not read.
+    connection.expire(start + 60_000_000_000n)
+    expect(socket.inputEnded).toBe(false)
+    // Drained: reading goes on, and the partial line now read has its deadline from then.
+    socket.unsentBytes = 0
+    connection.drained()
+    expect(socket.paused).toBe(false)
+    expect(socket.dueNs).toBe(start + 30_000_000_000n)
+  })
+
   it("closes only itself, logged as a defect, when a callback from outside a read meets a bug", () => {
     const { connection, logged, socket } = setUp({ pendingReplyBytes: 100 })
     socket.keepsUnsent = true

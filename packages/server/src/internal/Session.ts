@@ -393,8 +393,8 @@ export class Session {
         return
       }
     }
-    this.watchPartialLine()
     if (!this.hasRoomToGoOn()) this.pauseReading()
+    else this.watchPartialLine(this.receivedNs)
   }
 
   /** Handles one line; answers whether the read may go on to the next. */
@@ -760,6 +760,12 @@ export class Session {
     if (!this.readingPaused) {
       this.readingPaused = true
       this.port.pause()
+      // The rest of a partial line waits unread because this side stopped
+      // reading: its deadline stands still until reading goes on.
+      if (this.partialLineDueNs !== undefined) {
+        this.partialLineDueNs = undefined
+        this.reportDeadline()
+      }
     }
     if (!this.services.log.hasRoom() && !this.waitingForLogRoom) {
       this.waitingForLogRoom = true
@@ -793,7 +799,10 @@ export class Session {
       this.endInput(endReason)
       return
     }
-    if (!this.readingPaused && !this.inputEnded) this.port.resume()
+    if (!this.readingPaused && !this.inputEnded) {
+      this.port.resume()
+      this.watchPartialLine(this.port.nowNs())
+    }
   }
 
   /**
@@ -820,14 +829,15 @@ export class Session {
 
   /**
    * A slow-loris client trickles a line that never ends: each partial line
-   * gets a deadline, cleared when a line completes.
+   * gets a deadline from `fromNs`, cleared when a line completes (and while
+   * this side has stopped reading, see `pauseReading`).
    */
-  private watchPartialLine(): void {
+  private watchPartialLine(fromNs: bigint): void {
     if (this.framer.pendingBytes === 0) {
       if (this.partialLineDueNs === undefined) return
       this.partialLineDueNs = undefined
     } else if (this.partialLineDueNs === undefined) {
-      this.partialLineDueNs = this.receivedNs + BigInt(this.services.partialLineTimeoutMs) * 1_000_000n
+      this.partialLineDueNs = fromNs + BigInt(this.services.partialLineTimeoutMs) * 1_000_000n
     } else {
       return
     }
