@@ -126,7 +126,7 @@ export const defaultHandshakeWaitMs = 500
 /** How long it waits for a neighbour that answered `SINCE` before (it may be starting: loading its store, its gazetteer). */
 const extendedHandshakeWaitMs = 10_000
 
-class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: string }> {}
+class LinkFailure extends Data.TaggedError("LinkFailure")<{ readonly reason: string; readonly cause?: unknown }> {}
 
 /** One neighbour's link state, shared by `unsafeFlood` and the link's fiber. */
 class Link {
@@ -449,7 +449,9 @@ export const make = (options: PeerLinksOptions) =>
           connection.write(Buffer.from(Handshake.catchUpLine(Math.max(0, coming)), "latin1"))
         }
         const { sent, upTo } = incremental
-          ? yield* sendAfter(durable, connection, link.counters, resume.value.seq)
+          ? yield* sendAfter(durable, connection, link.counters, resume.value.seq).pipe(
+            Effect.mapError((cause) => new LinkFailure({ reason: `catch-up: ${cause.message}`, cause }))
+          )
           : yield* sendAll(connection, link.counters)
         if (!connection.isClosed()) {
           up = true
@@ -475,12 +477,13 @@ export const make = (options: PeerLinksOptions) =>
         const ended = yield* Effect.either(connection.closed)
         return yield* new LinkFailure({
           reason: link.cutReason ??
-            (ended._tag === "Left" ? `socket error: ${ended.left.message}` : "closed by neighbour")
+            (ended._tag === "Left" ? `socket error: ${ended.left.message}` : "closed by neighbour"),
+          ...(ended._tag === "Left" ? { cause: ended.left } : {})
         })
       })).pipe(
         // A bug met on the link (a guarded callback threw) ends this connection; the link dials again.
         Effect.catchAllDefect((defect) =>
-          Effect.fail(new LinkFailure({ reason: `internal error: ${defect instanceof Error ? defect.message : String(defect)}` }))
+          Effect.fail(new LinkFailure({ reason: `internal error: ${defect instanceof Error ? defect.message : String(defect)}`, cause: defect }))
         ),
         Effect.tapError((failure) =>
           Effect.sync(() => {
@@ -556,7 +559,7 @@ const dial = (neighbour: Neighbour, timeout: Duration.Duration) =>
         conn.on("error", (cause) =>
           Deferred.unsafeDone(
             connected,
-            Exit.fail(new LinkFailure({ reason: `connect failed: ${new SocketAdapter.SocketFailure({ cause }).message}` }))
+            Exit.fail(new LinkFailure({ reason: `connect failed: ${new SocketAdapter.SocketFailure({ cause }).message}`, cause }))
           )
         )
         return conn
@@ -577,7 +580,7 @@ const connectWith = (
 ) =>
   Effect.uninterruptibleMask((restore) =>
     restore(connect(neighbour, timeout)).pipe(
-      Effect.mapError((error) => new LinkFailure({ reason: error.message })),
+      Effect.mapError((error) => new LinkFailure({ reason: error.message, cause: error })),
       Effect.tap((conn) => Effect.addFinalizer(() => Effect.sync(() => conn.destroy())))
     )
   )
