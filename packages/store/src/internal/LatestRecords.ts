@@ -117,9 +117,9 @@ export class LatestRecords {
   /**
    * The sum of the hashes of the records whose hash is `SUMMED`. A record is
    * hashed when the digest is asked for (a link's beat, a status page), not
-   * when it is stored: hashing an AT line cost about as much as the rest of
-   * storing it, and a client that reports many times between two digests
-   * is hashed once.
+   * when it is stored: an offer, on the hot path, pays no hash of its
+   * line, and a client that reports many times between two digests is
+   * hashed once.
    */
   private readonly sum = new Digest()
   /** By id: `NO_RECORD`, `NOT_SUMMED` (its id is in `unsummed`) or `SUMMED`. */
