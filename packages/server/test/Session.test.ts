@@ -82,7 +82,11 @@ const setUp = (options: {
     lookUp: () => {},
     ...options.services
   }
-  const nowNs = 1_700_000_000_000_000_000n
+  // The owner's clock, for what happens outside a read (a drain, a commit): set by a test when it matters.
+  let nowNs = 1_700_000_000_000_000_000n
+  const setNow = (ns: bigint) => {
+    nowNs = ns
+  }
   const connection: Session = new Session(services, {
     send: (bytes) => socket.send(bytes),
     unsentBytes: () => socket.unsentBytes,
@@ -110,7 +114,7 @@ const setUp = (options: {
     if (room) for (const resume of waitingForRoom.splice(0)) resume()
   }
   const logged = () => writer.take().toString("utf8").trimEnd().split("\n").map((entry) => JSON.parse(entry) as Record<string, unknown>)
-  return { connection, socket, replies, setLogRoom, waitingForRoom, logged }
+  return { connection, socket, replies, setLogRoom, waitingForRoom, logged, setNow }
 }
 
 /** What a store full up answers an offer. */
@@ -240,8 +244,8 @@ describe("Session", () => {
     expect(logged().some((entry) => entry["event"] === "violation" && entry["reason"] === "partial line timed out")).toBe(true)
   })
 
-  it("holds a partial line's deadline while it stops reading for back-pressure: what would end the line waits unread on its side", () => {
-    const { connection, socket } = setUp({ pendingReplyBytes: 60 })
+  it("drops a partial line's deadline while it stops reading for back-pressure (what would end the line waits unread on its side), and starts it again when reading goes on", () => {
+    const { connection, setNow, socket } = setUp({ pendingReplyBytes: 60 })
     socket.keepsUnsent = true
     const start = 1_700_000_000_000_000_000n
     feed(connection, Buffer.from("IAMAT unfini"))
@@ -254,10 +258,11 @@ describe("Session", () => {
     connection.expire(start + 60_000_000_000n)
     expect(socket.inputEnded).toBe(false)
     // Drained: reading goes on, and the partial line now read has its deadline from then.
+    setNow(start + 61_000_000_000n)
     socket.unsentBytes = 0
     connection.drained()
     expect(socket.paused).toBe(false)
-    expect(socket.dueNs).toBe(start + 30_000_000_000n)
+    expect(socket.dueNs).toBe(start + 91_000_000_000n)
   })
 
   it("closes only itself, logged as a defect, when a callback from outside a read meets a bug", () => {
@@ -385,6 +390,18 @@ describe("Session", () => {
     connection.askCheckpoint(() => answered++)
     expect(answered).toBe(3)
     expect(replies().filter((line) => line === "CHECKPOINT")).toHaveLength(2)
+  })
+
+  it("keeps its checkpoint of a neighbour's store short of a record it refused on the link: a later MARK does not move it", () => {
+    const checkpoints = Handshake.makeMemoryCheckpoints()
+    const { connection } = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints } })
+    const start = 1_700_000_000_000_000_000n
+    connection.feed(Buffer.from("PEER Bolden\nRESUME\nCATCHUP 0\nMARK e1 4\n"), start)
+    expect(checkpoints.get("Bolden")).toEqual({ epoch: "e1", seq: 4 })
+    // A record from the year 3000 is refused (dropped and logged), and the link goes on.
+    connection.feed(Buffer.from("AT Bolden +0.000000000 kiwi +1+1 32503680000\nMARK e1 5\nCHECKPOINT e1 6\n"), start)
+    expect(connection.closeReason).toBeUndefined()
+    expect(checkpoints.get("Bolden")).toEqual({ epoch: "e1", seq: 4 })
   })
 
   it("answers all a client sent before it half-closed, the rest of a read held by back-pressure included", () => {

@@ -189,6 +189,12 @@ export class Session {
   private storedSinceFlush = false
   /** Replies are held until `whenStored` calls back. */
   private awaitingCommit = false
+  /**
+   * A neighbour's record was refused on this connection (too far ahead, or
+   * the store could not keep it): this server's checkpoint of its store
+   * stays where it was, so that a later `MARK` never claims that record.
+   */
+  private refusedARecord = false
   /** Waits for the neighbour's answer to `CHECKPOINT` (this server is stopping). */
   private checkpointAnswered: (() => void) | undefined
   closeReason: string | undefined
@@ -459,6 +465,7 @@ export class Session {
           this.reply(Reply.invalidReply(line.slice(0, Parse.contentEnd(line))))
         } else if (this.isAheadOfRead(command.record.time)) {
           stats.atRefused++
+          this.refusedARecord = true
           this.peerViolation("time: too far ahead of this server's clock", line)
         } else {
           if (this.peerLink !== undefined) this.peerLink.recordsReceived++
@@ -466,6 +473,7 @@ export class Session {
           if (Either.isLeft(accepted)) {
             // The store could not keep it: logged, and the link goes on.
             stats.atRefused++
+            this.refusedARecord = true
             this.peerViolation(accepted.left.message, line)
           } else if (accepted.right) stats.atStored++
           else stats.atNotNewer++
@@ -540,7 +548,8 @@ export class Session {
     switch (said._tag) {
       case "Mark":
       case "Checkpoint":
-        this.services.checkpoints.unsafeNote(peer, said.checkpoint)
+        // Not past a record refused on this connection: a restart resends it.
+        if (!this.refusedARecord) this.services.checkpoints.unsafeNote(peer, said.checkpoint)
         // Everything the neighbour's store held a moment ago is here: its catch-up is done.
         if (this.peerLink !== undefined) {
           this.peerLink.caughtUpIn = true
@@ -761,7 +770,7 @@ export class Session {
       this.readingPaused = true
       this.port.pause()
       // The rest of a partial line waits unread because this side stopped
-      // reading: its deadline stands still until reading goes on.
+      // reading: its deadline is dropped, and starts again when reading goes on.
       if (this.partialLineDueNs !== undefined) {
         this.partialLineDueNs = undefined
         this.reportDeadline()
@@ -829,8 +838,9 @@ export class Session {
 
   /**
    * A slow-loris client trickles a line that never ends: each partial line
-   * gets a deadline from `fromNs`, cleared when a line completes (and while
-   * this side has stopped reading, see `pauseReading`).
+   * gets a deadline from `fromNs`, cleared when a line completes and while
+   * this side has stopped reading (`pauseReading`): it starts again when
+   * reading goes on.
    */
   private watchPartialLine(fromNs: bigint): void {
     if (this.framer.pendingBytes === 0) {
