@@ -27,25 +27,30 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Status } from "@herd/admin"
-import { Cause, Clock, Console, Data, Duration, Effect, Exit, Option, Schema } from "effect"
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import * as Net from "node:net"
-import { tmpdir } from "node:os"
+import { Cause, Clock, Console, Duration, Effect, Exit, Option } from "effect"
+import { spawnSync } from "node:child_process"
+import { mkdirSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { fileURLToPath } from "node:url"
 import { defaultHerd } from "../packages/cli/src/DefaultHerd.ts"
-import { isAlive } from "./netns/Leftovers.ts"
+import {
+  CheckError,
+  copyOutOnClose,
+  fail,
+  type Herd,
+  iamat,
+  type LinkEntry,
+  linkEntries,
+  makeHerd,
+  pinnedBundle,
+  removeLeftovers,
+  request,
+  type Spec,
+  tempDirectory,
+  waitEqual,
+  writeHerd
+} from "./support/Herd.ts"
 
-class CheckError extends Data.TaggedError("CheckError")<{
-  readonly message: string
-  readonly cause?: unknown
-}> {}
-
-const fail = (message: string, cause?: unknown) => Effect.fail(new CheckError({ message, cause }))
-
-const repository = fileURLToPath(new URL("..", import.meta.url))
-const dist = join(repository, "packages/cli/dist")
+const prefix = "herd-catchup"
 const names = Object.keys(defaultHerd.servers)
 const links = defaultHerd.links
 
@@ -68,247 +73,16 @@ const assertTimes = !process.argv.includes("--times-printed-only")
 const say = (line: string) => Console.log(`check-catchup: ${line}`)
 const secs = (ms: number) => (ms / 1000).toFixed(2)
 
-// ---------------------------------------------------------------- ports, files
-
-/**
- * A port free now below the kernel's ephemeral range (32768 and up here), as
- * packages/cli/test/Status.test.ts picks them: the servers start seconds
- * later, and a port of the ephemeral range could meanwhile become the local
- * end of some other process's outgoing connection.
- */
-const quietPort = (taken: Set<number>) =>
-  Effect.async<number, CheckError>((resume) => {
-    const attempt = (left: number) => {
-      const port = 20_000 + Math.floor(Math.random() * 12_000)
-      if (taken.has(port)) return attempt(left - 1)
-      const probe = Net.createServer()
-      probe.once("error", () =>
-        left > 0 ? attempt(left - 1) : resume(fail("no free port below 32000")))
-      probe.listen(port, "127.0.0.1", () =>
-        probe.close(() => {
-          taken.add(port)
-          resume(Effect.succeed(port))
-        }))
-    }
-    attempt(50)
-  })
-
-const pinnedName = (pid: number) => `herd-catchup-${pid}.mjs`
-const tempPrefix = (pid: number) => `herd-catchup-${pid}-`
-
-/** What a run killed outright left: its pinned bundle and temporary directory (a live run's are left alone). */
-const removeLeftovers = Effect.sync(() => {
-  const dead = (entry: string, pattern: RegExp) => {
-    const pid = Number(pattern.exec(entry)?.[1])
-    return Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)
-  }
-  const list = (dir: string) => {
-    try {
-      return readdirSync(dir)
-    } catch {
-      return []
-    }
-  }
-  for (const entry of list(dist)) {
-    if (dead(entry, /^herd-catchup-(\d+)\.mjs$/)) rmSync(join(dist, entry), { force: true })
-  }
-  for (const entry of list(tmpdir())) {
-    if (dead(entry, /^herd-catchup-(\d+)-/)) rmSync(join(tmpdir(), entry), { recursive: true, force: true })
-  }
-})
-
-// ---------------------------------------------------------------- the herd
-
-interface Spec {
-  readonly name: string
-  readonly port: number
-  readonly httpPort: number
-  readonly dir: string
-  readonly config: string
-  readonly log: string
-}
-
-const writeHerd = (root: string) =>
-  Effect.gen(function*() {
-    const taken = new Set<number>()
-    const servers: Record<string, { host: string; port: number; httpPort: number }> = {}
-    for (const name of names) servers[name] = { host: "127.0.0.1", port: yield* quietPort(taken), httpPort: yield* quietPort(taken) }
-    const specs = new Map<string, Spec>()
-    for (const name of names) {
-      const dir = join(root, name)
-      mkdirSync(join(dir, "data"), { recursive: true })
-      mkdirSync(join(dir, "logs"), { recursive: true })
-      const config = join(dir, "herd.config.json")
-      writeFileSync(config, JSON.stringify({
-        servers,
-        links,
-        places: { provider: "offline" },
-        dataDir: join(dir, "data"),
-        logDir: join(dir, "logs"),
-        // Five servers and this script share the machine: no wire lines in the log.
-        log: { wire: "off" },
-        reconnect: defaultHerd.reconnect
-      }, null, 2))
-      const address = servers[name] ?? { port: 0, httpPort: 0 }
-      specs.set(name, { name, port: address.port, httpPort: address.httpPort, dir, config, log: join(dir, "logs", `${name}.log`) })
-    }
-    return specs
-  })
-
-interface Running {
-  readonly child: ChildProcess
-  readonly output: { text: string }
-  readonly exited: Promise<void>
-}
-
-const statusOf = (spec: Spec) =>
-  Effect.tryPromise({
-    try: async () => {
-      const response = await fetch(`http://127.0.0.1:${spec.httpPort}/status`, { signal: AbortSignal.timeout(2000) })
-      if (response.status !== 200) throw new Error(`HTTP ${response.status}`)
-      return (await response.json()) as unknown
-    },
-    catch: (cause) => new CheckError({ message: `${spec.name}'s /status`, cause })
-  }).pipe(Effect.flatMap(Schema.decodeUnknown(Status.StatusReport)), Effect.option)
-
-const makeHerd = (specs: Map<string, Spec>, bundle: string) =>
-  Effect.gen(function*() {
-    const running = new Map<string, Running>()
-    const spec = (name: string) => {
-      const found = specs.get(name)
-      return found === undefined ? fail(`no server ${name}`) : Effect.succeed(found)
-    }
-    const outputOf = (name: string) => (running.get(name)?.output.text ?? "").trim().split("\n").slice(-3).join(" | ")
-
-    /** Signals a server and waits (bounded: 10 s, then SIGKILL, 5 s more) for it to exit. */
-    const stop = (name: string, signal: "SIGTERM" | "SIGKILL") =>
-      Effect.gen(function*() {
-        const server = running.get(name)
-        if (server === undefined) return
-        running.delete(name)
-        server.child.kill(signal)
-        const exited = Effect.promise(() => server.exited)
-        yield* exited.pipe(
-          Effect.timeout(Duration.seconds(10)),
-          Effect.catchAll(() => Effect.sync(() => server.child.kill("SIGKILL")).pipe(Effect.zipRight(exited), Effect.timeout(Duration.seconds(5)))),
-          Effect.ignore
-        )
-      })
-    yield* Effect.addFinalizer(() => Effect.forEach([...running.keys()], (name) => stop(name, "SIGKILL"), { concurrency: "unbounded", discard: true }))
-
-    /** Spawns a server; `ready` waits (at most 30 s) until its admin endpoint answers. */
-    const launch = (name: string) =>
-      Effect.gen(function*() {
-        const target = yield* spec(name)
-        const child = spawn(process.execPath, [bundle, "serve", name, "--config", target.config], {
-          cwd: repository,
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-        const output = { text: "" }
-        // Drained so that a full pipe never blocks it; the tail is kept for a failure's line.
-        const keep = (chunk: Buffer) => (output.text = (output.text + chunk.toString("utf8")).slice(-4000))
-        child.stdout?.on("data", keep)
-        child.stderr?.on("data", keep)
-        child.on("error", (error) => keep(Buffer.from(`spawn error: ${error.message}\n`)))
-        const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
-        running.set(name, { child, output, exited })
-      })
-    const ready = (name: string) =>
-      Effect.gen(function*() {
-        const target = yield* spec(name)
-        const deadline = (yield* Clock.currentTimeMillis) + 30_000
-        while (true) {
-          const answer = yield* statusOf(target)
-          if (Option.isSome(answer)) return answer.value
-          const server = running.get(name)
-          if (server === undefined || server.child.exitCode !== null || server.child.signalCode !== null) {
-            return yield* fail(`${name} exited at start: ${outputOf(name)}`)
-          }
-          if ((yield* Clock.currentTimeMillis) > deadline) {
-            return yield* fail(`${name}'s admin endpoint did not answer within 30 s of its start: ${outputOf(name)}`)
-          }
-          yield* Effect.sleep(Duration.millis(50))
-        }
-      })
-    const start = (name: string) => Effect.zipRight(launch(name), ready(name))
-    return { spec, launch, ready, start, stop, status: (name: string) => Effect.flatMap(spec(name), statusOf) }
-  })
-
-type Herd = Effect.Effect.Success<ReturnType<typeof makeHerd>>
-
 /** Polls until every server of `among` answers the same digest with `count` records; ms from `since`. */
-const waitEqual = (herd: Herd, among: ReadonlyArray<string>, count: number, since: number, what: string, intervalMs = 50) =>
-  Effect.gen(function*() {
-    while (true) {
-      const askedAt = yield* Clock.currentTimeMillis
-      const seen = yield* Effect.forEach(among, (name) => herd.status(name), { concurrency: "unbounded" })
-      const digests = new Set<string>()
-      let equal = true
-      for (const status of seen) {
-        if (Option.isNone(status) || status.value.store.count !== count || status.value.store.digest === null) equal = false
-        else digests.add(status.value.store.digest)
-      }
-      if (equal && digests.size === 1) return askedAt - since
-      if (askedAt - since > convergeBoundMs) {
-        const described = seen.map((status, i) =>
-          `${among[i]} ${Option.match(status, { onNone: () => "no answer", onSome: (s) => `${s.store.count}/${s.store.digest}` })}`
-        )
-        return yield* fail(`${what}: not equal at ${count} records within ${convergeBoundMs / 1000} s (${described.join(", ")})`)
-      }
-      yield* Effect.sleep(Duration.millis(intervalMs))
-    }
-  })
+const equalAfter = (herd: Herd, among: ReadonlyArray<string>, count: number, since: number, what: string, intervalMs = 50) =>
+  Effect.map(waitEqual(herd, among, count, since, what, { intervalMs, boundMs: convergeBoundMs }), ({ ms }) => ms)
 
 // ---------------------------------------------------------------- clients
 
-/**
- * Client times: one counter for the whole run, a microsecond apart from a
- * minute ago, so each report is newer than every earlier one (a repeated
- * client always changes its record) and never too far ahead.
- */
-let tick = 0n
-const baseNs = (BigInt(Date.now()) - 60_000n) * 1_000_000n
-const iamat = (client: string, index: number) => {
-  const ns = baseNs + (tick += 1000n)
-  const time = `${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, "0")}`
-  const sign = (value: number) => (value < 0 ? value.toFixed(6) : `+${value.toFixed(6)}`)
-  return `IAMAT ${client} ${sign((index % 170) - 85 + 0.5)}${sign((index % 350) - 175 + 0.25)} ${time}`
-}
-
-/** Sends lines over one pipelined connection; succeeds once each is answered with an AT line (at most 60 s). */
+/** Sends IAMAT lines over one pipelined connection; succeeds once each is answered with an AT line (at most 60 s). */
 const report = (spec: Spec, lines: ReadonlyArray<string>) =>
-  Effect.async<void, CheckError>((resume) => {
-    let answered = 0
-    let pending = ""
-    let done = false
-    const finish = (result: Effect.Effect<void, CheckError>) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      socket.destroy()
-      resume(result)
-    }
-    const socket = Net.connect({ host: "127.0.0.1", port: spec.port }, () => socket.write(`${lines.join("\n")}\n`))
-    const timer = setTimeout(() => finish(fail(`reporting at ${spec.name}: ${answered} of ${lines.length} answered within 60 s`)), 60_000)
-    socket.setEncoding("latin1")
-    socket.on("data", (chunk: string) => {
-      pending += chunk
-      const replies = pending.split("\n")
-      pending = replies.pop() ?? ""
-      for (const reply of replies) {
-        if (!reply.startsWith("AT ")) return finish(fail(`reporting at ${spec.name}: answered ${JSON.stringify(reply.slice(0, 120))}`))
-        answered++
-      }
-      if (answered === lines.length) finish(Effect.void)
-    })
-    socket.on("error", (error) => finish(fail(`reporting at ${spec.name}: ${error.message}`, error)))
-    socket.on("close", () => finish(fail(`reporting at ${spec.name}: closed after ${answered} of ${lines.length} answers`)))
-    return Effect.sync(() => {
-      done = true
-      clearTimeout(timer)
-      socket.destroy()
-    })
-  })
+  Effect.flatMap(request(spec, lines), ({ refused }) =>
+    refused === 0 ? Effect.void : fail(`reporting at ${spec.name}: ${refused} of ${lines.length} answered \`?\``))
 
 /**
  * One WHATSAT per client over one connection: how many were answered with
@@ -316,84 +90,13 @@ const report = (spec: Spec, lines: ReadonlyArray<string>) =>
  * accepting or does not answer all within 5 s.
  */
 const whatsat = (spec: Spec, clients: ReadonlyArray<string>) =>
-  Effect.async<number, CheckError>((resume) => {
-    let found = 0
-    let unknown = 0
-    let inBody = false
-    let pending = ""
-    let done = false
-    const finish = (result: Effect.Effect<number, CheckError>) => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      socket.destroy()
-      resume(result)
-    }
-    const socket = Net.connect({ host: "127.0.0.1", port: spec.port }, () =>
-      socket.write(clients.map((client) => `WHATSAT ${client} 1 1\n`).join("")))
-    const timer = setTimeout(() => finish(fail(`WHATSAT at ${spec.name}: ${found + unknown} of ${clients.length} answered within 5 s`)), 5000)
-    socket.setEncoding("latin1")
-    socket.on("data", (chunk: string) => {
-      pending += chunk
-      const lines = pending.split("\n")
-      pending = lines.pop() ?? ""
-      for (const line of lines) {
-        // An answer is its AT line, the JSON, then an empty line.
-        if (inBody) inBody = line !== ""
-        else if (line.startsWith("AT ")) {
-          found++
-          inBody = true
-        } else if (line.startsWith("? ")) unknown++
-      }
-      if (found + unknown === clients.length) finish(Effect.succeed(found))
-    })
-    socket.on("error", (error) => finish(fail(`WHATSAT at ${spec.name}: ${error.message}`, error)))
-    socket.on("close", () => finish(fail(`WHATSAT at ${spec.name}: closed`)))
-    return Effect.sync(() => {
-      done = true
-      clearTimeout(timer)
-      socket.destroy()
-    })
-  })
+  Effect.map(request(spec, clients.map((client) => `WHATSAT ${client} 1 1`), 5000), ({ refused }) => clients.length - refused)
 
 // ---------------------------------------------------------------- the log
 
-interface LinkUp {
-  readonly at: number
-  readonly peer: string
-  readonly catchUp: number
-  readonly catchUpMs: number
-  readonly handshake: string
-}
-
 /** The `link-up` entries of a server's log for one neighbour, from `fromMs` on. */
-const linkUps = (spec: Spec, peer: string, fromMs: number): Array<LinkUp> => {
-  let text = ""
-  try {
-    text = readFileSync(spec.log, "utf8")
-  } catch {
-    return []
-  }
-  const found: Array<LinkUp> = []
-  for (const line of text.split("\n")) {
-    if (!line.includes("\"link-up\"")) continue
-    try {
-      const entry = JSON.parse(line) as Record<string, unknown>
-      const at = typeof entry["time"] === "string" ? Date.parse(entry["time"]) : Number.NaN
-      if (entry["event"] !== "link-up" || entry["peer"] !== peer || !(at >= fromMs)) continue
-      found.push({
-        at,
-        peer,
-        catchUp: Number(entry["catchUp"]),
-        catchUpMs: Number(entry["catchUpMs"]),
-        handshake: String(entry["handshake"])
-      })
-    } catch {
-      // A line cut short: not an entry to count.
-    }
-  }
-  return found
-}
+const linkUps = (spec: Spec, peer: string, fromMs: number): Array<LinkEntry> =>
+  linkEntries(spec, fromMs).filter((entry) => entry.event === "link-up" && entry.peer === peer)
 
 /** Waits (at most 10 s: the event log is written in batches) until the log holds at least `atLeast` such entries. */
 const waitLinkUps = (spec: Spec, peer: string, fromMs: number, atLeast: number) =>
@@ -409,7 +112,7 @@ const waitLinkUps = (spec: Spec, peer: string, fromMs: number, atLeast: number) 
     }
   })
 
-const describeUps = (ups: ReadonlyArray<LinkUp>) =>
+const describeUps = (ups: ReadonlyArray<LinkEntry>) =>
   ups.map((up) => `${up.catchUp} records, ${up.handshake}, ${up.catchUpMs} ms`).join("; ")
 
 const bytesFrom = (status: Option.Option<Status.StatusReport>, peer: string) =>
@@ -422,32 +125,17 @@ const bytesFrom = (status: Option.Option<Status.StatusReport>, peer: string) =>
 
 const program = Effect.gen(function*() {
   const startedAt = yield* Clock.currentTimeMillis
-  yield* removeLeftovers
-  // The bundle, built once and pinned for the run (a copy beside it, where it
-  // finds the packages it loads at run time): a rebuild by anyone meanwhile
-  // cannot change the code of a server restarted mid-run.
-  const built = spawnSync(process.execPath, [join(repository, "packages/cli/build.mjs")], { cwd: repository, timeout: 120_000, encoding: "utf8" })
-  if (built.status !== 0) return yield* fail(`the bundle did not build: ${(built.stderr ?? "").trim().split("\n").slice(-3).join(" | ")}`)
-  const bundle = yield* Effect.acquireRelease(
-    Effect.sync(() => {
-      const pinned = join(dist, pinnedName(process.pid))
-      copyFileSync(join(dist, "herd.mjs"), pinned)
-      return pinned
-    }),
-    (pinned) => Effect.sync(() => rmSync(pinned, { force: true }))
-  )
-  const root = yield* Effect.acquireRelease(
-    Effect.sync(() => mkdtempSync(join(tmpdir(), tempPrefix(process.pid)))),
-    (dir) =>
-      Effect.sync(() => {
-        // --keep-logs DIR: the servers' logs copied out first, to read a failure by.
-        if (keepLogs !== undefined) {
-          for (const name of names) cpSync(join(dir, name, "logs"), join(keepLogs, name), { recursive: true, force: true })
-        }
-        rmSync(dir, { recursive: true, force: true })
-      })
-  )
-  const specs = yield* writeHerd(root)
+  yield* removeLeftovers(prefix)
+  const bundle = yield* pinnedBundle(prefix)
+  const root = yield* tempDirectory(prefix)
+  // --keep-logs DIR: the servers' logs copied out first, to read a failure by.
+  if (keepLogs !== undefined) yield* copyOutOnClose(() => names.map((name) => [join(root, name, "logs"), join(keepLogs, name)]))
+  const specs = yield* writeHerd(root, names, links, {
+    places: { provider: "offline" },
+    // Five servers and this script share the machine: no wire lines in the log.
+    log: { wire: "off" },
+    reconnect: defaultHerd.reconnect
+  })
   const herd = yield* makeHerd(specs, bundle)
   const spec = herd.spec
   // Node's own start-up, beside which Hamilton's start is read.
@@ -471,7 +159,7 @@ const program = Effect.gen(function*() {
     Effect.flatMap(spec(name), (target) =>
       report(target, Array.from({ length: share }, (_, i) => iamat(`fill-${name}-${i}`, i)))), { concurrency: "unbounded", discard: true })
   expected += fillClients
-  const filledMs = yield* waitEqual(herd, names, expected, fillFrom, "after the fill", 200)
+  const filledMs = yield* equalAfter(herd, names, expected, fillFrom, "after the fill", 200)
   yield* say(`1: filled ${expected} clients (${share} at each server over one pipelined connection): all five equal ${secs(filledMs)} s after the first report`)
 
   // --settle-ms: a pause between the fill's end and Hamilton's stop (0 unless given), to tell a checkpoint that lags from one that is lost.
@@ -481,7 +169,7 @@ const program = Effect.gen(function*() {
   yield* report(yield* spec("Alford"), fresh.map((client, i) => iamat(client, i)))
   expected += newClients
   const others = names.filter((name) => name !== "Hamilton")
-  yield* waitEqual(herd, others, expected, yield* Clock.currentTimeMillis, "the 100 new clients while Hamilton is down")
+  yield* equalAfter(herd, others, expected, yield* Clock.currentTimeMillis, "the 100 new clients while Hamilton is down")
 
   const hamilton = yield* spec("Hamilton")
   const parker = yield* spec("Parker")
@@ -500,7 +188,7 @@ const program = Effect.gen(function*() {
     else yield* Effect.sleep(Duration.millis(10))
   }
   yield* herd.ready("Hamilton")
-  const equalMs = yield* waitEqual(herd, names, expected, restartAt, "after Hamilton's restart")
+  const equalMs = yield* equalAfter(herd, names, expected, restartAt, "after Hamilton's restart")
   const ups1 = yield* waitLinkUps(parker, "Hamilton", restartAt, 1)
   const bytes1 = bytesFrom(yield* herd.status("Hamilton"), "Parker")
   yield* say(
@@ -531,11 +219,11 @@ const program = Effect.gen(function*() {
 
   // ---- 2. Parker with its data directory deleted
   yield* herd.stop("Parker", "SIGTERM")
-  rmSync(join(parker.dir, "data"), { recursive: true, force: true })
-  mkdirSync(join(parker.dir, "data"), { recursive: true })
+  rmSync(parker.dataDir, { recursive: true, force: true })
+  mkdirSync(parker.dataDir, { recursive: true })
   const wipedAt = yield* Clock.currentTimeMillis
   yield* herd.start("Parker")
-  const wipedEqualMs = yield* waitEqual(herd, names, expected, wipedAt, "after Parker's restart with its data deleted", 100)
+  const wipedEqualMs = yield* equalAfter(herd, names, expected, wipedAt, "after Parker's restart with its data deleted", 100)
   const ups2 = yield* waitLinkUps(hamilton, "Parker", wipedAt, 1)
   const fullBytes = bytesFrom(yield* herd.status("Parker"), "Hamilton")
   yield* say(
@@ -585,7 +273,7 @@ const program = Effect.gen(function*() {
   expected += newIndex + again.size
   const stoppedAt = yield* Clock.currentTimeMillis
   if (load.failures > 0) return yield* fail(`${load.failures} batches of the load were not all answered`)
-  const endEqualMs = yield* waitEqual(herd, names, expected, stoppedAt, "after the ten restarts")
+  const endEqualMs = yield* equalAfter(herd, names, expected, stoppedAt, "after the ten restarts")
   // A restart killed before Parker's redial reached it has no catch-up of its own: the next one covers it.
   const ups3 = yield* waitLinkUps(parker, "Hamilton", killsFrom, 1)
   const total = ups3.reduce((sum, up) => sum + up.catchUp, 0)

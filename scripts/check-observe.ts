@@ -42,7 +42,7 @@
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Option } from "effect"
 import { spawnSync } from "node:child_process"
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import { cpSync, existsSync, readdirSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { LoadClient } from "../bench/client.ts"
 import { defaultHerd } from "../packages/cli/src/DefaultHerd.ts"
@@ -53,6 +53,8 @@ import {
   getText,
   type Herd,
   iamat,
+  type LinkEntry,
+  linkEntries,
   makeHerd,
   pinnedBundle,
   removeLeftovers,
@@ -498,48 +500,6 @@ interface Poll {
   readonly countAfter: number
   /** Whether the /status just after said ready (with `countAfter` records: one snapshot). */
   readonly statusReady: boolean
-}
-
-interface LinkEntry {
-  readonly at: number
-  readonly server: string
-  readonly event: "link-up" | "link-down" | "link-failed"
-  readonly peer: string
-  readonly catchUp: number
-  readonly catchUpMs: number
-  readonly handshake: string
-  readonly reason: string
-}
-
-/** The link entries (up, down, failed) of a server's log, from `fromMs` on (a line cut short is not one). */
-const linkEntries = (spec: Spec, fromMs: number): Array<LinkEntry> => {
-  let text = ""
-  try {
-    text = readFileSync(join(spec.logDir, `${spec.name}.log`), "utf8")
-  } catch {
-    return []
-  }
-  return text.split("\n").flatMap((line): Array<LinkEntry> => {
-    if (!line.includes("\"link-")) return []
-    try {
-      const entry = JSON.parse(line) as Record<string, unknown>
-      const event = entry["event"]
-      const at = typeof entry["time"] === "string" ? Date.parse(entry["time"]) : Number.NaN
-      if ((event !== "link-up" && event !== "link-down" && event !== "link-failed") || !(at >= fromMs)) return []
-      return [{
-        at,
-        server: spec.name,
-        event,
-        peer: String(entry["peer"]),
-        catchUp: Number(entry["catchUp"]),
-        catchUpMs: Number(entry["catchUpMs"]),
-        handshake: String(entry["handshake"] ?? ""),
-        reason: String(entry["reason"] ?? "")
-      }]
-    } catch {
-      return []
-    }
-  })
 }
 
 /** Waits (at most 5 s: the event log is written in batches) for a link entry that `found` picks. */

@@ -1,13 +1,14 @@
 /**
- * A herd of real `herd serve` processes for end-to-end checks, as
- * scripts/check-catchup.ts runs one: a pinned copy of the bundle, per-server
- * config, data and log directories under one temporary directory, quiet
- * ports below the ephemeral range, readiness by the admin endpoint's
- * `/status`. Every process and file is removed by the scope's finalizers.
+ * A herd of real `herd serve` processes for the end-to-end checks
+ * (scripts/check-catchup.ts, scripts/check-observe.ts): a pinned copy of the
+ * bundle, per-server config, data and log directories under one temporary
+ * directory, quiet ports below the ephemeral range, readiness by the admin
+ * endpoint's `/status`, the link entries of a server's log. Every process
+ * and file is removed by the scope's finalizers.
  */
 import { Clock, Data, Duration, Effect, Option, Schema } from "effect"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs"
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -100,6 +101,21 @@ export const tempDirectory = (prefix: string) =>
   Effect.acquireRelease(
     Effect.sync(() => mkdtempSync(join(tmpdir(), `${prefix}-${process.pid}-`))),
     (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
+  )
+
+/**
+ * A check's `--keep`: each `[from, to]` that `pairs` names (read when the
+ * scope closes) copied out, to read a failure by. Added after
+ * `tempDirectory`, it runs after the servers are stopped and before the
+ * directory goes. A copy that fails is skipped: the cleanup goes on.
+ */
+export const copyOutOnClose = (pairs: () => ReadonlyArray<readonly [from: string, to: string]>) =>
+  Effect.addFinalizer(() =>
+    Effect.forEach(
+      pairs(),
+      ([from, to]) => Effect.ignore(Effect.try(() => cpSync(from, to, { recursive: true, force: true }))),
+      { discard: true }
+    )
   )
 
 // ---------------------------------------------------------------- the herd
@@ -305,6 +321,50 @@ export const waitEqual = (
       yield* Effect.sleep(Duration.millis(options.intervalMs ?? 50))
     }
   })
+
+// ---------------------------------------------------------------- the log
+
+export interface LinkEntry {
+  readonly at: number
+  readonly server: string
+  readonly event: "link-up" | "link-down" | "link-failed"
+  readonly peer: string
+  readonly catchUp: number
+  readonly catchUpMs: number
+  readonly handshake: string
+  readonly reason: string
+}
+
+/** The link entries (up, down, failed) of a server's log, from `fromMs` on (a line cut short is not one). */
+export const linkEntries = (spec: Spec, fromMs: number): Array<LinkEntry> => {
+  let text = ""
+  try {
+    text = readFileSync(join(spec.logDir, `${spec.name}.log`), "utf8")
+  } catch {
+    return []
+  }
+  return text.split("\n").flatMap((line): Array<LinkEntry> => {
+    if (!line.includes("\"link-")) return []
+    try {
+      const entry = JSON.parse(line) as Record<string, unknown>
+      const event = entry["event"]
+      const at = typeof entry["time"] === "string" ? Date.parse(entry["time"]) : Number.NaN
+      if ((event !== "link-up" && event !== "link-down" && event !== "link-failed") || !(at >= fromMs)) return []
+      return [{
+        at,
+        server: spec.name,
+        event,
+        peer: String(entry["peer"]),
+        catchUp: Number(entry["catchUp"]),
+        catchUpMs: Number(entry["catchUpMs"]),
+        handshake: String(entry["handshake"] ?? ""),
+        reason: String(entry["reason"] ?? "")
+      }]
+    } catch {
+      return []
+    }
+  })
+}
 
 // ---------------------------------------------------------------- clients
 
