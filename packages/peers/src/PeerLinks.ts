@@ -394,6 +394,8 @@ export const make = (options: PeerLinksOptions) =>
      */
     const answerCheckpoint = (link: Link) => (connection: SocketAdapter.SocketAdapter) => {
       if (durable === undefined) return link.enqueueControl(Handshake.checkpointLine(Handshake.noCheckpoint))
+      // At once, not after the writer's rest: the neighbour waits for this before it stops.
+      durable.unsafeCommitSoon()
       durable.unsafeOnCommitted(() =>
         connection.guard(() => {
           if (link.isCurrent(connection)) link.enqueueControl(Handshake.checkpointLine({ epoch: durable.epoch, seq: durable.lastSeq() }))

@@ -153,8 +153,9 @@ const serve = (
     }
     yield* Effect.addFinalizer(() => close)
     yield* server.run(serveConnection(services)).pipe(Effect.forkScoped)
-    // Added last, so it runs first, while every connection is still served.
-    yield* Effect.addFinalizer(() => askCheckpoints(services.extendedLinksIn, log))
+    // Added last, so it runs first, while every connection is still served. A
+    // store in memory keeps no checkpoint past the process: nothing to ask.
+    if (Option.isSome(durable)) yield* Effect.addFinalizer(() => askCheckpoints(services.extendedLinksIn, log))
 
     log.unsafeRecord("listening", { host: address.host, port: address.port })
     return HerdServer.of({ name: options.name, address, stats, store, durable: Option.getOrUndefined(durable) })
@@ -179,14 +180,17 @@ const askCheckpoints = (linksIn: ReadonlySet<Session>, log: EventLog.EventLog["T
       Effect.sleep(Duration.millis(Handshake.checkpointWaitMs)).pipe(Effect.zipRight(Deferred.succeed(done, undefined)))
     ))
     let answered = 0
+    let gone = 0
     for (const session of asked) {
-      session.askCheckpoint(() => {
-        if (++answered === asked.length) Deferred.unsafeDone(done, Exit.void)
+      session.askCheckpoint((gotAnswer) => {
+        if (gotAnswer) answered++
+        else gone++
+        if (answered + gone === asked.length) Deferred.unsafeDone(done, Exit.void)
       })
     }
     yield* Deferred.await(done)
     yield* Fiber.interruptFork(timer)
-    log.unsafeRecord("checkpoints", { asked: asked.length, answered, ms: (yield* Clock.currentTimeMillis) - started })
+    log.unsafeRecord("checkpoints", { asked: asked.length, answered, gone, ms: (yield* Clock.currentTimeMillis) - started })
   })
 
 /**

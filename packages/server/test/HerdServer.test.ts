@@ -173,7 +173,6 @@ describe("HerdServer.layer", () => {
       const fromWelsh = yield* linkIn(port, "Welsh")
       expect(yield* fromWelsh.nextLine).toBe("SINCE - 0")
       fromWelsh.say("CATCHUP 0\nMARK w-epoch 2\n")
-      yield* Effect.sleep("100 millis")
       const stopping = yield* Effect.fork(Fiber.interrupt(running))
       expect(yield* fromParker.nextLine).toBe("CHECKPOINT")
       expect(yield* fromWelsh.nextLine).toBe("CHECKPOINT")

@@ -409,7 +409,8 @@ describe("a server with tls, before a connection's first byte", () => {
       const stopping = yield* Effect.fork(Scope.close(serverScope, Exit.void))
       const stopped = yield* Fiber.await(stopping).pipe(Effect.timeout("5 seconds"), Effect.option)
       expect(Option.isSome(stopped)).toBe(true)
-      yield* Effect.sleep("100 millis")
+      const closedBy = Date.now() + 5000
+      while (!silent.every((socket) => socket.closed) && Date.now() < closedBy) yield* Effect.sleep("10 millis")
       expect(silent.every((socket) => socket.closed)).toBe(true)
     }), 30_000)
 })

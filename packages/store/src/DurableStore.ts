@@ -79,6 +79,11 @@ export interface DurableStoreService {
    */
   readonly committedNow: Effect.Effect<void, DurableStoreError>
   /**
+   * `committedNow` for a callback: sends what is pending to the writer at
+   * once; `unsafeOnCommitted` called next waits for that commit alone.
+   */
+  readonly unsafeCommitSoon: () => void
+  /**
    * Completes once every record offered so far is committed (fsynced with
    * `sync: "always"`), or once the commit of one of them failed (the failure
    * is logged and the writer tries again): it never waits longer than one
@@ -171,6 +176,7 @@ const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type
         try: () => database.unsafeRecordsAfter(seq, limit),
         catch: (cause) => new DurableStoreError({ reason: "Read", path, cause })
       }),
+    unsafeCommitSoon: () => database.unsafeSend(true),
     committedNow: Effect.async<void, DurableStoreError>((resume) => {
       database.unsafeSend(true)
       database.unsafeOnCommitted(

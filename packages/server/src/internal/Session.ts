@@ -196,7 +196,7 @@ export class Session {
    */
   private refusedARecord = false
   /** Waits for the neighbour's answer to `CHECKPOINT` (this server is stopping). */
-  private checkpointAnswered: (() => void) | undefined
+  private checkpointAnswered: ((answered: boolean) => void) | undefined
   closeReason: string | undefined
 
   /** Which of the server's connection slots this one holds. */
@@ -297,7 +297,7 @@ export class Session {
       this.silenceDueNs = undefined
       this.reportDeadline()
       this.port.inputEnded()
-      this.stopWaitingForCheckpoint()
+      this.stopWaitingForCheckpoint(false)
     }
     this.settleIfDone()
   }
@@ -316,7 +316,7 @@ export class Session {
   close(): void {
     this.probationDueNs = undefined
     this.services.extendedLinksIn.delete(this)
-    this.stopWaitingForCheckpoint()
+    this.stopWaitingForCheckpoint(false)
     this.services.stats.connectionsOpen--
     this.services.admission.release(this.slot, this.asCandidate)
     this.services.log.unsafeRecord("close", {
@@ -334,21 +334,22 @@ export class Session {
    * with its store (`CHECKPOINT`), so that the checkpoint kept on disk is
    * where the link really is, and this server's restart resumes from there
    * rather than from the last `MARK`, which trails the neighbour's commits.
-   * `answered` is called once the answer is noted, or the link is gone.
+   * `settled` is called once the answer is noted (true), or the link is
+   * gone (false).
    */
-  askCheckpoint(answered: () => void): void {
+  askCheckpoint(settled: (answered: boolean) => void): void {
     this.port.guard(() => {
-      if (this.inputEnded) return answered()
-      this.checkpointAnswered = answered
+      if (this.inputEnded) return settled(false)
+      this.checkpointAnswered = settled
       this.reply(Handshake.askCheckpointLine)
       this.flush()
     })
   }
 
-  private stopWaitingForCheckpoint(): void {
-    const answered = this.checkpointAnswered
+  private stopWaitingForCheckpoint(answered: boolean): void {
+    const settled = this.checkpointAnswered
     this.checkpointAnswered = undefined
-    answered?.()
+    settled?.(answered)
   }
 
   /** Every line of a read shares its receive time, and so the bound on client times. */
@@ -555,7 +556,7 @@ export class Session {
           this.peerLink.caughtUpIn = true
           this.peerLink.lagRecords = 0
         }
-        if (said._tag === "Checkpoint") this.stopWaitingForCheckpoint()
+        if (said._tag === "Checkpoint") this.stopWaitingForCheckpoint(true)
         break
       case "Digest": {
         const ours = this.services.store.digest()
