@@ -66,8 +66,15 @@ export const digestOf = (store: LocationStore.LocationStore["Type"]): { readonly
   return typeof withDigest.digest === "function" ? withDigest.digest() : undefined
 }
 
+/**
+ * How long a neighbour reached by an extended handshake may take to begin
+ * its own link's catch-up here before it holds no one back: its link may
+ * never come (it cannot reach this server, or is refused).
+ */
+export const notBegunGraceMs = 10_000
+
 /** The neighbours this server waits for before it is ready, each with why. */
-export const waitingFor = (stats: Metrics.ServerStats, neighbours: ReadonlyArray<string>): Array<string> => {
+export const waitingFor = (stats: Metrics.ServerStats, neighbours: ReadonlyArray<string>, nowMs: number): Array<string> => {
   const waiting: Array<string> = []
   for (const peer of neighbours) {
     // A server whose links report to no one (built with links of a test's
@@ -79,8 +86,11 @@ export const waitingFor = (stats: Metrics.ServerStats, neighbours: ReadonlyArray
     if (link.state === "connecting") waiting.push(`${peer}: first dial not done`)
     if (link.caughtUpIn === false) waiting.push(`${peer}: its catch-up of this server not done`)
     // Reached, and it speaks the extended handshake, so its own link here will say
-    // where its catch-up ends: until that link has begun, it is still to come.
-    else if (link.state === "up" && link.handshake !== undefined && link.handshake !== "old-style" && link.caughtUpIn === undefined) {
+    // where its catch-up ends: until that link has begun, it is still to come (for a while).
+    else if (
+      link.state === "up" && link.handshake !== undefined && link.handshake !== "old-style" &&
+      link.caughtUpIn === undefined && nowMs - link.stateSinceMs < notBegunGraceMs
+    ) {
       waiting.push(`${peer}: its catch-up of this server not begun`)
     }
     // Where the neighbour's handshake says how far behind this server is.
@@ -99,7 +109,7 @@ export const statusOf = (
 ): StatusReport => {
   const { durable, stats, store } = server
   const digest = digestOf(store)
-  const waiting = waitingFor(stats, neighbours)
+  const waiting = waitingFor(stats, neighbours, nowMs)
   return {
     name: server.name,
     address: server.address,

@@ -83,6 +83,8 @@ export type LinkEvent =
     readonly handshake: LinkHandshake
   }
   | { readonly event: "link-down" | "link-failed"; readonly peer: string; readonly address: string; readonly reason: string }
+  /** A link taken for old-style turned extended: the neighbour answered `SINCE` after the wait. */
+  | { readonly event: "link-extended"; readonly peer: string; readonly address: string }
 
 export interface PeerLinksOptions {
   /** This server's name, sent in `PEER <self>`. */
@@ -463,7 +465,12 @@ export const make = (options: PeerLinksOptions) =>
           } else {
             // A neighbour that answers SINCE after the wait (busy starting, say) speaks it
             // after all: the link turns extended, from a MARK of what it has had by then.
-            yield* Effect.forkScoped(Effect.zipRight(Deferred.await(since), Effect.suspend(() => speakExtension(link, durable?.lastSeq() ?? 0))))
+            yield* Effect.forkScoped(Effect.zipRight(
+              Deferred.await(since),
+              Effect.suspend(() => speakExtension(link, durable?.lastSeq() ?? 0)).pipe(
+                Effect.tap(() => Effect.sync(() => onEvent({ event: "link-extended", peer: name, address })))
+              )
+            ))
           }
           const catchUpMs = (yield* Clock.currentTimeMillis) - started
           onEvent({

@@ -190,6 +190,7 @@ describe("the extended handshake, dialling", () => {
       late.connections[0]?.socket.write("SINCE - 0\n")
       yield* until(() => text().includes(`MARK ${store.epoch} 10\n`), "the MARK")
       yield* until(() => text().includes("DIGEST "), "a beat")
+      expect(events.map((event) => event.event)).toContain("link-extended")
     }))
 
   it.scopedLive("beats (DIGEST, MARK) on an extended link, and cuts it once the neighbour has said nothing for three beats", () =>

@@ -220,6 +220,10 @@ export class ServerStats {
           link.stateSinceMs = nowMs
         }
         break
+      case "link-extended":
+        // Its catch-up was a full one; the neighbour's own link here will say where its ends.
+        link.handshake = "full"
+        break
     }
   }
 

@@ -14,6 +14,7 @@ import { SocketAdapter } from "@herd/peers"
 import { Cause, Deferred, Effect, Exit, Option } from "effect"
 import type { Clock } from "effect"
 import type * as Net from "node:net"
+import { probationMs } from "./Admission.ts"
 import type { OnProbation } from "./Admission.ts"
 import type { Deadline, Deadlines } from "./Deadlines.ts"
 import { netSocketOf } from "./NetSocket.ts"
@@ -95,14 +96,20 @@ export const serveConnection = (services: ConnectionServices) => (_socket: Socke
 
 /**
  * Runs `sniff` holding a connection slot of the server's admission for
- * `socket` (past the client limit, a probation slot, whose oldest holder
- * makes room for a newer one: it is destroyed).
+ * `socket`. Past the client limit it is a probation slot: the oldest holder
+ * makes room for a newer one, and none holds it longer than a session on
+ * probation may wait for `PEER` (a neighbour's first byte and TLS handshake
+ * take milliseconds); either way the socket is destroyed.
  */
 const holdingSlot = (services: ConnectionServices, socket: Net.Socket) => <A, E, R>(sniff: Effect.Effect<A, E, R>) =>
   Effect.suspend(() => {
     const candidate: OnProbation = { evict: () => socket.destroy() }
     const slot = services.admission.admit(candidate)
-    return sniff.pipe(Effect.ensuring(Effect.sync(() => services.admission.release(slot, candidate))))
+    const cut = slot === "probation" ? services.deadlines.set(probationMs, () => socket.destroy()) : undefined
+    return sniff.pipe(Effect.ensuring(Effect.sync(() => {
+      services.deadlines.clear(cut)
+      services.admission.release(slot, candidate)
+    })))
   })
 
 /**
