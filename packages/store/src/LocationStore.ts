@@ -40,7 +40,8 @@ export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
      * The record count and the sum (mod 2^64) of the FNV-1a 64 hash of each
      * stored record's AT line bytes, as 16 hex digits: stores holding the
      * same winners have the same digest, whatever order the records came
-     * in. Kept up to date as records are stored, so asking costs nothing.
+     * in. Brought up to date when asked (a link's beat, a status): it hashes
+     * the records changed since the last time, so storing costs no hash.
      */
     readonly digest: () => StoreDigest
   }
