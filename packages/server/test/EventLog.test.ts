@@ -87,7 +87,9 @@ describe("EventLog entries", () => {
           if (entry.lineBase64 !== undefined) expect(Buffer.from(entry.lineBase64, "base64")).toEqual(Buffer.from(bytes))
           else expect(Buffer.from(entry.line, "utf8")).toEqual(Buffer.from(bytes))
         }
-      })
+      }),
+    // A hundred writers made and read back: seconds on a loaded machine (5.2-7.7 s seen).
+    30_000
   )
 
   it.effect.prop(
@@ -112,7 +114,8 @@ describe("EventLog entries", () => {
           ? Buffer.from(entries[0].line, "utf8")
           : Buffer.from(entries[0].lineBase64, "base64")
         expect(logged).toEqual(answer.subarray(1, answer.length - 1))
-      })
+      }),
+    30_000
   )
 })
 
