@@ -39,15 +39,14 @@
  *
  *   node --conditions=@herd/source --import tsx scripts/check-observe.ts [--loadgen PATH] [--keep DIR]
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Option } from "effect"
+import { Clock, Console, Duration, Effect, Fiber, Option } from "effect"
 import { spawnSync } from "node:child_process"
 import { cpSync, existsSync, readdirSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { LoadClient } from "../bench/client.ts"
 import { defaultHerd } from "../packages/cli/src/DefaultHerd.ts"
 import {
-  CheckError,
+  argument,
   fail,
   getJson,
   getText,
@@ -60,6 +59,7 @@ import {
   removeLeftovers,
   repository,
   request,
+  runCheck,
   runProcess,
   type Spec,
   tempDirectory,
@@ -80,10 +80,6 @@ const logLimitBytes = 40_000_000
 const loadSeconds = 60
 const loadWarmupSeconds = 2
 
-const argument = (flag: string): string | undefined => {
-  const index = process.argv.indexOf(flag)
-  return index === -1 ? undefined : process.argv[index + 1]
-}
 const loadgenGiven = argument("--loadgen")
 const keepDir = argument("--keep")
 
@@ -785,22 +781,4 @@ const program = Effect.gen(function*() {
   return startedAt
 })
 
-const main = Effect.scoped(program).pipe(
-  Effect.flatMap((startedAt) => Effect.flatMap(Clock.currentTimeMillis, (now) => say(`PASS in ${secs(now - startedAt)} s, cleanup included`))),
-  Effect.timeoutFail({ duration: Duration.minutes(4), onTimeout: () => new CheckError({ message: "the whole check took more than 4 minutes" }) }),
-  Effect.onExit((exit) =>
-    Exit.isSuccess(exit)
-      ? Effect.void
-      : Cause.isInterruptedOnly(exit.cause)
-      ? Console.error("check-observe: interrupted; every process and temporary file removed")
-      : Console.error(`check-observe: FAIL: ${(() => {
-        const error = Cause.squash(exit.cause)
-        return error instanceof CheckError ? error.message : String(error)
-      })()}`)
-  )
-)
-
-NodeRuntime.runMain(main, {
-  disableErrorReporting: true,
-  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
-})
+runCheck("check-observe", program, 4)

@@ -6,7 +6,9 @@
  * endpoint's `/status`, the link entries of a server's log. Every process
  * and file is removed by the scope's finalizers.
  */
-import { Clock, Data, Duration, Effect, Option, Schema } from "effect"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import { Cause, Clock, Console, Data, Duration, Effect, Exit, Option, Schema } from "effect"
+import type { Scope } from "effect"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
@@ -496,3 +498,42 @@ export const runProcess = (
       kill()
     })
   })
+
+/** The value after `flag` on the command line, if given. */
+export const argument = (flag: string): string | undefined => {
+  const index = process.argv.indexOf(flag)
+  return index === -1 ? undefined : process.argv[index + 1]
+}
+
+/**
+ * Runs a check to its end as the process's main program: `<name>: PASS in …`
+ * (exit 0), or one `<name>: FAIL: …` line (exit 1), or interrupted (130),
+ * every process and temporary file removed by `program`'s scope each time.
+ * `program` answers when it started (ms); the whole run is bounded.
+ */
+export const runCheck = <E>(name: string, program: Effect.Effect<number, E, Scope.Scope>, boundMinutes: number): void => {
+  const main = Effect.scoped(program).pipe(
+    Effect.flatMap((startedAt) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Console.log(`${name}: PASS in ${((now - startedAt) / 1000).toFixed(2)} s, cleanup included`))
+    ),
+    Effect.timeoutFail({
+      duration: Duration.minutes(boundMinutes),
+      onTimeout: () => new CheckError({ message: `the whole check took more than ${boundMinutes} minutes` })
+    }),
+    Effect.onExit((exit) =>
+      Exit.isSuccess(exit)
+        ? Effect.void
+        : Cause.isInterruptedOnly(exit.cause)
+        ? Console.error(`${name}: interrupted; every process and temporary file removed`)
+        : Console.error(`${name}: FAIL: ${(() => {
+          const error = Cause.squash(exit.cause)
+          return error instanceof CheckError ? error.message : String(error)
+        })()}`)
+    )
+  )
+  NodeRuntime.runMain(main, {
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+  })
+}
