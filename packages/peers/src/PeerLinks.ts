@@ -304,9 +304,16 @@ export const make = (options: PeerLinksOptions) =>
     )
 
     /** Writes one slice of catch-up, then waits for it to drain past `catchUpHighWater`, or yields to the clients. */
-    const sendSlice = (connection: SocketAdapter.SocketAdapter, counters: LinkCounters, records: ReadonlyArray<LocationRecord.LocationRecord>) =>
+    const sendSlice = (
+      connection: SocketAdapter.SocketAdapter,
+      counters: LinkCounters,
+      records: ReadonlyArray<LocationRecord.LocationRecord>,
+      progress?: string
+    ) =>
       Effect.suspend(() => {
-        const slice = linesOf(records.map(LocationRecord.formatAtLine))
+        const lines = records.map(LocationRecord.formatAtLine)
+        if (progress !== undefined) lines.push(progress.slice(0, -1))
+        const slice = linesOf(lines)
         counters.bytesSent += slice.length
         connection.write(slice)
         return connection.unsentBytes() > catchUpHighWater ? connection.drained : Effect.yieldNow()
@@ -340,9 +347,12 @@ export const make = (options: PeerLinksOptions) =>
         while (!connection.isClosed()) {
           const found = yield* durable.recordsAfter(cursor, catchUpBatch)
           if (found.length === 0) break
-          yield* sendSlice(connection, counters, found.map((sequenced) => sequenced.record))
           sent += found.length
           cursor = found[found.length - 1]?.seq ?? cursor
+          // Each slice ends with where it got to: every committed record up to `cursor`
+          // is on the link now, so a neighbour that stops (or is killed) midway resumes
+          // from there rather than redoing the whole catch-up.
+          yield* sendSlice(connection, counters, found.map((sequenced) => sequenced.record), Handshake.checkpointLine({ epoch: durable.epoch, seq: cursor }))
         }
         // Every record committed by now is sent or queued on the link (accepted since it opened).
         return { sent, upTo: Math.max(cursor, durable.lastSeq()) }

@@ -118,7 +118,7 @@ describe("the extended handshake, dialling", () => {
     expect([watch.observe(a, b), watch.observe(a, b), watch.observe(a, b), watch.observe(a, b)]).toEqual([false, false, false, true])
   })
 
-  it.scopedLive("resumes from the neighbour's checkpoint of its store: only the records after it, then MARK", () =>
+  it.scopedLive("resumes from the neighbour's checkpoint of its store: only the records after it, each slice with its CHECKPOINT, then MARK", () =>
     Effect.gen(function*() {
       // The neighbour's answer names this store's epoch, known once it is open.
       const store = yield* storeOfTen
@@ -131,6 +131,8 @@ describe("the extended handshake, dialling", () => {
       expect(neighbour.connections[0]?.text.slice(0, -1).split("\nDIGEST ")[0] + "\n").toBe(
         "PEER Alford\nRESUME\nCATCHUP 3\n" +
           [8, 9, 10].map((i) => LocationRecord.formatAtLine(record(`c${i}`, String(i))) + "\n").join("") +
+          // Each slice of the catch-up ends with where it got to; the MARK ends the catch-up.
+          `CHECKPOINT ${store.epoch} 10\n` +
           `MARK ${store.epoch} 10\n`
       )
     }))

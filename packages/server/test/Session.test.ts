@@ -392,6 +392,18 @@ describe("Session", () => {
     expect(replies().filter((line) => line === "CHECKPOINT")).toHaveLength(2)
   })
 
+  it("keeps a catch-up's progress (CHECKPOINT after each slice) without ending the catch-up: the MARK does", () => {
+    const checkpoints = Handshake.makeMemoryCheckpoints()
+    const stats = new ServerStats("Alford", 0)
+    const { connection } = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints, stats } })
+    connection.feed(Buffer.from("PEER Bolden\nRESUME\nCATCHUP 2\nAT Bolden +0.000000000 kiwi +1+1 1600000000\nCHECKPOINT e1 7\n"), 1_700_000_000_000_000_000n)
+    expect(checkpoints.get("Bolden")).toEqual({ epoch: "e1", seq: 7 })
+    expect(stats.link("Bolden").caughtUpIn).toBe(false)
+    feed(connection, Buffer.from("AT Bolden +0.000000000 lime +1+1 1600000000\nCHECKPOINT e1 9\nMARK e1 9\n"))
+    expect(checkpoints.get("Bolden")).toEqual({ epoch: "e1", seq: 9 })
+    expect(stats.link("Bolden").caughtUpIn).toBe(true)
+  })
+
   it("keeps its checkpoint of a neighbour's store short of a record it refused on the link: a later MARK does not move it", () => {
     const checkpoints = Handshake.makeMemoryCheckpoints()
     const { connection } = setUp({ pendingReplyBytes: 1 << 20, services: { checkpoints } })

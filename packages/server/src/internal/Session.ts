@@ -548,7 +548,6 @@ export class Session {
     }
     switch (said._tag) {
       case "Mark":
-      case "Checkpoint":
         // Not past a record refused on this connection: a restart resends it.
         if (!this.refusedARecord) this.services.checkpoints.unsafeNote(peer, said.checkpoint)
         // Everything the neighbour's store held a moment ago is here: its catch-up is done.
@@ -556,7 +555,12 @@ export class Session {
           this.peerLink.caughtUpIn = true
           this.peerLink.lagRecords = 0
         }
-        if (said._tag === "Checkpoint") this.stopWaitingForCheckpoint(true)
+        break
+      case "Checkpoint":
+        // A checkpoint to keep (the answer to this server's CHECKPOINT, or the
+        // progress of a catch-up), which ends no catch-up: a MARK does.
+        if (!this.refusedARecord) this.services.checkpoints.unsafeNote(peer, said.checkpoint)
+        this.stopWaitingForCheckpoint(true)
         break
       case "Digest": {
         const ours = this.services.store.digest()
