@@ -11,6 +11,7 @@
  *   B: SINCE <epoch> <seq>             B has applied A's records up to <seq> of A's store <epoch> ("-" 0: none)
  *   A: CATCHUP <records>               about this many records follow (B is not caught up until the MARK)
  *   A: AT ...                          the records accepted after <seq> (or all, if the epoch is not A's), then live
+ *   A: CHECKPOINT <epoch> <seq>        after each slice of an incremental catch-up: every record up to <seq> is on this link
  *   A: MARK <epoch> <seq>              every record of A's store up to <seq> is now on this link
  *   A, B: DIGEST <count> <digest>      each end's store, every beat when idle: the heartbeat
  *   B: CHECKPOINT                      B is stopping: where does it stand?
