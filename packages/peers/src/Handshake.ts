@@ -22,6 +22,7 @@
  * old-style dialler never hears a line on its link.
  */
 import type { DurableStore, LocationStore } from "@herd/store"
+import { Deferred, Duration, Effect, Fiber } from "effect"
 
 /** The receiver's checkpoint for the sender's store: `epoch` "-" for none. */
 export interface Checkpoint {
@@ -87,6 +88,21 @@ export const checkpointLine = (checkpoint: Checkpoint): string => `CHECKPOINT ${
  * that does not answer in time leaves the checkpoint its last `MARK` gave.
  */
 export const checkpointWaitMs = 2000
+
+/**
+ * Waits for `done`, at most `ms`, inside a finalizer. A finalizer runs
+ * uninterruptibly, and one that runs because its fiber was interrupted (a
+ * SIGTERM) would take that interruption at once if its wait were made
+ * interruptible: so the bound is a timer of its own, in a fiber of its own.
+ */
+export const awaitAtMost = (done: Deferred.Deferred<void>, ms: number): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const timer = yield* Effect.forkDaemon(Effect.interruptible(
+      Effect.sleep(Duration.millis(ms)).pipe(Effect.zipRight(Deferred.succeed(done, undefined)))
+    ))
+    yield* Deferred.await(done)
+    yield* Fiber.interruptFork(timer)
+  })
 
 /** How often each end of an extended link says `DIGEST` (its heartbeat). */
 export const beatMs = 1000

@@ -11,7 +11,7 @@ import { Protocol, Reply } from "@herd/protocol"
 import { DurableStore, LocationStore } from "@herd/store"
 import type { SocketServer } from "@effect/platform"
 import * as NodePath from "node:path"
-import { Clock, Context, Deferred, Duration, Effect, Either, Exit, Fiber, FiberSet, Layer, Option, Schema, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Either, Exit, FiberSet, Layer, Option, Schema, Scope } from "effect"
 import * as EventLog from "./EventLog.ts"
 import * as Exposure from "./Exposure.ts"
 import * as Metrics from "./Metrics.ts"
@@ -173,12 +173,7 @@ const askCheckpoints = (linksIn: ReadonlySet<Session>, log: EventLog.EventLog["T
     const asked = [...linksIn]
     if (asked.length === 0) return
     const started = yield* Clock.currentTimeMillis
-    // A finalizer runs uninterruptibly, so the wait is bounded by a timer of
-    // its own (interruptible, in a fiber of its own), not by a timeout.
     const done = yield* Deferred.make<void>()
-    const timer = yield* Effect.forkDaemon(Effect.interruptible(
-      Effect.sleep(Duration.millis(Handshake.checkpointWaitMs)).pipe(Effect.zipRight(Deferred.succeed(done, undefined)))
-    ))
     let answered = 0
     let gone = 0
     for (const session of asked) {
@@ -188,8 +183,7 @@ const askCheckpoints = (linksIn: ReadonlySet<Session>, log: EventLog.EventLog["T
         if (answered + gone === asked.length) Deferred.unsafeDone(done, Exit.void)
       })
     }
-    yield* Deferred.await(done)
-    yield* Fiber.interruptFork(timer)
+    yield* Handshake.awaitAtMost(done, Handshake.checkpointWaitMs)
     log.unsafeRecord("checkpoints", { asked: asked.length, answered, gone, ms: (yield* Clock.currentTimeMillis) - started })
   })
 

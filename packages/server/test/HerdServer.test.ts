@@ -86,6 +86,56 @@ const linkIn = (port: number, name: string) =>
     return { nextLine, say: (text: string) => socket.write(text) }
   }))
 
+/**
+ * A neighbour that takes the server's link as an extended receiver would
+ * (`SINCE - 0` to its `RESUME`) and keeps every line it is sent; `lines`
+ * completes when the link closes.
+ */
+const extendedNeighbour = Effect.acquireRelease(
+  Effect.all([Deferred.make<ReadonlyArray<string>>(), Deferred.make<void>()]).pipe(Effect.flatMap(([closed, marked]) =>
+    Effect.async<{ readonly port: number; readonly lines: Effect.Effect<ReadonlyArray<string>>; readonly marked: Effect.Effect<void>; readonly server: Net.Server }>((resume) => {
+      const server = Net.createServer((socket) => {
+        const lines: Array<string> = []
+        let partial = ""
+        socket.on("error", () => {})
+        socket.on("data", (chunk: Buffer) => {
+          const complete = (partial + chunk.toString("latin1")).split("\n")
+          partial = complete.pop() ?? ""
+          for (const line of complete) {
+            lines.push(line)
+            if (line === "RESUME") socket.write("SINCE - 0\n")
+            if (line.startsWith("MARK ")) Deferred.unsafeDone(marked, Exit.void)
+          }
+        })
+        socket.on("close", () => Deferred.unsafeDone(closed, Exit.succeed(lines)))
+      })
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address()
+        const port = typeof address === "object" && address !== null ? address.port : 0
+        resume(Effect.succeed({ port, lines: Deferred.await(closed), marked: Deferred.await(marked), server }))
+      })
+    }))),
+  ({ server }) => Effect.async<void>((resume) => {
+    server.close(() => resume(Effect.void))
+  })
+)
+
+/** One request on a connection of its own: the first line of the answer. */
+const ask = (port: number, line: string) =>
+  Effect.async<string>((resume) => {
+    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.write(line))
+    let text = ""
+    socket.on("error", () => {})
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1")
+      const end = text.indexOf("\n")
+      if (end >= 0) {
+        socket.destroy()
+        resume(Effect.succeed(text.slice(0, end)))
+      }
+    })
+  }).pipe(Effect.timeout("5 seconds"), Effect.orDie)
+
 describe("HerdServer.layer", () => {
   it.scopedLive("fails on a taken port before it opens its log or dials its neighbour", () =>
     Effect.gen(function*() {
@@ -186,6 +236,38 @@ describe("HerdServer.layer", () => {
       const again = alfordAt(yield* Layer.build(HerdServer.layer({ name: "Alford" })).pipe(Effect.provide(context)))
       expect(yield* (yield* linkIn(again, "Parker")).nextLine).toBe("SINCE p-epoch 9")
       expect(yield* (yield* linkIn(again, "Welsh")).nextLine).toBe("SINCE w-epoch 2")
+    }), 20_000)
+
+  it.scopedLive("when stopped, says a last MARK of all it committed on each extended link it dialled", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const parker = yield* extendedNeighbour
+      const config = yield* HerdConfig.decodeConfig({
+        servers: { Alford: { port: 0 }, Parker: { port: parker.port } },
+        links: [["Alford", "Parker"]],
+        logDir: join(dir, "logs"),
+        dataDir: join(dir, "data")
+      }, "test")
+      const listening = yield* Deferred.make<number>()
+      const running = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+        const server = Context.get(yield* Layer.build(HerdServer.layer({ name: "Alford" })), HerdServer.HerdServer)
+        yield* Deferred.succeed(listening, server.address.port)
+        return yield* Effect.never
+      })).pipe(Effect.provide(Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), noPlaces))))
+      const port = yield* Deferred.await(listening)
+      // The link is caught up (its first MARK), then a record is accepted and flooded on it.
+      yield* parker.marked.pipe(Effect.timeout("5 seconds"), Effect.orDie)
+      const at = yield* ask(port, "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450\n")
+      expect(at).toMatch(/^AT Alford /)
+      // Stopped at once, before a beat's MARK could claim it.
+      yield* Fiber.interrupt(running)
+      const lines = yield* parker.lines.pipe(Effect.timeout("5 seconds"), Effect.orDie)
+      const flooded = lines.findIndex((line) => line === at)
+      const marks = lines.filter((line) => line.startsWith("MARK "))
+      expect(flooded).toBeGreaterThan(0)
+      expect(marks[0]).toMatch(/^MARK \S+ 0$/)
+      const epoch = marks[0]?.split(" ")[1]
+      expect(lines.at(-1)).toBe(`MARK ${epoch} 1`)
     }), 20_000)
 
   it.scoped("refuses to serve plain TCP beyond loopback unless the config says insecure", () =>
