@@ -17,8 +17,8 @@ export const geonamesAttribution = "Place data from <a href=\"https://www.geonam
 type Gazetteer = typeof import("./internal/gazetteer.ts")
 
 /**
- * The gazetteer module. Importing it decodes the data and builds the index
- * (a few hundred milliseconds), so it is imported on first use, not when the
+ * The gazetteer module. Importing it reads the data and builds the index
+ * (a fifth of a second), so it is imported on first use, not when the
  * layer is built: a server starts listening at once (`herd serve` warms it up
  * right after). The module system hands the same module to every later
  * import, so every server of the process shares one.
@@ -77,7 +77,7 @@ const offlineBody = (places: ReadonlyArray<City>): PlacesBody => ({
 const legacyResult = (city: City): Record<string, unknown> => ({
   name: city.name,
   place_id: `geonames:${city.cityId}`,
-  geometry: { location: { lat: city.loc.coordinates[1], lng: city.loc.coordinates[0] } },
+  geometry: { location: { lat: city.latitude, lng: city.longitude } },
   vicinity: vicinityOf(city),
   types: ["locality", "political"],
   population: city.population,
