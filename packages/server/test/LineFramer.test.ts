@@ -9,7 +9,7 @@ const frame = (limit: number, chunks: ReadonlyArray<Buffer>, skipTooLong = false
   if (skipTooLong) framer.skipTooLongLines(() => skipped++)
   let ok = true
   for (const chunk of chunks) {
-    const taken = framer.push(chunk, (bytes, start, end) => lines.push(bytes.toString("latin1", start, end)) > 0)
+    const taken = framer.push(chunk, { onLine: (bytes, start, end) => lines.push(bytes.toString("latin1", start, end)) > 0 })
     ok = taken !== tooLong
     if (!ok) break
     expect(taken).toBe(chunk.length)
@@ -40,7 +40,7 @@ describe("LineFramer", () => {
     let ok = true
     let chunks = 0
     while (ok && chunks < 100) {
-      ok = framer.push(Buffer.alloc(300, 0x41), () => true) !== tooLong
+      ok = framer.push(Buffer.alloc(300, 0x41), { onLine: () => true }) !== tooLong
       chunks++
       expect(framer.pendingBytes).toBeLessThanOrEqual(1200)
     }
@@ -52,9 +52,11 @@ describe("LineFramer", () => {
     const framer = new LineFramer(100)
     const lines: Array<string> = []
     const chunk = Buffer.from("one\ntwo\nthree\nfo")
-    const collect = (bytes: Buffer, start: number, end: number) => {
-      lines.push(bytes.toString("latin1", start, end))
-      return lines.length !== 2
+    const collect = {
+      onLine: (bytes: Buffer, start: number, end: number) => {
+        lines.push(bytes.toString("latin1", start, end))
+        return lines.length !== 2
+      }
     }
     const taken = framer.push(chunk, collect)
     expect(lines).toEqual(["one", "two"])
@@ -69,7 +71,7 @@ describe("LineFramer", () => {
     const lines: Array<string> = []
     let skipped = 0
     framer.skipTooLongLines(() => skipped++)
-    const collect = (bytes: Buffer, start: number, end: number) => lines.push(bytes.toString("latin1", start, end)) > 0
+    const collect = { onLine: (bytes: Buffer, start: number, end: number) => lines.push(bytes.toString("latin1", start, end)) > 0 }
     expect(framer.push(Buffer.from("ab\nabcdefgh\ncd\nxy"), collect)).toBe(17)
     expect(framer.push(Buffer.from("zzz"), collect)).toBe(3)
     expect(framer.pendingBytes).toBe(0)

@@ -11,7 +11,7 @@
  */
 import type * as Socket from "@effect/platform/Socket"
 import { SocketAdapter } from "@herd/peers"
-import { Cause, Deferred, Effect, Exit, Option } from "effect"
+import { Cause, Deferred, Effect, Exit, FiberId, Option } from "effect"
 import type { Clock } from "effect"
 import type * as Net from "node:net"
 import { probationMs } from "./Admission.ts"
@@ -40,59 +40,67 @@ let connectionCount = 0
  * less each, which is what lets 10,000 idle clients stay cheap).
  */
 export const serveConnection = (services: ConnectionServices) => (_socket: Socket.Socket) =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function*() {
-      const accepted = yield* netSocketOf
-      const secured = services.tls === undefined
-        ? undefined
-        : yield* restore(Tls.accept(accepted, services.tls)).pipe(
-          Effect.either,
-          // Counted from its accept, as a session counts itself: with no limit on
-          // the wait for a first byte, strangers that send nothing could otherwise
-          // hold any number of sockets. The session takes a slot of its own next.
-          holdingSlot(services, accepted)
-        )
-      if (secured !== undefined && secured._tag === "Left") {
-        // Gone before its first byte is no refusal: nothing was said.
-        if (secured.left.reason !== "Closed") {
-          services.stats.connectionsRefused++
-          services.log.unsafeRecord("refused", {
-            remote: `${accepted.remoteAddress}:${accepted.remotePort}`,
-            reason: secured.left.message
-          })
-        }
-        return
-      }
-      const conn: Net.Socket = secured === undefined ? accepted : secured.right.socket
-      const identity = secured !== undefined && secured.right._tag === "Tls" ? secured.right.peer : undefined
-      // Paused until the session exists: no byte may come while there is none to take it.
-      conn.pause()
-      const carrier = new Carrier(services, yield* Effect.clock, yield* Deferred.make<void>())
-      // Not in a scope: this fiber holds nothing else, and an idle connection should cost no more.
-      const adapter = SocketAdapter.unsafeMake(conn, carrier)
-      const session = carrier.start(adapter, identity)
-      // Until the other side ends its input or the socket fails, or until the
-      // session stops reading (line too long, partial line too slow).
-      const ended = yield* restore(adapter.closed).pipe(Effect.exit)
-      // Also on interruption (the server shutting down): what was read gets
-      // its reply before the connection closes. A defect was handed to the
-      // session by the adapter already (`onDefect`).
-      if (Exit.isSuccess(ended) && ended.value === "by-peer") session.finishInput("closed by client")
-      else session.endInput(closeReasonOf(ended))
-      // A client that half-closed may still have a read held by back-pressure
-      // (it does not read its replies): a stopping server does not wait for it.
-      const answered = yield* restore(Deferred.await(carrier.settledSignal)).pipe(Effect.exit)
-      if (Exit.isFailure(answered)) session.endInput("server shutting down")
-      yield* Deferred.await(carrier.settledSignal).pipe(
-        Effect.ensuring(Effect.sync(() => {
-          carrier.stop()
-          adapter.unsafeDetach()
-        }))
-      )
-      session.close()
-      closeWhenWritten(conn, services.deadlines)
-    })
+  Effect.uninterruptibleMask((restore) => Effect.gen(() => connectionLife(services, restore)))
+
+/**
+ * `serveConnection`'s body: a generator function of the module's, not one
+ * made per connection, whose generator objects would each need a prototype
+ * and a hidden class of their own (some 700 bytes an idle connection).
+ */
+function* connectionLife(
+  services: ConnectionServices,
+  restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+) {
+  const accepted = yield* netSocketOf
+  const secured = services.tls === undefined
+    ? undefined
+    : yield* restore(Tls.accept(accepted, services.tls)).pipe(
+      Effect.either,
+      // Counted from its accept, as a session counts itself: with no limit on
+      // the wait for a first byte, strangers that send nothing could otherwise
+      // hold any number of sockets. The session takes a slot of its own next.
+      holdingSlot(services, accepted)
+    )
+  if (secured !== undefined && secured._tag === "Left") {
+    // Gone before its first byte is no refusal: nothing was said.
+    if (secured.left.reason !== "Closed") {
+      services.stats.connectionsRefused++
+      services.log.unsafeRecord("refused", {
+        remote: `${accepted.remoteAddress}:${accepted.remotePort}`,
+        reason: secured.left.message
+      })
+    }
+    return
+  }
+  const conn: Net.Socket = secured === undefined ? accepted : secured.right.socket
+  const identity = secured !== undefined && secured.right._tag === "Tls" ? secured.right.peer : undefined
+  // Paused until the session exists: no byte may come while there is none to take it.
+  conn.pause()
+  const carrier = new Carrier(services, yield* Effect.clock)
+  // Not in a scope: this fiber holds nothing else, and an idle connection should cost no more.
+  const adapter = SocketAdapter.unsafeMake(conn, carrier)
+  const session = carrier.start(adapter, identity)
+  // Until the other side ends its input or the socket fails, or until the
+  // session stops reading (line too long, partial line too slow).
+  const ended = yield* restore(adapter.closed).pipe(Effect.exit)
+  // Also on interruption (the server shutting down): what was read gets
+  // its reply before the connection closes. A defect was handed to the
+  // session by the adapter already (`onDefect`).
+  if (Exit.isSuccess(ended) && ended.value === "by-peer") session.finishInput("closed by client")
+  else session.endInput(closeReasonOf(ended))
+  // A client that half-closed may still have a read held by back-pressure
+  // (it does not read its replies): a stopping server does not wait for it.
+  const answered = yield* restore(carrier.whenSettled()).pipe(Effect.exit)
+  if (Exit.isFailure(answered)) session.endInput("server shutting down")
+  yield* carrier.whenSettled().pipe(
+    Effect.ensuring(Effect.sync(() => {
+      carrier.stop()
+      adapter.unsafeDetach()
+    }))
   )
+  session.close()
+  closeWhenWritten(conn, services.deadlines)
+}
 
 /**
  * Runs `sniff` holding a connection slot of the server's admission for
@@ -123,11 +131,22 @@ class Carrier implements SessionPort, SocketAdapter.Handlers {
   private adapter: SocketAdapter.SocketAdapter | undefined
   private deadline: Deadline | undefined
 
+  /** Whether every reply to what was read is sent or dropped (the session said `settled`). */
+  private isSettled = false
+  /** Made when first awaited, once the input ended: an idle connection has none. */
+  private settledSignal: Deferred.Deferred<void> | undefined = undefined
+
   constructor(
     private readonly services: ConnectionServices,
-    private readonly clock: Clock.Clock,
-    readonly settledSignal: Deferred.Deferred<void>
+    private readonly clock: Clock.Clock
   ) {}
+
+  /** Completes once the session has settled. */
+  whenSettled(): Effect.Effect<void> {
+    if (this.isSettled) return Effect.void
+    this.settledSignal ??= Deferred.unsafeMake<void>(FiberId.none)
+    return Deferred.await(this.settledSignal)
+  }
 
   start(adapter: SocketAdapter.SocketAdapter, identity: Tls.PeerIdentity | undefined): Session {
     this.adapter = adapter
@@ -177,12 +196,18 @@ class Carrier implements SessionPort, SocketAdapter.Handlers {
   }
 
   settled(): void {
-    Deferred.unsafeDone(this.settledSignal, Exit.void)
+    this.isSettled = true
+    if (this.settledSignal !== undefined) Deferred.unsafeDone(this.settledSignal, Exit.void)
   }
 
   wakeAt(dueNs: bigint | undefined): void {
     this.services.deadlines.clear(this.deadline)
-    this.deadline = dueNs === undefined ? undefined : this.services.deadlines.setAt(dueNs, this.expire)
+    if (dueNs === undefined) {
+      this.deadline = undefined
+      return
+    }
+    this.expire ??= () => this.guard(() => this.session?.expire(this.nowNs()))
+    this.deadline = this.services.deadlines.setAt(dueNs, this.expire)
   }
 
   guard(body: () => void): void {
@@ -194,7 +219,8 @@ class Carrier implements SessionPort, SocketAdapter.Handlers {
     return this.clock.unsafeCurrentTimeNanos()
   }
 
-  private readonly expire = (): void => this.guard(() => this.session?.expire(this.nowNs()))
+  /** The session's `expire` as a deadline's callback, made at its first deadline: an idle client may have none. */
+  private expire: (() => void) | undefined
 }
 
 const closeReasonOf = (ended: Exit.Exit<SocketAdapter.Ended, SocketAdapter.SocketFailure>): string =>

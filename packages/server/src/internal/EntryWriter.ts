@@ -119,19 +119,11 @@ export class EntryWriter {
     if (this.wire === "off") return silentLines
     const fixedPart = (event: string) =>
       Buffer.from(`${JSON.stringify(event)},"conn":${conn},"remote":${JSON.stringify(remote)},"line":`, "utf8")
-    const received = fixedPart("in")
-    const sent = fixedPart("out")
-    return {
-      received: (bytes, start = 0, end = bytes.length) => this.lineEntry(received, bytes, start, end),
-      sent: (bytes, start = 0, end = bytes.length) => this.lineEntry(sent, bytes, start, end),
-      sentAnswer: this.wire === "full"
-        ? (bytes, start, end, body) => this.answerEntry(sent, bytes, start, end, body)
-        : (bytes, start, end, body, status) => this.answerSummary(sent, bytes, start, end - body.length - 2, status)
-    }
+    return new ConnectionLines(this, fixedPart("in"), fixedPart("out"))
   }
 
   /** A WHATSAT answer in short: its AT line, `bytes[start, atLineEnd)`, and the Places status. */
-  private answerSummary(fixedPart: Uint8Array, bytes: Uint8Array, start: number, atLineEnd: number, status: string): void {
+  answerSummary(fixedPart: Uint8Array, bytes: Uint8Array, start: number, atLineEnd: number, status: string): void {
     this.head()
     this.bytes(fixedPart)
     this.wireLine(bytes, start, atLineEnd)
@@ -165,7 +157,7 @@ export class EntryWriter {
     if (lent.length <= 4 * this.initialSize) this.spare = lent
   }
 
-  private lineEntry(fixedPart: Uint8Array, bytes: Uint8Array, start: number, end: number): void {
+  lineEntry(fixedPart: Uint8Array, bytes: Uint8Array, start: number, end: number): void {
     if (this.length >= this.capacity) return this.drop()
     this.head()
     this.bytes(fixedPart)
@@ -173,7 +165,7 @@ export class EntryWriter {
     this.endEntry()
   }
 
-  private answerEntry(fixedPart: Uint8Array, bytes: Uint8Array, start: number, end: number, body: string): void {
+  answerEntry(fixedPart: Uint8Array, bytes: Uint8Array, start: number, end: number, body: string): void {
     if (this.length >= this.capacity) return this.drop()
     this.head()
     this.bytes(fixedPart)
@@ -295,6 +287,33 @@ export class EntryWriter {
 /** Where an entry's ISO time starts: after `{"time":"`. */
 const timeOffset = 9
 const isoTimeLength = "2000-01-01T00:00:00.000Z".length
+
+/**
+ * One connection's wire lines, written by `writer` after the connection's
+ * fixed parts (`"in"` or `"out"`, its number and address): its methods on
+ * the prototype, so that an idle connection costs this object and the two
+ * fixed parts, and no closures.
+ */
+class ConnectionLines implements LineLog {
+  constructor(
+    private readonly writer: EntryWriter,
+    private readonly receivedPart: Uint8Array,
+    private readonly sentPart: Uint8Array
+  ) {}
+
+  received(bytes: Uint8Array, start = 0, end = bytes.length): void {
+    this.writer.lineEntry(this.receivedPart, bytes, start, end)
+  }
+
+  sent(bytes: Uint8Array, start = 0, end = bytes.length): void {
+    this.writer.lineEntry(this.sentPart, bytes, start, end)
+  }
+
+  sentAnswer(bytes: Uint8Array, start: number, end: number, body: string, status: string): void {
+    if (this.writer.wire === "full") this.writer.answerEntry(this.sentPart, bytes, start, end, body)
+    else this.writer.answerSummary(this.sentPart, bytes, start, end - body.length - 2, status)
+  }
+}
 
 /** The wire lines of a log that keeps none. */
 const silentLines: LineLog = { received: () => {}, sent: () => {}, sentAnswer: () => {} }

@@ -12,6 +12,11 @@
  * neighbour's link skips the line to its LF without holding it (section 7:
  * closing a link over one line would only make catch-up resend it).
  */
+/** Where a framer hands each complete line: answers whether to go on to the next. */
+export interface LineSink {
+  onLine(bytes: Buffer, start: number, end: number): boolean
+}
+
 export class LineFramer {
   private partial: Array<Buffer> = []
   private partialLength = 0
@@ -33,7 +38,7 @@ export class LineFramer {
   }
 
   /**
-   * Feeds one chunk. Calls `onLine` for each complete line in order, as the
+   * Feeds one chunk. Calls `sink.onLine` for each complete line in order, as the
    * range `bytes[start, end)` (without its LF); a line within the chunk is
    * handed over in place, with no view or copy made of it. `onLine` answers
    * whether to go on: `false` stops right after that line.
@@ -43,7 +48,7 @@ export class LineFramer {
    * soon as a line exceeds the limit, unless too-long lines are skipped: the
    * caller must then stop feeding this connection.
    */
-  push(chunk: Buffer, onLine: (bytes: Buffer, start: number, end: number) => boolean): number {
+  push(chunk: Buffer, sink: LineSink): number {
     let start = 0
     let newline = chunk.indexOf(10)
     if (this.skipping) {
@@ -60,12 +65,12 @@ export class LineFramer {
         this.dropPartial()
         this.onSkipped()
       } else if (this.partialLength === 0) {
-        goOn = onLine(chunk, start, newline)
+        goOn = sink.onLine(chunk, start, newline)
       } else {
         this.partial.push(chunk.subarray(start, newline))
         const line = Buffer.concat(this.partial, length)
         this.dropPartial()
-        goOn = onLine(line, 0, length)
+        goOn = sink.onLine(line, 0, length)
       }
       start = newline + 1
       if (!goOn) return start

@@ -35,6 +35,7 @@ import type { EventLog, LineLog } from "../EventLog.ts"
 import type { Admission, OnProbation, Slot } from "./Admission.ts"
 import { probationMs } from "./Admission.ts"
 import { LineFramer, tooLong } from "./LineFramer.ts"
+import type { LineSink } from "./LineFramer.ts"
 import type { LinkStats, ServerStats } from "../Metrics.ts"
 import { authorizePeer } from "./Tls.ts"
 import type { PeerIdentity } from "./Tls.ts"
@@ -138,7 +139,13 @@ const earliest = (a: bigint | undefined, b: bigint | undefined): bigint | undefi
 /** At most one violation entry per connection this often; the rest are counted into the next entry. */
 const violationLogIntervalMs = 1000
 
-export class Session {
+/**
+ * Its methods are on the prototype, and the few callbacks it hands out are
+ * made when first needed: an idle connection costs this object, little more.
+ * It is its own `LineSink` (the framer calls `onLine`) and its own candidate
+ * for admission (`evict`).
+ */
+export class Session implements LineSink, OnProbation {
   private readonly framer: LineFramer
   private readonly lineLog: LineLog
   /** Replies not yet written, in request order. */
@@ -187,6 +194,8 @@ export class Session {
   private floodLinesNotLogged = 0
   /** A record won since the replies were last written: with `whenStored`, they wait for its commit. */
   private storedSinceFlush = false
+  /** `committed` and `commitFailed` as callbacks for `whenStored`, made at the first reply held for a commit. */
+  private commitCallbacks: { readonly committed: () => void; readonly failed: () => void } | undefined
   /** Replies are held until `whenStored` calls back. */
   private awaitingCommit = false
   /**
@@ -201,10 +210,6 @@ export class Session {
 
   /** Which of the server's connection slots this one holds. */
   private slot: Slot
-  /** How admission closes this connection to make room, while it is on probation. */
-  private readonly asCandidate: OnProbation = {
-    evict: () => this.port.guard(() => this.refuseOnProbation("closed to make room for a newer connection"))
-  }
 
   constructor(
     private readonly services: SessionServices,
@@ -216,7 +221,7 @@ export class Session {
     private readonly identity?: PeerIdentity
   ) {
     this.framer = new LineFramer(services.lineLimit)
-    this.slot = services.admission.admit(this.asCandidate)
+    this.slot = services.admission.admit(this)
     services.stats.connectionsAccepted++
     services.stats.connectionsOpen++
     services.log.unsafeRecord("open", { conn: id, remote, ...(this.slot === "probation" ? { probation: true } : {}) })
@@ -318,7 +323,7 @@ export class Session {
     this.services.extendedLinksIn.delete(this)
     this.stopWaitingForCheckpoint(false)
     this.services.stats.connectionsOpen--
-    this.services.admission.release(this.slot, this.asCandidate)
+    this.services.admission.release(this.slot, this)
     this.services.log.unsafeRecord("close", {
       conn: this.id,
       remote: this.remote,
@@ -384,7 +389,7 @@ export class Session {
   private consume(chunk: Buffer): void {
     let rest = chunk
     for (;;) {
-      const taken = this.framer.push(rest, this.onLine)
+      const taken = this.framer.push(rest, this)
       if (taken === tooLong) {
         this.violation(`line longer than ${this.services.lineLimit} bytes`)
         this.endInput("line too long")
@@ -404,8 +409,13 @@ export class Session {
     else this.watchPartialLine(this.receivedNs)
   }
 
-  /** Handles one line; answers whether the read may go on to the next. */
-  private readonly onLine = (bytes: Buffer, start: number, end: number): boolean => {
+  /** How admission closes this connection to make room, while it is on probation. */
+  evict(): void {
+    this.port.guard(() => this.refuseOnProbation("closed to make room for a newer connection"))
+  }
+
+  /** Handles one line (the framer's `LineSink`); answers whether the read may go on to the next. */
+  onLine(bytes: Buffer, start: number, end: number): boolean {
     const { log, protocol, serverName, stats } = this.services
     // A neighbour's floods are counted, not logged, unless the log keeps the whole wire.
     if (this.peerName === undefined || this.services.log.wire === "full") this.lineLog.received(bytes, start, end)
@@ -496,7 +506,7 @@ export class Session {
           this.refuseOnProbation(`PEER ${command.name}: not a server of the herd`)
           return false
         }
-        this.slot = this.services.admission.promote(this.slot, this.asCandidate)
+        this.slot = this.services.admission.promote(this.slot, this)
         if (this.slot === "probation") {
           this.refuseOnProbation("no room left for neighbours' links")
           return false
@@ -681,7 +691,8 @@ export class Session {
     if (whenStored !== undefined && this.storedSinceFlush) {
       this.storedSinceFlush = false
       this.awaitingCommit = true
-      whenStored(this.committed, this.commitFailed)
+      const callbacks = this.commitCallbacks ??= { committed: () => this.committed(), failed: () => this.commitFailed() }
+      whenStored(callbacks.committed, callbacks.failed)
       if (this.awaitingCommit) return
     }
     let ready = 0
@@ -736,7 +747,7 @@ export class Session {
    * not on disk, so they are never acknowledged. The connection closes
    * without them (the client knows its reports were not taken), logged.
    */
-  private readonly commitFailed = (): void =>
+  private commitFailed(): void {
     this.port.guard(() => {
       this.awaitingCommit = false
       this.services.log.unsafeRecord("unacknowledged", {
@@ -748,15 +759,17 @@ export class Session {
       this.queuedBytes = 0
       this.endInput("store commit failed")
     })
+  }
 
   /** The records of the replies held are on disk: write them, and go on. */
-  private readonly committed = (): void =>
+  private committed(): void {
     this.port.guard(() => {
       this.awaitingCommit = false
       this.flush()
       this.resumeIfClear()
       this.settleIfDone()
     })
+  }
 
   /** Whether the replies and the log leave room to handle another line. */
   private hasRoomToGoOn(): boolean {
@@ -793,7 +806,7 @@ export class Session {
   }
 
   /** Reads again once the replies have drained to half the bound and the log has room: the held rest of a read first. */
-  private readonly resumeIfClear = (): void => {
+  private resumeIfClear(): void {
     if (!this.readingPaused || this.inputEnded) return
     if (!this.repliesWithin(0.5)) return
     if (!this.services.log.hasRoom()) {
