@@ -130,18 +130,21 @@ const receivedWhenStill = (herd: Herd, name: string, peer: string) =>
 
 /**
  * Waits until `name`'s store has committed all it took (its committed seq the
- * same on two reads 500 ms apart, at most 30 s), then a second more: a beat's
- * `MARK` of it to each neighbour, and the neighbour's commit of that.
+ * same on three reads over a second, longer than the writer's rest between
+ * two commits; at most 30 s), then a second more: a beat's `MARK` of it to
+ * each neighbour (every 250 ms), and the neighbour's commit of that.
  */
 const committedAndMarked = (herd: Herd, name: string) =>
   Effect.gen(function*() {
     let last: number | null | undefined = undefined
-    for (let tries = 0; tries < 60; tries++) {
+    let sameReads = 0
+    for (let tries = 0; tries < 60 && sameReads < 3; tries++) {
       const seq = Option.match(yield* herd.status(name), { onNone: () => undefined, onSome: (status) => status.store.lastSeq })
-      if (seq !== undefined && seq === last) break
+      sameReads = seq !== undefined && seq === last ? sameReads + 1 : 1
       last = seq
       yield* Effect.sleep(Duration.millis(500))
     }
+    if (sameReads < 3) yield* say(`3: ${name}'s committed seq still moved after 30 s (last ${last}): check 3 starts anyway`)
     yield* Effect.sleep(Duration.seconds(1))
   })
 

@@ -256,8 +256,11 @@ class Link {
   sayLast(line: string, onWritten: () => void): void {
     const current = this.current
     if (current === undefined || !this.marking) return onWritten()
-    this.enqueueControl(line)
-    current.guard(() => this.flush(onWritten))
+    // Called back from the store's commit, outside any fiber: a throw closes this connection only.
+    current.guard(() => {
+      this.enqueueControl(line)
+      this.flush(onWritten)
+    })
   }
 
   enqueue(line: string): void {
@@ -290,10 +293,15 @@ class Link {
     this.counters.recordsSent += batch.length - this.controlLines
     this.controlLines = 0
     this.counters.bytesSent += bytes.length
-    current.write(bytes, () => {
+    const taken = current.write(bytes, () => {
       if (this.current === current) this.unsent -= batch.length
       onWritten?.()
     })
+    // A socket no longer writable takes nothing and never calls back.
+    if (!taken) {
+      if (this.current === current) this.unsent -= batch.length
+      onWritten?.()
+    }
   }
 }
 
