@@ -120,6 +120,21 @@ const extendedNeighbour = Effect.acquireRelease(
   })
 )
 
+/**
+ * Alford served until its fiber is interrupted, as `herd serve` runs until a
+ * signal: its port once it listens, and that fiber.
+ */
+const runAlford = (context: Layer.Layer<HerdConfig.HerdConfig | PlacesClient.PlacesClient>) =>
+  Effect.gen(function*() {
+    const listening = yield* Deferred.make<number>()
+    const running = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
+      const server = Context.get(yield* Layer.build(HerdServer.layer({ name: "Alford" })), HerdServer.HerdServer)
+      yield* Deferred.succeed(listening, server.address.port)
+      return yield* Effect.never
+    })).pipe(Effect.provide(context)))
+    return { port: yield* Deferred.await(listening), running }
+  })
+
 /** One request on a connection of its own: the first line of the answer. */
 const ask = (port: number, line: string) =>
   Effect.async<string>((resume) => {
@@ -210,12 +225,7 @@ describe("HerdServer.layer", () => {
 
       // Parker's link in: it resumes, and once asked, answers past its last MARK.
       // Run until interrupted, as `herd serve` runs until a signal.
-      const listening = yield* Deferred.make<number>()
-      const running = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
-        yield* Deferred.succeed(listening, alfordAt(yield* Layer.build(HerdServer.layer({ name: "Alford" }))))
-        return yield* Effect.never
-      })).pipe(Effect.provide(context)))
-      const port = yield* Deferred.await(listening)
+      const { port, running } = yield* runAlford(context)
       const fromParker = yield* linkIn(port, "Parker")
       expect(yield* fromParker.nextLine).toBe("SINCE - 0")
       fromParker.say("CATCHUP 0\nMARK p-epoch 4\n")
@@ -248,13 +258,7 @@ describe("HerdServer.layer", () => {
         logDir: join(dir, "logs"),
         dataDir: join(dir, "data")
       }, "test")
-      const listening = yield* Deferred.make<number>()
-      const running = yield* Effect.fork(Effect.scoped(Effect.gen(function*() {
-        const server = Context.get(yield* Layer.build(HerdServer.layer({ name: "Alford" })), HerdServer.HerdServer)
-        yield* Deferred.succeed(listening, server.address.port)
-        return yield* Effect.never
-      })).pipe(Effect.provide(Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), noPlaces))))
-      const port = yield* Deferred.await(listening)
+      const { port, running } = yield* runAlford(Layer.merge(Layer.succeed(HerdConfig.HerdConfig, config), noPlaces))
       // The link is caught up (its first MARK), then a record is accepted and flooded on it.
       yield* parker.marked.pipe(Effect.timeout("5 seconds"), Effect.orDie)
       const at = yield* ask(port, "IAMAT kiwi.cs.ucla.edu +34.068930-118.445127 1479413884.392014450\n")
