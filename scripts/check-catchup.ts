@@ -111,40 +111,45 @@ const waitLinkUps = (spec: Spec, peer: string, fromMs: number, atLeast: number) 
   })
 
 /**
- * The bytes `name` has received from `peer` on their links, once they stop
- * growing (the same on two reads 500 ms apart, at most 30 s): all five can
- * be equal (by other links) while `peer`'s full catch-up is still arriving,
- * and a read then gives part of it (4.3 to 5.9 MB of 8.4 in earlier runs).
+ * Reads `read` every 500 ms (at most 30 s) until it gives the same number on
+ * `sameReads` reads in a row; answers the last value, and whether it held.
  */
-const receivedWhenStill = (herd: Herd, name: string, peer: string) =>
+const untilStill = <E>(read: Effect.Effect<number, E>, sameReads: number) =>
   Effect.gen(function*() {
     let last = Number.NaN
+    let same = 0
     for (let tries = 0; tries < 60; tries++) {
-      const bytes = bytesFrom(yield* herd.status(name), peer)
-      if (bytes === last) break
-      last = bytes
+      const value = yield* read
+      same = value === last ? same + 1 : 1
+      last = value
+      if (same >= sameReads) return { value, still: true }
       yield* Effect.sleep(Duration.millis(500))
     }
-    return last
+    return { value: last, still: false }
   })
+
+/**
+ * The bytes `name` has received from `peer` on their links, once they stop
+ * growing: all five can be equal (by other links) while `peer`'s full
+ * catch-up is still arriving, and a read then gives part of it (4.3 to 5.9
+ * MB of 8.4 in earlier runs).
+ */
+const receivedWhenStill = (herd: Herd, name: string, peer: string) =>
+  Effect.map(untilStill(Effect.map(herd.status(name), (status) => bytesFrom(status, peer)), 2), ({ value }) => value)
 
 /**
  * Waits until `name`'s store has committed all it took (its committed seq the
  * same on three reads over a second, longer than the writer's rest between
- * two commits; at most 30 s), then a second more: a beat's `MARK` of it to
- * each neighbour (every 250 ms), and the neighbour's commit of that.
+ * two commits), then a second more: a beat's `MARK` of it to each neighbour
+ * (every 250 ms), and the neighbour's commit of that.
  */
 const committedAndMarked = (herd: Herd, name: string) =>
   Effect.gen(function*() {
-    let last: number | null | undefined = undefined
-    let sameReads = 0
-    for (let tries = 0; tries < 60 && sameReads < 3; tries++) {
-      const seq = Option.match(yield* herd.status(name), { onNone: () => undefined, onSome: (status) => status.store.lastSeq })
-      sameReads = seq !== undefined && seq === last ? sameReads + 1 : 1
-      last = seq
-      yield* Effect.sleep(Duration.millis(500))
-    }
-    if (sameReads < 3) yield* say(`3: ${name}'s committed seq still moved after 30 s (last ${last}): check 3 starts anyway`)
+    const committed = yield* untilStill(
+      Effect.map(herd.status(name), Option.match({ onNone: () => Number.NaN, onSome: (status) => status.store.lastSeq ?? Number.NaN })),
+      3
+    )
+    if (!committed.still) yield* say(`3: ${name}'s committed seq still moved after 30 s (last ${committed.value}): check 3 starts anyway`)
     yield* Effect.sleep(Duration.seconds(1))
   })
 
