@@ -860,7 +860,7 @@ const main = async (): Promise<void> => {
     out.push("gazetteer (packages/places/scripts/measure-gazetteer.ts, in its own process):")
     out.push(
       gazetteer.error === undefined
-        ? `  ${grouped(Number(g.get("places")))} places, load + index ${g.get("load + index") ?? "?"}, ` +
+        ? `  ${grouped(Number(g.get("places")))} places, read + index ${g.get("read + index") ?? "?"}, ` +
           `heap +${g.get("heap used delta") ?? "?"}, RSS +${g.get("RSS delta") ?? "?"}, peak RSS ${g.get("peak RSS") ?? "?"}; ` +
           `query ${g.get("query, UCLA") ?? "?"} (UCLA), ${g.get("query, anywhere") ?? "?"} (anywhere)`
         : `  not measured (${gazetteer.error})`
