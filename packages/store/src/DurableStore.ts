@@ -162,8 +162,8 @@ const serviceOf = (database: DurableDatabase, path: string): LocationStore["Type
   })
   return {
     get: (client) => database.latest.get(client),
-    unsafeOffer: (record: LocationRecord.LocationRecord) =>
-      offerResultOf(database.unsafeOffer(record), record, database.latest.lines.lastGrowthFailure),
+    unsafeOffer: (record: LocationRecord.LocationRecord, atLine?: string) =>
+      offerResultOf(database.unsafeOffer(record, atLine), record, database.latest.lines.lastGrowthFailure),
     snapshot: () => database.latest.snapshot(),
     size: () => database.latest.size(),
     digest: () => database.latest.digest(),

@@ -30,9 +30,11 @@ export class LocationStore extends Context.Tag("@herd/store/LocationStore")<
      * won, or why it could not be kept (`UnstorableRecordError`, the store
      * unchanged). A synchronous side effect, hence `unsafe`: the hot path
      * calls it once per record, where an Effect per call would cost more
-     * than the work.
+     * than the work. `atLine`, when given, is `formatAtLine(record)`, made
+     * by the caller already (a server replies with it): the store keeps it
+     * rather than making it again.
      */
-    readonly unsafeOffer: (record: LocationRecord.LocationRecord) => OfferResult
+    readonly unsafeOffer: (record: LocationRecord.LocationRecord, atLine?: string) => OfferResult
     /** Every stored record, for catch-up of a neighbour. */
     readonly snapshot: () => ReadonlyArray<LocationRecord.LocationRecord>
     readonly size: () => number

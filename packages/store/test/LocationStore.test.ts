@@ -35,6 +35,21 @@ describe("LocationStore (memory)", () => {
       expect(stored && LocationRecord.formatAtLine(stored)).toBe("AT Welsh +0.000000000 kiwi +2+1 10")
     }))
 
+  it.effect("keeps the AT line its caller made, as the line it would make", () =>
+    Effect.gen(function*() {
+      const store = yield* LocationStore.makeMemory
+      const first = record("kiwi", "1621464827.5")
+      const later = record("kiwi", "1621464827.6", "Bolden")
+      expect(store.unsafeOffer(first, LocationRecord.formatAtLine(first))).toBe(won)
+      expect(store.unsafeOffer(later, LocationRecord.formatAtLine(later))).toBe(won)
+      expect(store.get("kiwi")).toStrictEqual(later)
+      // Handed to `map`, the offer gets an index where the line would be: it makes the line itself.
+      const records = [record("lime", "1"), record("plum", "2")]
+      expect(records.map(store.unsafeOffer as (record: LocationRecord.LocationRecord) => unknown)).toStrictEqual([won, won])
+      expect(store.get("plum")).toStrictEqual(records[1])
+      expect(store.get("lime")).toStrictEqual(records[0])
+    }))
+
   it.effect.prop(
     "gives back the record it kept, field for field, as a plain record",
     [fc.record({
@@ -83,7 +98,7 @@ describe("LocationStore (memory)", () => {
     expect(store.unsafeOffer(record("kiwi", "1"))).toBe(won)
     const digest = store.digest()
     const cases = [record("lime", "1"), record("kiwi", "2", "Alford", "+34.068930-118.445127000000000000000000")]
-    for (const refused of cases.map(store.unsafeOffer)) {
+    for (const refused of cases.map((record) => store.unsafeOffer(record))) {
       if (Either.isRight(refused)) expect.fail("a record was stored past the store's room")
       expect(refused.left).toMatchObject({ _tag: "UnstorableRecordError", reason: "StoreFull" })
       expect(refused.left.cause).toBeUndefined()

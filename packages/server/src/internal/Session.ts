@@ -618,7 +618,7 @@ export class Session implements LineSink, OnProbation {
    * answers whether it won, or why the store could not keep it.
    */
   private accept(record: LocationRecord.LocationRecord, from: string | undefined, atLine?: string): LocationStore.OfferResult {
-    const offered = this.services.store.unsafeOffer(record)
+    const offered = this.services.store.unsafeOffer(record, atLine)
     if (Either.isLeft(offered) || !offered.right) return offered
     this.storedSinceFlush = true
     this.services.peers.unsafeFlood(record, from, atLine)

@@ -147,14 +147,15 @@ export class LatestRecords {
   /**
    * Keeps `record` if it is newer than the stored one: answers its id if it
    * won, `LOST` if not, or the `Refusal` (below `LOST`) if it could not be
-   * kept, the store then unchanged.
+   * kept, the store then unchanged. `atLine`, if given, is
+   * `formatAtLine(record)` (see `AtLines.add`).
    */
-  offer(record: LocationRecord.LocationRecord): number {
+  offer(record: LocationRecord.LocationRecord, atLine?: string): number {
     const index = this.index
     const id = index.find(record.client)
     if (id === -1) {
       const hash = index.lastHash
-      const added = this.lines.add(record)
+      const added = this.lines.add(record, atLine)
       if (added < 0) return added
       index.insert(added, hash)
       this.changed(added)
@@ -162,7 +163,7 @@ export class LatestRecords {
     }
     this.stored.id = id
     if (!LocationRecord.isNewer(record, this.stored)) return LOST
-    const refused = this.lines.replace(id, record)
+    const refused = this.lines.replace(id, record, atLine)
     if (refused !== 0) return refused
     this.changed(id)
     return id

@@ -312,8 +312,8 @@ export class DurableDatabase {
    * Keeps `record` in memory if it wins, to be sent to the writer with the
    * next batch; answers as `LatestRecords.offer` does (an id if it won).
    */
-  unsafeOffer(record: LocationRecord.LocationRecord): number {
-    const id = this.latest.offer(record)
+  unsafeOffer(record: LocationRecord.LocationRecord, atLine?: string): number {
+    const id = this.latest.offer(record, atLine)
     if (id < 0) return id
     this.pending.add(id)
     if (this.options.sync === "always" && this.immediate === undefined && !this.closed) {

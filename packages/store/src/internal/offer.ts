@@ -64,7 +64,7 @@ export const offerResultOf = (answer: number, record: LocationRecord.LocationRec
 /** The memory store's service over `latest` (a smaller `maxLineBytes` in tests makes a store that fills up). */
 export const memoryStore = (latest: LatestRecords): LocationStore["Type"] => ({
   get: (client) => latest.get(client),
-  unsafeOffer: (record) => offerResultOf(latest.offer(record), record, latest.lines.lastGrowthFailure),
+  unsafeOffer: (record, atLine) => offerResultOf(latest.offer(record, atLine), record, latest.lines.lastGrowthFailure),
   snapshot: () => latest.snapshot(),
   size: () => latest.size(),
   digest: () => latest.digest()
