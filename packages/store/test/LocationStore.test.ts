@@ -43,6 +43,10 @@ describe("LocationStore (memory)", () => {
       expect(store.unsafeOffer(first, LocationRecord.formatAtLine(first))).toBe(won)
       expect(store.unsafeOffer(later, LocationRecord.formatAtLine(later))).toBe(won)
       expect(store.get("kiwi")).toStrictEqual(later)
+      // A line of another length than the record's is not taken: the store makes its own.
+      const latest = record("kiwi", "1621464827.75")
+      expect(store.unsafeOffer(latest, LocationRecord.formatAtLine(later))).toBe(won)
+      expect(store.get("kiwi")).toStrictEqual(latest)
       // Handed to `map`, the offer gets an index where the line would be: it makes the line itself.
       const records = [record("lime", "1"), record("plum", "2")]
       expect(records.map(store.unsafeOffer as (record: LocationRecord.LocationRecord) => unknown)).toStrictEqual([won, won])

@@ -79,10 +79,19 @@ const notLatin1 = /[^\x00-\xff]/
  * changed. The check costs about 35 ns a line.
  */
 const latin1AtLine = (record: LocationRecord.LocationRecord, atLine: string | undefined): string | undefined => {
-  // Checked, as a caller from JavaScript may pass `unsafeOffer` to `map` and so an index here.
-  const line = typeof atLine === "string" ? atLine : LocationRecord.formatAtLine(record)
+  // A string of the line's length, or the store makes the line itself: a
+  // caller from JavaScript may pass `unsafeOffer` to `map` (an index here),
+  // and the fields' offsets are counted from the record, so a line of
+  // another length would misplace them.
+  const line = typeof atLine === "string" && atLine.length === atLineLength(record)
+    ? atLine
+    : LocationRecord.formatAtLine(record)
   return notLatin1.test(line) ? undefined : line
 }
+
+/** The length of `record`'s AT line: `AT`, its five fields, and a space before each. */
+const atLineLength = (record: LocationRecord.LocationRecord): number =>
+  7 + record.origin.length + record.skew.length + record.client.length + record.location.length + record.time.length
 
 /** Where each field of the line `addLine` reads starts: one scratch array, as it runs to completion. */
 const lineFieldStarts = new Uint32Array(6)
