@@ -64,3 +64,29 @@ describe("LatestRecords' digest", () => {
     expect(latest.digest()).toStrictEqual(LocationStore.digestOf([record("a", "3")]))
   })
 })
+
+/** Time texts as clients write them, leading zeros and fractions of any length, and latin1 text that is no time. */
+const timeText = fc.oneof(
+  fc.tuple(
+    fc.stringMatching(/^[0-9]{1,12}$/),
+    fc.option(fc.stringMatching(/^[0-9]{1,9}$/), { nil: undefined })
+  ).map(([integer, fraction]) => fraction === undefined ? integer : `${integer}.${fraction}`),
+  fc.string({ unit: fc.constantFrom("0", "1", "9", ".", " ", "\u00ff"), minLength: 1, maxLength: 12 })
+)
+
+describe("LatestRecords' offer", () => {
+  it.prop(
+    "keeps the record that LocationRecord.isNewer says wins, whatever the two times' writing",
+    [timeText, timeText, fc.constantFrom("Alford", "Welsh"), fc.constantFrom("Alford", "Welsh")],
+    ([storedTime, offeredTime, storedOrigin, offeredOrigin]) => {
+      const latest = new LatestRecords()
+      const stored = { ...record("kiwi", storedTime), origin: storedOrigin }
+      const offered = { ...record("kiwi", offeredTime), origin: offeredOrigin }
+      latest.offer(stored)
+      const wins = LocationRecord.isNewer(offered, stored)
+      expect(latest.offer(offered) !== LOST).toBe(wins)
+      expect(latest.get("kiwi")).toStrictEqual(wins ? offered : stored)
+    },
+    { numRuns: 2000 }
+  )
+})

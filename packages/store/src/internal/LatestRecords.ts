@@ -161,8 +161,14 @@ export class LatestRecords {
       this.changed(added)
       return added
     }
-    this.stored.id = id
-    if (!LocationRecord.isNewer(record, this.stored)) return LOST
+    // The winner rule (`LocationRecord.isNewer`) orders by client time
+    // first: a time that differs decides, read from the stored bytes.
+    const byTime = this.lines.compareTime(id, record.time)
+    if (byTime < 0) return LOST
+    if (byTime === 0) {
+      this.stored.id = id
+      if (!LocationRecord.isNewer(record, this.stored)) return LOST
+    }
     const refused = this.lines.replace(id, record, atLine)
     if (refused !== 0) return refused
     this.changed(id)
