@@ -87,6 +87,6 @@ describe("LatestRecords' offer", () => {
       expect(latest.offer(offered) !== LOST).toBe(wins)
       expect(latest.get("kiwi")).toStrictEqual(wins ? offered : stored)
     },
-    { numRuns: 2000 }
+    { fastCheck: { numRuns: 2000 } }
   )
 })
