@@ -84,7 +84,8 @@ describe("LatestRecords' offer", () => {
       const offered = { ...record("kiwi", offeredTime), origin: offeredOrigin }
       latest.offer(stored)
       const wins = LocationRecord.isNewer(offered, stored)
-      expect(latest.offer(offered) !== LOST).toBe(wins)
+      // With its AT line, as a server offers an IAMAT's record.
+      expect(latest.offer(offered, LocationRecord.formatAtLine(offered)) !== LOST).toBe(wins)
       expect(latest.get("kiwi")).toStrictEqual(wins ? offered : stored)
     },
     { fastCheck: { numRuns: 2000 } }
