@@ -5,9 +5,10 @@
  * has no admin endpoint, "on" has one and is scraped (`/metrics`, which
  * publishes the server's counts into Effect's metrics and prints them) once
  * a second while it is measured, five times what a Prometheus scraping every
- * 15 s asks. IAMAT at depth 16 against each in turn, `rounds` times (off
- * then on, then on then off, so that a drift of the machine's load falls on
- * both), the same client: the ratio of the sums says what metrics cost, and
+ * 15 s asks. IAMAT at depth 16 against each in turn, `rounds` times, a
+ * fresh pair of processes each round (off then on, then on then off, so
+ * that a drift of the machine's load falls on both), the memory store and
+ * no wire log in both, the same client: the ratio of the sums says what metrics cost, and
  * the median of the rounds' ratios how steady that is. On a machine shared
  * with other work throughput swings; the server's CPU time per request
  * (from /proc, over each whole run) swings much less, and its ratio on/off
@@ -78,6 +79,11 @@ const startServer = async (label: string, dir: string, admin: boolean): Promise<
   writeFileSync(configPath, JSON.stringify({
     servers: { Alford: admin ? { host: "127.0.0.1", port: 0, httpPort: 0 } : { host: "127.0.0.1", port: 0 } },
     places: { provider: "offline" },
+    // The memory store and no wire log: what metrics cost is then the
+    // largest share of a request it can be, and neither the disk nor the
+    // store's writer adds its noise to the two servers' throughput.
+    store: { kind: "memory" },
+    log: { wire: "off" },
     logDir: join(home, "logs"),
     dataDir: join(home, "data")
   }))
@@ -157,120 +163,141 @@ const publishNsPerObservation = (): number => {
   return best
 }
 
+interface NoLoadScrapes {
+  readonly scrapeCount: number
+  /** Each scrape's time end to end, sorted. */
+  readonly scrapeMs: ReadonlyArray<number>
+  readonly cpuPerScrapeMs: number
+}
+
+/**
+ * With no load: a scrape end to end, and the server's CPU time per scrape
+ * over many (from /proc: what a scrape takes from the server, whatever else
+ * the machine runs).
+ */
+const scrapesWithNoLoad = async (on: Server): Promise<NoLoadScrapes> => {
+  const scrapeMs: Array<number> = []
+  const scrapeCount = 300
+  const onPid = on.child.pid ?? 0
+  const cpuBefore = cpuSecondsOf(onPid)
+  for (let i = 0; i < scrapeCount; i++) {
+    const started = performance.now()
+    const response = await fetch(on.metricsUrl ?? "", { signal: AbortSignal.timeout(5000) })
+    await response.text()
+    scrapeMs.push(performance.now() - started)
+  }
+  const cpuPerScrapeMs = ((cpuSecondsOf(onPid) - cpuBefore) / scrapeCount) * 1000
+  return { scrapeCount, scrapeMs: scrapeMs.sort((a, b) => a - b), cpuPerScrapeMs }
+}
+
 export const measureAdminCost = async (options: AdminCostOptions): Promise<AdminCost> => {
   const rounds = options.rounds ?? 4
   const notes: Array<string> = []
   let failed = false
-  options.progress("admin: starting herd serve without and with its admin endpoint")
-  const off = await startServer("admin-off", options.dir, false)
-  const on = await startServer("admin-on", options.dir, true).catch(async (error: unknown) => {
-    await off.stop()
-    throw error
-  })
-  try {
-    const load = (target: Target) =>
-      options.client.run({
-        mode: "iamat",
-        target,
-        conns: options.conns,
-        depth: 16,
-        warmupMs: options.warmupMs,
-        durationMs: options.durationMs
-      })
-    const offRuns: Array<LoadResult> = []
-    const onRuns: Array<LoadResult> = []
-    const cpu = { off: { seconds: 0, requests: 0 }, on: { seconds: 0, requests: 0 } }
-    const measured = async (which: "off" | "on", server: Server): Promise<LoadResult> => {
-      const pid = server.child.pid ?? 0
-      const before = cpuSecondsOf(pid)
-      const result = await load(server.target)
-      cpu[which].seconds += cpuSecondsOf(pid) - before
-      cpu[which].requests += result.completed
-      return result
+  const load = (target: Target) =>
+    options.client.run({
+      mode: "iamat",
+      target,
+      conns: options.conns,
+      depth: 16,
+      warmupMs: options.warmupMs,
+      durationMs: options.durationMs
+    })
+  const offRuns: Array<LoadResult> = []
+  const onRuns: Array<LoadResult> = []
+  const cpu = { off: { seconds: 0, requests: 0 }, on: { seconds: 0, requests: 0 } }
+  const measured = async (which: "off" | "on", server: Server): Promise<LoadResult> => {
+    const pid = server.child.pid ?? 0
+    const before = cpuSecondsOf(pid)
+    const result = await load(server.target)
+    cpu[which].seconds += cpuSecondsOf(pid) - before
+    cpu[which].requests += result.completed
+    return result
+  }
+  let scrapes = 0
+  let scrapeBytes = 0
+  const measureOff = async (round: number, off: Server) => {
+    options.progress(`admin: IAMAT depth 16, round ${round} of ${rounds}: metrics off`)
+    offRuns.push(await measured("off", off))
+  }
+  const measureOn = async (round: number, on: Server) => {
+    options.progress(`admin: IAMAT depth 16, round ${round} of ${rounds}: metrics on, scraped every second`)
+    const scraper = scrapeEverySecond(on.metricsUrl ?? "")
+    onRuns.push(await measured("on", on))
+    const scraped = scraper.stop()
+    scrapes += scraped.scrapes
+    scrapeBytes = scraped.bytes
+    if (scraped.failures.length > 0) {
+      failed = true
+      notes.push(`admin: ${scraped.failures.length} scrapes failed: ${scraped.failures.slice(0, 3).join("; ")}`)
     }
-    let scrapes = 0
-    let scrapeBytes = 0
-    const measureOff = async (round: number) => {
-      options.progress(`admin: IAMAT depth 16, round ${round} of ${rounds}: metrics off`)
-      offRuns.push(await measured("off", off))
-    }
-    const measureOn = async (round: number) => {
-      options.progress(`admin: IAMAT depth 16, round ${round} of ${rounds}: metrics on, scraped every second`)
-      const scraper = scrapeEverySecond(on.metricsUrl ?? "")
-      onRuns.push(await measured("on", on))
-      const scraped = scraper.stop()
-      scrapes += scraped.scrapes
-      scrapeBytes = scraped.bytes
-      if (scraped.failures.length > 0) {
-        failed = true
-        notes.push(`admin: ${scraped.failures.length} scrapes failed: ${scraped.failures.slice(0, 3).join("; ")}`)
-      }
-    }
-    for (let round = 1; round <= rounds; round++) {
+  }
+  // A fresh pair of servers each round: two processes of one build can
+  // differ by a few percent for as long as they run (what the JIT made of
+  // them, where their memory lies), which more rounds of the same pair do
+  // not average out. The last round's "on" server also answers the scrapes
+  // with no load.
+  let noLoad: NoLoadScrapes | undefined
+  for (let round = 1; round <= rounds; round++) {
+    options.progress(`admin: round ${round} of ${rounds}: starting herd serve without and with its admin endpoint`)
+    const off = await startServer(`admin-off-${round}`, options.dir, false)
+    const on = await startServer(`admin-on-${round}`, options.dir, true).catch(async (error: unknown) => {
+      await off.stop()
+      throw error
+    })
+    try {
       if (round % 2 === 1) {
-        await measureOff(round)
-        await measureOn(round)
+        await measureOff(round, off)
+        await measureOn(round, on)
       } else {
-        await measureOn(round)
-        await measureOff(round)
+        await measureOn(round, on)
+        await measureOff(round, off)
+      }
+      if (round === rounds) noLoad = await scrapesWithNoLoad(on)
+    } finally {
+      await Promise.all([off.stop(), on.stop()])
+    }
+  }
+  if (noLoad === undefined) throw new Error("admin: no rounds measured")
+  const { scrapeCount, scrapeMs, cpuPerScrapeMs } = noLoad
+  for (const [name, runs] of [["off", offRuns], ["on", onRuns]] as const) {
+    for (const run of runs) {
+      if (run.errors.total > 0) {
+        failed = true
+        notes.push(`admin ${name}: ${run.errors.examples.slice(0, 3).join("; ")}`)
       }
     }
-    // With no load: a scrape end to end, and the server's CPU time per
-    // scrape over many (from /proc: what a scrape takes from the server,
-    // whatever else the machine runs).
-    const scrapeMs: Array<number> = []
-    const scrapeCount = 300
-    const onPid = on.child.pid ?? 0
-    const cpuBefore = cpuSecondsOf(onPid)
-    for (let i = 0; i < scrapeCount; i++) {
-      const started = performance.now()
-      const response = await fetch(on.metricsUrl ?? "", { signal: AbortSignal.timeout(5000) })
-      await response.text()
-      scrapeMs.push(performance.now() - started)
-    }
-    const cpuPerScrapeMs = ((cpuSecondsOf(onPid) - cpuBefore) / scrapeCount) * 1000
-    scrapeMs.sort((a, b) => a - b)
-    for (const [name, runs] of [["off", offRuns], ["on", onRuns]] as const) {
-      for (const run of runs) {
-        if (run.errors.total > 0) {
-          failed = true
-          notes.push(`admin ${name}: ${run.errors.examples.slice(0, 3).join("; ")}`)
-        }
-      }
-    }
-    const sum = (runs: ReadonlyArray<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0)
-    const ratio = sum(onRuns) / sum(offRuns)
-    const ratios = onRuns.map((run, i) => run.rps / (offRuns[i]?.rps ?? NaN)).sort((a, b) => a - b)
-    const median = ratios.length % 2 === 1
-      ? ratios[(ratios.length - 1) / 2] ?? NaN
-      : ((ratios[ratios.length / 2 - 1] ?? NaN) + (ratios[ratios.length / 2] ?? NaN)) / 2
-    const grouped = (n: number) => Math.round(n).toLocaleString("en-US")
-    const usPerRequest = (which: "off" | "on") => (cpu[which].seconds / cpu[which].requests) * 1e6
-    const publishNs = publishNsPerObservation()
-    // One observation a reply; a scrape a second; against the server's own CPU per request.
-    const estimated = (publishNs / 1000) / usPerRequest("off") + cpuPerScrapeMs / 1000 / (sum(onRuns) / onRuns.length * usPerRequest("off") / 1e6)
-    return {
-      lines: [
-        `metrics cost (bench/admin.ts: herd serve without and with its admin endpoint, /metrics scraped every second; ` +
-        `IAMAT depth 16, ${options.conns} connections, ${rounds} rounds, off and on in turn):`,
-        `  off: ${offRuns.map((run) => grouped(run.rps)).join(", ")} req/s`,
-        `  on:  ${onRuns.map((run) => grouped(run.rps)).join(", ")} req/s (${scrapes} scrapes of ${grouped(scrapeBytes)} bytes)`,
-        `  on / off: ${ratio.toFixed(3)}× (${((1 - ratio) * 100).toFixed(1)}% cost; the bound is 5%); ` +
-        `rounds' ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}, median ${median.toFixed(3)}×`,
-        `  server CPU per request (warm-up included): off ${usPerRequest("off").toFixed(2)} µs, on ${usPerRequest("on").toFixed(2)} µs: ` +
-        `on / off ${(usPerRequest("on") / usPerRequest("off")).toFixed(3)}×`,
-        `  a scrape with no load: ${cpuPerScrapeMs.toFixed(2)} ms of the server's CPU (over ${scrapeCount}), ` +
-        `end to end median ${(scrapeMs[scrapeCount / 2] ?? NaN).toFixed(2)} ms, max ${(scrapeMs.at(-1) ?? NaN).toFixed(2)} ms: ` +
-        `scraped once a second, ${(cpuPerScrapeMs / 10).toFixed(2)}% of a core; every 15 s, ${(cpuPerScrapeMs / 150).toFixed(3)}%`,
-        `  publishing a histogram observation: ${publishNs.toFixed(0)} ns (fastest of 5 passes of 200,000, in-process); ` +
-        `from its parts (one a reply, a scrape a second, at the mean rate above and the off server's CPU per request), ` +
-        `metrics cost ${(estimated * 100).toFixed(2)}% of the server's CPU`
-      ],
-      notes,
-      failed
-    }
-  } finally {
-    await Promise.all([off.stop(), on.stop()])
+  }
+  const sum = (runs: ReadonlyArray<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0)
+  const ratio = sum(onRuns) / sum(offRuns)
+  const ratios = onRuns.map((run, i) => run.rps / (offRuns[i]?.rps ?? NaN)).sort((a, b) => a - b)
+  const median = ratios.length % 2 === 1
+    ? ratios[(ratios.length - 1) / 2] ?? NaN
+    : ((ratios[ratios.length / 2 - 1] ?? NaN) + (ratios[ratios.length / 2] ?? NaN)) / 2
+  const grouped = (n: number) => Math.round(n).toLocaleString("en-US")
+  const usPerRequest = (which: "off" | "on") => (cpu[which].seconds / cpu[which].requests) * 1e6
+  const publishNs = publishNsPerObservation()
+  // One observation a reply; a scrape a second; against the server's own CPU per request.
+  const estimated = (publishNs / 1000) / usPerRequest("off") + cpuPerScrapeMs / 1000 / (sum(onRuns) / onRuns.length * usPerRequest("off") / 1e6)
+  return {
+    lines: [
+      `metrics cost (bench/admin.ts: herd serve without and with its admin endpoint, /metrics scraped every second; ` +
+      `IAMAT depth 16, ${options.conns} connections, ${rounds} rounds, off and on in turn):`,
+      `  off: ${offRuns.map((run) => grouped(run.rps)).join(", ")} req/s`,
+      `  on:  ${onRuns.map((run) => grouped(run.rps)).join(", ")} req/s (${scrapes} scrapes of ${grouped(scrapeBytes)} bytes)`,
+      `  on / off: ${ratio.toFixed(3)}× (${((1 - ratio) * 100).toFixed(1)}% cost; the bound is 5%); ` +
+      `rounds' ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}, median ${median.toFixed(3)}×`,
+      `  server CPU per request (warm-up included): off ${usPerRequest("off").toFixed(2)} µs, on ${usPerRequest("on").toFixed(2)} µs: ` +
+      `on / off ${(usPerRequest("on") / usPerRequest("off")).toFixed(3)}×`,
+      `  a scrape with no load: ${cpuPerScrapeMs.toFixed(2)} ms of the server's CPU (over ${scrapeCount}), ` +
+      `end to end median ${(scrapeMs[scrapeCount / 2] ?? NaN).toFixed(2)} ms, max ${(scrapeMs.at(-1) ?? NaN).toFixed(2)} ms: ` +
+      `scraped once a second, ${(cpuPerScrapeMs / 10).toFixed(2)}% of a core; every 15 s, ${(cpuPerScrapeMs / 150).toFixed(3)}%`,
+      `  publishing a histogram observation: ${publishNs.toFixed(0)} ns (fastest of 5 passes of 200,000, in-process); ` +
+      `from its parts (one a reply, a scrape a second, at the mean rate above and the off server's CPU per request), ` +
+      `metrics cost ${(estimated * 100).toFixed(2)}% of the server's CPU`
+    ],
+    notes,
+    failed
   }
 }
 
