@@ -281,7 +281,7 @@ export const measureAdminCost = async (options: AdminCostOptions): Promise<Admin
   const estimated = (publishNs / 1000) / usPerRequest("off") + cpuPerScrapeMs / 1000 / (sum(onRuns) / onRuns.length * usPerRequest("off") / 1e6)
   return {
     lines: [
-      `metrics cost (bench/admin.ts: herd serve without and with its admin endpoint, /metrics scraped every second; ` +
+      `metrics cost (bench/admin.ts: herd serve without and with its admin endpoint, memory store, no wire log, a fresh pair each round; /metrics scraped every second; ` +
       `IAMAT depth 16, ${options.conns} connections, ${rounds} rounds, off and on in turn):`,
       `  off: ${offRuns.map((run) => grouped(run.rps)).join(", ")} req/s`,
       `  on:  ${onRuns.map((run) => grouped(run.rps)).join(", ")} req/s (${scrapes} scrapes of ${grouped(scrapeBytes)} bytes)`,
