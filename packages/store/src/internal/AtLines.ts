@@ -220,7 +220,7 @@ export class AtLines {
   }
 
   /**
-   * The sign of `Time.compareTimes(time, record id's time)`, with no string
+   * `Time.compareTimes(time, record id's time)` (-1, 0 or 1), with no string
    * made when the two are written alike (the same length, the first `.` at
    * the same place), the common case: their byte order is then their order,
    * as `compareTimes` says.
@@ -242,7 +242,7 @@ export class AtLines {
         return 0
       }
     }
-    return Math.sign(Time.compareTimes(time, this.time(id)))
+    return Time.compareTimes(time, this.time(id))
   }
 
   /** Whether record `id`'s client is `client`, compared byte for char (latin1), with no string made. */
