@@ -9,7 +9,9 @@
  *   and memory. IAMAT at 50 connections and depth 16 beside the hand-tuned
  *   raw herd (../shared/tools/raw-herd, or HERD_RAW_HERD), with the event
  *   log's wire lines off and in full, in turn in the same minutes (issue 19:
- *   wire "off" at least 0.8x the raw herd).
+ *   wire "off" at least 0.8x the raw herd), driven by loadgen as BASELINE.md
+ *   measures (built as its README says, into /tmp/loadgen, or HERD_LOADGEN)
+ *   with 2 threads and with 1, or by the bench's client if it is not built.
  *
  *   npm run bench -- [--duration 5] [--warmup 1] [--conns 50] [--threads 2]
  *                    [--clients 1000000] [--samples 200]
@@ -19,7 +21,7 @@
  * runs in its own process, logs to a temporary directory (logging is part of
  * what is measured), and is stopped with SIGINT at the end, whatever happens.
  */
-import { execFileSync, spawn } from "node:child_process"
+import { execFile, execFileSync, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createConnection, createServer } from "node:net"
@@ -42,6 +44,8 @@ const gazetteerScript = join(root, "packages/places/scripts/measure-gazetteer.ts
 const hotpathScript = join(root, "packages/server/scripts/hotpath.ts")
 /** The hand-tuned herd of ../shared/tools, the ceiling a Node herd is measured against. */
 const rawHerdScript = process.env["HERD_RAW_HERD"] ?? join(root, "../shared/tools/raw-herd/raw-herd.mjs")
+/** loadgen, built where its README builds it (or HERD_LOADGEN): the raw-herd comparison's measure when present. */
+const loadgenBinary = process.env["HERD_LOADGEN"] ?? "/tmp/loadgen/release/loadgen"
 
 // ---------------------------------------------------------------------------
 // Options
@@ -499,68 +503,125 @@ const median = (values: ReadonlyArray<number>): number => {
   return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2
 }
 
+/** One IAMAT run at depth 16 of the raw-herd comparison: req/s in the window, replies in all (warm-up too), what went wrong. */
+interface DriverRun {
+  readonly rps: number
+  readonly replies: number
+  readonly errors: ReadonlyArray<string>
+}
+
+/** What puts the load on the servers of the raw-herd comparison. */
+interface IamatDriver {
+  readonly label: string
+  readonly run: (target: Target, warmupMs: number, durationMs: number) => Promise<DriverRun>
+}
+
+/** The bench's own client (bench/client.ts): the comparison's driver when loadgen is not built. */
+const benchClientDriver = (client: LoadClient, options: Options): IamatDriver => ({
+  label: `the bench's client, ${options.threads} worker threads`,
+  run: async (target, warmupMs, durationMs) => {
+    const result = await client.run({ mode: "iamat", target, conns: options.conns, depth: 16, warmupMs, durationMs })
+    return { rps: result.rps, replies: result.ok, errors: result.errors.total > 0 ? result.errors.examples.slice(0, 3) : [] }
+  }
+})
+
+/**
+ * `loadgen iamat` (../shared/tools/loadgen), as the raw herd's README and
+ * BASELINE.md measure: with its default 2 threads, the client shares the two
+ * cores with the server as in BASELINE.md's figures; with 1, the server
+ * under test has a core to itself, and the ratio is that of the two
+ * servers' own costs.
+ */
+const loadgenDriver = (binary: string, options: Options, threads: number): IamatDriver => ({
+  label: `loadgen, ${threads} thread${threads === 1 ? "" : "s"}`,
+  run: (target, warmupMs, durationMs) =>
+    new Promise((resolve) => {
+      const args = [
+        "iamat", "--target", `${target.host}:${target.port}`, "--conns", String(options.conns), "--threads", String(threads),
+        "--depth", "16", "--warmup", String(warmupMs / 1000), "--duration", String(durationMs / 1000)
+      ]
+      execFile(binary, args, { timeout: warmupMs + durationMs + 30_000 }, (error, stdout, stderr) => {
+        // Its last line is one JSON object; exit 1 means errors were seen, and they are in it too.
+        const json = stdout.split("\n").filter((line) => line.startsWith("{")).at(-1)
+        if (json === undefined) {
+          resolve({ rps: NaN, replies: 0, errors: [`loadgen: ${error?.message ?? "no summary"} ${stderr.trim()}`] })
+          return
+        }
+        const summary = JSON.parse(json) as {
+          readonly throughput_rps: number
+          readonly ok: number
+          readonly errors: { readonly total: number; readonly examples: ReadonlyArray<string> }
+        }
+        resolve({
+          rps: summary.throughput_rps,
+          replies: summary.ok,
+          errors: summary.errors.total > 0 ? summary.errors.examples.slice(0, 3) : []
+        })
+      })
+    })
+})
+
 /**
  * IAMAT at `conns` connections and depth 16 against the raw herd, a herd
  * server whose event log keeps no wire line (`log.wire: "off"`) and one
- * that keeps them all (`"full"`, the default), `rounds` times in turn, the
- * order rotating so that a drift of the machine's load falls on each; the
- * memory store in both herd servers, as the raw herd keeps a Map. Throughput
- * swings on a shared machine; each server's CPU time per request (from
- * /proc, over each run) swings less, and is given beside it.
+ * that keeps them all (`"full"`, the default), `rounds` times in turn for
+ * each driver, the order rotating so that a drift of the machine's load
+ * falls on each; the memory store in both herd servers, as the raw herd
+ * keeps a Map. Throughput swings on a shared machine; each server's CPU time
+ * per request (from /proc, over each run, warm-up included) swings less,
+ * and is given beside it.
  */
 const measureAgainstRawHerd = async (
-  client: LoadClient,
+  drivers: ReadonlyArray<IamatDriver>,
   options: Options,
   rounds: number
-): Promise<{ readonly runs: ReadonlyArray<RawHerdRuns>; readonly notes: ReadonlyArray<string> }> => {
+): Promise<{ readonly byDriver: ReadonlyArray<{ readonly driver: string; readonly runs: ReadonlyArray<RawHerdRuns> }>; readonly notes: ReadonlyArray<string> }> => {
   const notes: Array<string> = []
   const raw = await startRawHerd()
   const wireOff = await startHerd("wire-off", { Alford: 0 }, [], "Alford", { store: { kind: "memory" }, log: { wire: "off" } })
   const wireFull = await startHerd("wire-full", { Alford: 0 }, [], "Alford", { store: { kind: "memory" }, log: { wire: "full" } })
   const servers = [
-    { runs: { label: "raw-herd", rps: [], cpuUsPerRequest: [] } as RawHerdRuns, child: raw.child, target: raw.address },
-    { runs: { label: "herd, wire off", rps: [], cpuUsPerRequest: [] } as RawHerdRuns, child: wireOff.child, target: wireOff.address("Alford") },
-    { runs: { label: "herd, wire full", rps: [], cpuUsPerRequest: [] } as RawHerdRuns, child: wireFull.child, target: wireFull.address("Alford") }
+    { label: "raw-herd", child: raw.child, target: raw.address },
+    { label: "herd, wire off", child: wireOff.child, target: wireOff.address("Alford") },
+    { label: "herd, wire full", child: wireFull.child, target: wireFull.address("Alford") }
   ]
+  const byDriver: Array<{ driver: string; runs: Array<RawHerdRuns> }> = []
   try {
-    // Each warmed up first (the JIT, and a herd server's gazetteer loading after it listens): not counted.
-    for (const server of servers) {
-      await client.run({ mode: "iamat", target: server.target, conns: options.conns, depth: 16, warmupMs: 0, durationMs: 1000 })
-    }
-    for (let round = 0; round < rounds; round++) {
-      for (let turn = 0; turn < servers.length; turn++) {
-        const server = servers[(round + turn) % servers.length]
-        if (server === undefined) continue
-        progress(`IAMAT depth 16 beside the raw herd, round ${round + 1} of ${rounds}: ${server.runs.label}`)
-        const cpuBefore = cpuSecondsOf(server.child.pid)
-        const result = await client.run({
-          mode: "iamat",
-          target: server.target,
-          conns: options.conns,
-          depth: 16,
-          warmupMs: options.warmupS * 1000,
-          durationMs: options.durationS * 1000
-        })
-        const cpuSeconds = cpuSecondsOf(server.child.pid) - cpuBefore
-        server.child.assertRunning()
-        server.runs.rps.push(result.rps)
-        server.runs.cpuUsPerRequest.push(result.ok > 0 ? (cpuSeconds * 1e6) / result.ok : NaN)
-        if (result.errors.total > 0) notes.push(`beside the raw herd, ${server.runs.label}: ${result.errors.examples.slice(0, 3).join("; ")}`)
+    for (const driver of drivers) {
+      const runs = servers.map((server): RawHerdRuns => ({ label: server.label, rps: [], cpuUsPerRequest: [] }))
+      byDriver.push({ driver: driver.label, runs })
+      // Each warmed up first (the JIT, and a herd server's gazetteer loading after it listens): not counted.
+      for (const server of servers) await driver.run(server.target, 0, 1000)
+      for (let round = 0; round < rounds; round++) {
+        for (let turn = 0; turn < servers.length; turn++) {
+          const index = (round + turn) % servers.length
+          const server = servers[index]
+          const serverRuns = runs[index]
+          if (server === undefined || serverRuns === undefined) continue
+          progress(`IAMAT depth 16 beside the raw herd (${driver.label}), round ${round + 1} of ${rounds}: ${server.label}`)
+          const cpuBefore = cpuSecondsOf(server.child.pid)
+          const result = await driver.run(server.target, options.warmupS * 1000, options.durationS * 1000)
+          const cpuSeconds = cpuSecondsOf(server.child.pid) - cpuBefore
+          server.child.assertRunning()
+          serverRuns.rps.push(result.rps)
+          serverRuns.cpuUsPerRequest.push(result.replies > 0 ? (cpuSeconds * 1e6) / result.replies : NaN)
+          if (result.errors.length > 0) notes.push(`beside the raw herd (${driver.label}), ${server.label}: ${result.errors.join("; ")}`)
+        }
       }
     }
   } finally {
     await Promise.all(servers.map((server) => server.child.stop()))
   }
-  return { runs: servers.map((server) => server.runs), notes }
+  return { byDriver, notes }
 }
 
-/** The raw-herd comparison's lines: medians, and each herd server's ratio to the raw herd. */
-const rawHerdTable = (runs: ReadonlyArray<RawHerdRuns>, rounds: number): Array<string> => {
+/** The raw-herd comparison's lines for one driver: medians, and each herd server's ratio to the raw herd. */
+const rawHerdTable = (driver: string, runs: ReadonlyArray<RawHerdRuns>, rounds: number): Array<string> => {
   const rawRps = median(runs[0]?.rps ?? [])
   const rawCpu = median(runs[0]?.cpuUsPerRequest ?? [])
   const lines = [
-    `IAMAT, ${rounds} rounds in turn at depth 16, beside the hand-tuned raw herd (../shared/tools/raw-herd; memory store; medians;`,
-    "  issue 19: wire off at least 0.8× the raw herd):"
+    `IAMAT, ${rounds} rounds in turn at depth 16 driven by ${driver}, beside the hand-tuned raw herd`,
+    "  (../shared/tools/raw-herd; memory store; medians; issue 19: wire off at least 0.8× the raw herd):"
   ]
   for (const { cpuUsPerRequest, label, rps } of runs) {
     const ratio = label === "raw-herd" ? "" : ` (${(median(rps) / rawRps).toFixed(2)}× the raw herd)`
@@ -687,8 +748,11 @@ const main = async (): Promise<void> => {
     await Promise.all([single.child.stop(), baseline.child.stop()])
 
     // 1b. IAMAT depth 16 beside the hand-tuned raw herd: the herd with its wire log off and in full.
-    const rawHerdRounds = 3
-    const againstRawHerd = existsSync(rawHerdScript) ? await measureAgainstRawHerd(client, options, rawHerdRounds) : undefined
+    const rawHerdRounds = 5
+    const rawHerdDrivers = existsSync(loadgenBinary)
+      ? [loadgenDriver(loadgenBinary, options, 2), loadgenDriver(loadgenBinary, options, 1)]
+      : [benchClientDriver(client, options)]
+    const againstRawHerd = existsSync(rawHerdScript) ? await measureAgainstRawHerd(rawHerdDrivers, options, rawHerdRounds) : undefined
     if (againstRawHerd !== undefined) {
       failed ||= againstRawHerd.notes.length > 0
       notes.push(...againstRawHerd.notes)
@@ -824,7 +888,7 @@ const main = async (): Promise<void> => {
     out.push(
       ...(againstRawHerd === undefined
         ? [`IAMAT beside the hand-tuned raw herd: not measured (${rawHerdScript} not found; set HERD_RAW_HERD)`]
-        : rawHerdTable(againstRawHerd.runs, rawHerdRounds))
+        : againstRawHerd.byDriver.flatMap(({ driver, runs }) => rawHerdTable(driver, runs, rawHerdRounds)))
     )
     out.push("")
     out.push("3-hop propagation (herd up, default topology; IAMAT at Alford, poll WHATSAT <id> 1 1 at Hamilton):")
