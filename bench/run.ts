@@ -9,9 +9,9 @@
  *   and memory. IAMAT at 50 connections and depth 16 beside the hand-tuned
  *   raw herd (../shared/tools/raw-herd, or HERD_RAW_HERD), with the event
  *   log's wire lines off and in full, in turn in the same minutes (issue 19:
- *   wire "off" at least 0.8x the raw herd), driven by loadgen as BASELINE.md
- *   measures (built as its README says, into /tmp/loadgen, or HERD_LOADGEN)
- *   with 2 threads and with 1, or by the bench's client if it is not built.
+ *   wire "off" at least 0.8x the raw herd), driven by loadgen (built as its
+ *   README says, into /tmp/loadgen, or HERD_LOADGEN) with its default 2
+ *   threads and with 1, or by the bench's client if it is not built.
  *
  *   npm run bench -- [--duration 5] [--warmup 1] [--conns 50] [--threads 2]
  *                    [--clients 1000000] [--samples 200]
@@ -526,11 +526,11 @@ const benchClientDriver = (client: LoadClient, options: Options): IamatDriver =>
 })
 
 /**
- * `loadgen iamat` (../shared/tools/loadgen), as the raw herd's README and
- * BASELINE.md measure: with its default 2 threads, the client shares the two
- * cores with the server as in BASELINE.md's figures; with 1, the server
- * under test has a core to itself, and the ratio is that of the two
- * servers' own costs.
+ * `loadgen iamat` (../shared/tools/loadgen), the measure the raw herd's
+ * README names: with its default 2 threads, the client shares the two cores
+ * with the server (BASELINE.md names no thread count, so presumably as in
+ * its figures); with 1, the server under test has a core to itself, and the
+ * ratio is that of the two servers' own costs.
  */
 const loadgenDriver = (binary: string, options: Options, threads: number): IamatDriver => ({
   label: `loadgen, ${threads} thread${threads === 1 ? "" : "s"}`,
