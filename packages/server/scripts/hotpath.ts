@@ -2,7 +2,8 @@
  * The in-process cost of a connection's read → reply path, with no socket:
  * reads of 16 IAMAT lines shaped like loadgen's, over 10,000 clients, fed
  * straight to a server's `Session`. It splits a line's cost between the event log,
- * the store and the rest, next to the hand-tuned handler's code fed the same
+ * the store and the rest, next to the raw herd's own handler
+ * (../shared/tools/raw-herd/raw-herd.mjs, or HERD_RAW_HERD) fed the same
  * reads (README, "What bounds the throughput").
  *
  *   npm run bench:hotpath -- [--passes 20] [--rounds 2]
@@ -21,7 +22,10 @@ import { LocationRecord, Protocol, Reply } from "@herd/protocol"
 import { LocationStore } from "@herd/store"
 import { Effect, Either } from "effect"
 import { execFileSync } from "node:child_process"
-import { fileURLToPath } from "node:url"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import { EntryWriter } from "../src/internal/EntryWriter.ts"
 import type { EventLog, LineLog } from "../src/EventLog.ts"
@@ -36,9 +40,13 @@ const variants = {
   "without the store": { log: true, store: "none" },
   "without either": { log: false, store: "none" },
   "a plain Map in place of the store, no log": { log: false, store: "plain Map" },
-  "the hand-tuned handler's code": { log: false, store: "hand-tuned" }
+  "the raw herd's own handler": { log: false, store: "raw herd" }
 } as const
 type Variant = keyof typeof variants
+
+/** The raw herd's script: beside this repository, in ../shared. */
+const rawHerdScript = process.env["HERD_RAW_HERD"] ??
+  fileURLToPath(new URL("../../../../shared/tools/raw-herd/raw-herd.mjs", import.meta.url))
 
 const READS = 5_000
 const LINES_PER_READ = 16
@@ -48,7 +56,9 @@ const CLIENTS = 10_000
 
 const signed = (microdegrees: number) => (microdegrees < 0 ? "-" : "+") + (Math.abs(microdegrees) / 1e6).toFixed(6)
 
-let clientTime = 1_795_633_155
+// A month back: the raw herd refuses a time more than 10 minutes ahead of its
+// clock, which is the wall clock, and the times of 20 passes span 19 days.
+let clientTime = Math.floor(Date.now() / 1000) - 30 * 86_400
 
 /** `READS` reads of 16 IAMATs: a client id, a location and a time as loadgen makes them. */
 const makeReads = (): Array<Buffer> =>
@@ -68,7 +78,7 @@ const makeReads = (): Array<Buffer> =>
 
 const silentLines: LineLog = { received() {}, sent() {}, sentAnswer() {} }
 
-/** Both handlers' socket write: the reply's bytes are made, then dropped. */
+/** A `Session`'s socket write: the reply's bytes are made, then dropped. */
 const dropWrite = (_bytes: Uint8Array): boolean => true
 
 /** A store that keeps each client's record object in a Map, with the same winner rule. */
@@ -164,48 +174,46 @@ const connectionHandler = (variant: Variant): (read: Buffer) => void => {
 }
 
 /**
- * The data handler of the hand-tuned Node herd of loadgen's BASELINE.md, as
- * README's comparison runs it: latin1 strings, one Map, exact skew, one write
- * per read, no validation beyond the command name, no log.
+ * The raw herd's data handler, its own code: its module up to where it
+ * starts its server, with `onData` exported, loaded from a temporary file
+ * (it reads its arguments as it loads). Its socket's write drops the reply,
+ * as the other variants' does. Whether it took the lines (an AT line each)
+ * rather than refused them is checked first: a refusal costs less.
  */
-const handTunedHandler = (): (read: Buffer) => void => {
-  const records = new Map<string, { at: string; time: string }>()
-  return (read) => {
-    const received = process.hrtime.bigint() + 1_764_000_000_000_000_000n
-    const seconds = Number(received / 1_000_000_000n)
-    const nanos = Number(received % 1_000_000_000n)
-    const text = read.toString("latin1")
-    let start = 0
-    let newline: number
-    let out = ""
-    while ((newline = text.indexOf("\n", start)) !== -1) {
-      const line = text.slice(start, newline)
-      start = newline + 1
-      const a = line.indexOf(" "), b = line.indexOf(" ", a + 1), c = line.indexOf(" ", b + 1)
-      if (line.slice(0, a) !== "IAMAT") {
-        out += "? " + line + "\n"
-        continue
-      }
-      const client = line.slice(a + 1, b), location = line.slice(b + 1, c), time = line.slice(c + 1)
-      const dot = time.indexOf(".")
-      let skewSeconds = seconds - Number(time.slice(0, dot))
-      let skewNanos = nanos - Number(time.slice(dot + 1).padEnd(9, "0"))
-      if (skewNanos < 0) {
-        skewNanos += 1e9
-        skewSeconds -= 1
-      }
-      const at = `AT Alford +${skewSeconds}.${String(skewNanos).padStart(9, "0")} ${client} ${location} ${time}`
-      const stored = records.get(client)
-      if (stored === undefined || stored.time < time) records.set(client, { at, time })
-      out += at + "\n"
-    }
-    dropWrite(Buffer.from(out, "latin1"))
+const rawHerdHandler = async (): Promise<(read: Buffer) => void> => {
+  const source = readFileSync(rawHerdScript, "utf8")
+  const serverStart = source.indexOf("const server = net.createServer")
+  if (serverStart === -1) throw new Error(`${rawHerdScript}: no "const server = net.createServer" to cut its module at`)
+  const dir = mkdtempSync(join(tmpdir(), "hotpath-raw-herd-"))
+  const file = join(dir, "handler.mjs")
+  writeFileSync(file, `${source.slice(0, serverStart).replace(/^#!.*\n/, "")}\nexport { onData };\n`)
+  const argv = process.argv
+  process.argv = [argv[0] ?? "node", file, "--name", "Alford", "--port", "0"]
+  let onData: (conn: unknown, read: Buffer) => void
+  try {
+    ;({ onData } = await import(pathToFileURL(file).href))
+  } finally {
+    process.argv = argv
+    rmSync(dir, { recursive: true, force: true })
   }
+  const connection = (write: (text: string) => boolean) => ({ sock: { write }, rest: "", peer: null, closing: false, skipping: false })
+  let answered = 0
+  const probe = connection((text) => {
+    answered += text.split("\n").filter((line) => line.startsWith("AT ")).length
+    return true
+  })
+  const probeReads = makeReads().slice(0, 10)
+  for (const read of probeReads) onData(probe, read)
+  if (answered !== probeReads.length * LINES_PER_READ) {
+    throw new Error(`the raw herd answered ${answered} of ${probeReads.length * LINES_PER_READ} IAMATs with an AT line`)
+  }
+  const conn = connection(() => true)
+  return (read) => onData(conn, read)
 }
 
 /** One process's figures: ns a line, fastest and quartile of `passes` passes. */
-const measure = (variant: Variant, passes: number): { fastest: number; quartile: number } => {
-  const handle = variants[variant].store === "hand-tuned" ? handTunedHandler() : connectionHandler(variant)
+const measure = async (variant: Variant, passes: number): Promise<{ fastest: number; quartile: number }> => {
+  const handle = variants[variant].store === "raw herd" ? await rawHerdHandler() : connectionHandler(variant)
   const times: Array<number> = []
   for (let pass = 0; pass < passes; pass++) {
     const reads = makeReads()
@@ -290,7 +298,7 @@ if (values.shapes) {
   }
 } else if (values.variant !== undefined) {
   if (!(values.variant in variants)) throw new Error(`--variant: unknown variant ${values.variant}`)
-  console.log(JSON.stringify(measure(values.variant as Variant, passes)))
+  console.log(JSON.stringify(await measure(values.variant as Variant, passes)))
 } else {
   const script = fileURLToPath(import.meta.url)
   const results = new Map<Variant, Array<{ fastest: number; quartile: number }>>()
