@@ -27,7 +27,7 @@
  */
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
@@ -35,6 +35,7 @@ import { fileURLToPath } from "node:url"
 import { Metrics } from "@herd/server"
 import { LoadClient } from "./client.ts"
 import type { LoadResult, Target } from "./client.ts"
+import { cpuSecondsOf, grouped, median } from "./figures.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const herdBin = join(root, "packages/cli/bin/herd.mjs")
@@ -55,13 +56,6 @@ export interface AdminCost {
   readonly lines: ReadonlyArray<string>
   readonly notes: ReadonlyArray<string>
   readonly failed: boolean
-}
-
-/** CPU seconds (user + system) a process has used, from /proc (clock ticks of 10 ms). */
-const cpuSecondsOf = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? []
-  // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
-  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 interface Server {
@@ -271,10 +265,6 @@ export const measureAdminCost = async (options: AdminCostOptions): Promise<Admin
   const sum = (runs: ReadonlyArray<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0)
   const ratio = sum(onRuns) / sum(offRuns)
   const ratios = onRuns.map((run, i) => run.rps / (offRuns[i]?.rps ?? NaN)).sort((a, b) => a - b)
-  const median = ratios.length % 2 === 1
-    ? ratios[(ratios.length - 1) / 2] ?? NaN
-    : ((ratios[ratios.length / 2 - 1] ?? NaN) + (ratios[ratios.length / 2] ?? NaN)) / 2
-  const grouped = (n: number) => Math.round(n).toLocaleString("en-US")
   const usPerRequest = (which: "off" | "on") => (cpu[which].seconds / cpu[which].requests) * 1e6
   const publishNs = publishNsPerObservation()
   // One observation a reply; a scrape a second; against the server's own CPU per request.
@@ -286,7 +276,7 @@ export const measureAdminCost = async (options: AdminCostOptions): Promise<Admin
       `  off: ${offRuns.map((run) => grouped(run.rps)).join(", ")} req/s`,
       `  on:  ${onRuns.map((run) => grouped(run.rps)).join(", ")} req/s (${scrapes} scrapes of ${grouped(scrapeBytes)} bytes)`,
       `  on / off: ${ratio.toFixed(3)}× (${((1 - ratio) * 100).toFixed(1)}% cost; the bound is 5%); ` +
-      `rounds' ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}, median ${median.toFixed(3)}×`,
+      `rounds' ratios ${ratios.map((r) => r.toFixed(3)).join(", ")}, median ${median(ratios).toFixed(3)}×`,
       `  server CPU per request (warm-up included): off ${usPerRequest("off").toFixed(2)} µs, on ${usPerRequest("on").toFixed(2)} µs: ` +
       `on / off ${(usPerRequest("on") / usPerRequest("off")).toFixed(3)}×`,
       `  a scrape with no load: ${cpuPerScrapeMs.toFixed(2)} ms of the server's CPU (over ${scrapeCount}), ` +

@@ -18,7 +18,7 @@
  */
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createConnection } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -26,6 +26,7 @@ import { fileURLToPath } from "node:url"
 import { fnv1a64Into } from "../packages/store/src/internal/digest.ts"
 import { LoadClient } from "./client.ts"
 import type { LoadResult, Target } from "./client.ts"
+import { cpuSecondsOf, grouped, median, memoryOf, mib, sleep } from "./figures.ts"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const herdBin = join(root, "packages/cli/bin/herd.mjs")
@@ -46,21 +47,6 @@ export interface DurableBenchResult {
 
 type StoreKind = "memory" | "batch" | "always"
 const kinds: ReadonlyArray<StoreKind> = ["memory", "batch", "always"]
-
-const grouped = (n: number): string => Math.round(n).toLocaleString("en-US")
-const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** CPU seconds (user + system, every thread) a process has used so far (Linux). */
-const cpuSecondsOf = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")
-  // After the command: state is field 3, utime 14 and stime 15 (1-based), in clock ticks (100 a second here).
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
-/** VmRSS of a process, in bytes (Linux). */
-const rssOf = (pid: number): number =>
-  Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) * 1024
 
 /** A `herd serve` process: its stdout lines, its exit, and a stop that always ends it. */
 class Server {
@@ -191,12 +177,6 @@ const digestCostNs = (): number => {
   return best
 }
 
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2
-}
-
 export const runDurableBench = async (
   client: LoadClient,
   options: DurableBenchOptions,
@@ -299,7 +279,7 @@ export const runDurableBench = async (
     servers.push(empty)
     await empty.listening()
     await sleep(1000)
-    const emptyRss = rssOf(empty.child.pid ?? 0)
+    const emptyRss = memoryOf(empty.child.pid ?? 0).rss
     await empty.stop()
     mkdirSync(join(tmp, "loaded"), { recursive: true })
     const spawnedAt = performance.now()
@@ -310,7 +290,7 @@ export const runDurableBench = async (
     const answeredS = (performance.now() - spawnedAt) / 1000
     if (!reply.startsWith("AT ")) failures.push(`herd serve on the loaded store answered ${reply.slice(0, 100)}`)
     await sleep(1000)
-    const loadedRss = rssOf(loaded.child.pid ?? 0)
+    const loadedRss = memoryOf(loaded.child.pid ?? 0).rss
     const perClient = (loadedRss - emptyRss) / options.clients
     lines.push(`  herd serve on it: first answer ${answeredS.toFixed(2)} s after spawn (node start, bundle, open + load); ` +
       `RSS ${mib(loadedRss)} vs ${mib(emptyRss)} empty: ${grouped(perClient)} B per client`)

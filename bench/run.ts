@@ -23,7 +23,7 @@
  */
 import { execFile, execFileSync, spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createConnection, createServer } from "node:net"
 import type { AddressInfo, Socket } from "node:net"
 import { cpus, loadavg, tmpdir } from "node:os"
@@ -33,6 +33,7 @@ import { fileURLToPath } from "node:url"
 import defaultHerd from "../herd.config.ts"
 import { measureAdminCost } from "./admin.ts"
 import { LoadClient } from "./client.ts"
+import { cpuSecondsOf, grouped, median, memoryOf, mib, sleep } from "./figures.ts"
 import { measureCatchUp } from "./catchup.ts"
 import { runDurableBench } from "./durable.ts"
 import type { LoadOptions, LoadResult, Target } from "./client.ts"
@@ -101,8 +102,6 @@ const benchStarted = performance.now()
 const progress = (message: string): void => {
   process.stderr.write(`bench [${((performance.now() - benchStarted) / 1000).toFixed(1)} s]: ${message}\n`)
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 const children = new Set<Child>()
 
@@ -310,13 +309,6 @@ const startRawHerd = async (): Promise<{ child: Child; address: Target }> => {
   return { child, address: { host: match?.[1] ?? "127.0.0.1", port: Number(match?.[2]) } }
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms). */
-const cpuSecondsOf = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? []
-  // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
 // ---------------------------------------------------------------------------
 // A line client with one request in flight, for the propagation probe
 
@@ -471,13 +463,6 @@ const measurePropagation = async (
   }
 }
 
-/** VmRSS and VmHWM of a process, in bytes (Linux). */
-const memoryOf = (pid: number): { rss: number; peak: number } => {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8")
-  const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN) * 1024
-  return { rss: field("VmRSS"), peak: field("VmHWM") }
-}
-
 const directoryBytes = (dir: string): number =>
   existsSync(dir) ? readdirSync(dir).reduce((sum, name) => sum + statSync(join(dir, name)).size, 0) : 0
 
@@ -495,12 +480,6 @@ interface RawHerdRuns {
   readonly label: string
   readonly rps: Array<number>
   readonly cpuUsPerRequest: Array<number>
-}
-
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? NaN) : ((sorted[middle - 1] ?? NaN) + (sorted[middle] ?? NaN)) / 2
 }
 
 /** One IAMAT run at depth 16 of the raw-herd comparison: req/s in the window, replies in all (warm-up too), what went wrong. */
@@ -667,8 +646,6 @@ const measureLineShapes = async (): Promise<{ lines: ReadonlyArray<string>; erro
 // ---------------------------------------------------------------------------
 // The table
 
-const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`
-const grouped = (n: number): string => Math.round(n).toLocaleString("en-US")
 const ms = (us: number): string => (us < 10_000 ? (us / 1000).toFixed(2) : (us / 1000).toFixed(1))
 const pad = (cells: ReadonlyArray<string>, widths: ReadonlyArray<number>): string =>
   cells.map((cell, i) => (i < 2 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join("  ").trimEnd()
